@@ -1,0 +1,1085 @@
+"""The SpacetimeDB v1 WebSocket messages (``v1.bsatn.spacetimedb``) and their BSATN codec.
+
+Every ``ClientMessage`` and ``ServerMessage`` variant of SpacetimeDB 1.2.0 is a
+frozen dataclass here, with field names and order as in the server's
+``crates/client-api-messages/src/websocket.rs``. ``CallProcedure`` and
+``ProcedureResult`` (added in 1.8.0) are included so that newer servers decode.
+
+Rows and reducer arguments stay opaque ``bytes``: this layer only frames them.
+Splitting a :class:`BsatnRowList` into row byte strings is the one row-level
+operation, and it is validated here so that a malformed list fails while the
+message is being decoded, not later inside the client cache.
+
+Server frames carry a compression tag byte in front of the BSATN body;
+:func:`decode_server_frame` handles it, :func:`decode_server_message` takes the
+bare body. Brotli needs the optional ``brotli`` package; gzip uses the stdlib.
+
+Names follow the wire format, so :class:`SubscriptionError` here is the server
+message, not :class:`inner_universe.errors.SubscriptionError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import importlib
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from types import ModuleType
+from typing import TypeAlias
+
+from ..errors import DecodeError, EncodeError
+from .bsatn import BsatnReader, BsatnWriter
+from .types import ConnectionId, Identity, TimeDuration, Timestamp
+
+__all__ = [
+    "BsatnRowList",
+    "CallProcedure",
+    "CallProcedureFlags",
+    "CallReducer",
+    "CallReducerFlags",
+    "ClientMessage",
+    "Committed",
+    "CompressableQueryUpdate",
+    "Compression",
+    "DatabaseUpdate",
+    "EnergyQuanta",
+    "Failed",
+    "FixedSize",
+    "IdentityToken",
+    "InitialSubscription",
+    "OneOffQuery",
+    "OneOffQueryResponse",
+    "OneOffTable",
+    "OutOfEnergy",
+    "ProcedureInternalError",
+    "ProcedureOutOfEnergy",
+    "ProcedureResult",
+    "ProcedureReturned",
+    "ProcedureStatus",
+    "QueryId",
+    "QueryUpdate",
+    "ReducerCallInfo",
+    "RowOffsets",
+    "RowSizeHint",
+    "ServerMessage",
+    "Subscribe",
+    "SubscribeApplied",
+    "SubscribeMulti",
+    "SubscribeMultiApplied",
+    "SubscribeRows",
+    "SubscribeSingle",
+    "SubscriptionError",
+    "TableUpdate",
+    "TransactionUpdate",
+    "TransactionUpdateLight",
+    "Unsubscribe",
+    "UnsubscribeApplied",
+    "UnsubscribeMulti",
+    "UnsubscribeMultiApplied",
+    "UpdateStatus",
+    "decode_client_message",
+    "decode_server_frame",
+    "decode_server_message",
+    "encode_client_message",
+    "encode_server_frame",
+    "encode_server_message",
+]
+
+
+# --------------------------------------------------------------------------- enums and ids
+
+
+class Compression(enum.IntEnum):
+    """A compression scheme; the value is its tag both in the frame byte and in
+    :class:`CompressableQueryUpdate`. ``name.title()`` is the ``compression=`` URL value."""
+
+    NONE = 0
+    BROTLI = 1
+    GZIP = 2
+
+
+class CallReducerFlags(enum.IntEnum):
+    """``CallReducer.flags`` (a u8 on the wire)."""
+
+    #: The caller is told the outcome (a full ``TransactionUpdate``), subscribed or not.
+    FULL_UPDATE = 0
+    #: The caller is told nothing beyond its subscriptions, not even failures.
+    NO_SUCCESS_NOTIFY = 1
+
+
+class CallProcedureFlags(enum.IntEnum):
+    """``CallProcedure.flags`` (a u8 on the wire; servers >= 1.8 only)."""
+
+    DEFAULT = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class QueryId:
+    """A client-chosen id naming one subscription (a ``SubscribeMulti`` query set)."""
+
+    id: int
+
+
+# --------------------------------------------------------------------------- row lists
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSize:
+    """Every row is ``size`` bytes long."""
+
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowOffsets:
+    """Start offset of each row; a row ends where the next starts, the last at the data end."""
+
+    offsets: tuple[int, ...]
+
+
+RowSizeHint: TypeAlias = FixedSize | RowOffsets
+
+
+@dataclass(frozen=True, slots=True)
+class BsatnRowList:
+    """A packed list of BSATN rows: ``rows_data`` split by ``size_hint``."""
+
+    size_hint: RowSizeHint
+    rows_data: bytes
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[bytes], fixed_size: int | None = None) -> BsatnRowList:
+        """Pack ``rows``, with offsets, or as fixed-size rows when ``fixed_size`` is given."""
+        rows = list(rows)
+        data = b"".join(rows)
+        if fixed_size is not None:
+            if any(len(row) != fixed_size for row in rows):
+                raise EncodeError(f"every row must be {fixed_size} bytes for FixedSize")
+            return cls(FixedSize(fixed_size), data)
+        offsets, pos = [], 0
+        for row in rows:
+            offsets.append(pos)
+            pos += len(row)
+        return cls(RowOffsets(tuple(offsets)), data)
+
+    def validate(self) -> None:
+        """Raise :class:`DecodeError` unless the hint describes ``rows_data`` exactly."""
+        size = len(self.rows_data)
+        match self.size_hint:
+            case FixedSize(n):
+                if n == 0 and size:
+                    raise DecodeError(f"row size 0 with {size} byte(s) of row data")
+                if n and size % n:
+                    raise DecodeError(f"{size} byte(s) of row data is not a multiple of {n}")
+            case RowOffsets(offsets):
+                if not offsets:
+                    if size:
+                        raise DecodeError(f"{size} byte(s) of row data but no row offsets")
+                    return
+                if offsets[0] != 0:
+                    raise DecodeError(f"first row offset is {offsets[0]}, not 0")
+                if offsets[-1] > size:
+                    raise DecodeError(f"row offset {offsets[-1]} is beyond the {size}-byte data")
+                # sorted() runs in C, which matters for big initial subscriptions.
+                # Equal offsets are a zero-length row (an empty product): legal.
+                if tuple(sorted(offsets)) != offsets:
+                    raise DecodeError("row offsets are out of order")
+
+    def rows(self) -> list[bytes]:
+        """The rows, each as its own BSATN byte string (validated first)."""
+        self.validate()
+        data = self.rows_data
+        match self.size_hint:
+            case FixedSize(n):
+                return [data[i : i + n] for i in range(0, len(data), n)] if n else []
+            case RowOffsets(offsets):
+                return [data[start:end] for start, end in pairwise((*offsets, len(data)))]
+
+    def __len__(self) -> int:
+        match self.size_hint:
+            case FixedSize(n):
+                return len(self.rows_data) // n if n else 0
+            case RowOffsets(offsets):
+                return len(offsets)
+
+
+_EMPTY_ROWS = BsatnRowList(RowOffsets(()), b"")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryUpdate:
+    """The rows one query lost and gained in a transaction; deletes come first on the wire."""
+
+    deletes: BsatnRowList = _EMPTY_ROWS
+    inserts: BsatnRowList = _EMPTY_ROWS
+
+
+@dataclass(frozen=True, slots=True)
+class CompressableQueryUpdate:
+    """A :class:`QueryUpdate` and the compression it travelled with.
+
+    It is decompressed while decoding (so bad compressed data fails the message);
+    ``compression`` is kept so the message re-encodes the way it arrived.
+    """
+
+    update: QueryUpdate
+    compression: Compression = Compression.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class TableUpdate:
+    """Changes to one table; ``updates`` has one entry per contributing query.
+
+    The same table may appear in several ``TableUpdate``s of one
+    :class:`DatabaseUpdate`: consumers must merge them.
+    """
+
+    table_id: int
+    table_name: str
+    num_rows: int
+    updates: tuple[CompressableQueryUpdate, ...]
+
+    @classmethod
+    def from_rows(
+        cls,
+        table_id: int,
+        table_name: str,
+        inserts: Sequence[bytes] = (),
+        deletes: Sequence[bytes] = (),
+    ) -> TableUpdate:
+        """One uncompressed query update, with row offsets (handy for tests and tools)."""
+        update = QueryUpdate(BsatnRowList.from_rows(deletes), BsatnRowList.from_rows(inserts))
+        return cls(
+            table_id, table_name, len(inserts) + len(deletes), (CompressableQueryUpdate(update),)
+        )
+
+    def delete_rows(self) -> list[bytes]:
+        """Deleted rows of every query update, in order."""
+        return [row for cqu in self.updates for row in cqu.update.deletes.rows()]
+
+    def insert_rows(self) -> list[bytes]:
+        """Inserted rows of every query update, in order."""
+        return [row for cqu in self.updates for row in cqu.update.inserts.rows()]
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUpdate:
+    """All row changes a client sees for one transaction (or one subscription)."""
+
+    tables: tuple[TableUpdate, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not self.tables
+
+    def table_changes(self) -> dict[str, tuple[list[bytes], list[bytes]]]:
+        """Per table name, (deleted rows, inserted rows), merging repeated ``TableUpdate``s."""
+        changes: dict[str, tuple[list[bytes], list[bytes]]] = {}
+        for table in self.tables:
+            deletes, inserts = changes.setdefault(table.table_name, ([], []))
+            deletes += table.delete_rows()
+            inserts += table.insert_rows()
+        return changes
+
+
+# --------------------------------------------------------------------------- client messages
+
+
+@dataclass(frozen=True, slots=True)
+class CallReducer:
+    """Run ``reducer`` with ``args`` (the BSATN of its parameter product)."""
+
+    reducer: str
+    args: bytes
+    request_id: int
+    flags: CallReducerFlags = CallReducerFlags.FULL_UPDATE
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Legacy: replace the whole query set (answered by ``InitialSubscription``)."""
+
+    query_strings: tuple[str, ...]
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OneOffQuery:
+    """Run a query once; ``message_id`` is opaque and echoed in the response."""
+
+    message_id: bytes
+    query_string: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeSingle:
+    """Add one query under ``query_id`` (answered by ``SubscribeApplied``)."""
+
+    query: str
+    request_id: int
+    query_id: QueryId
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeMulti:
+    """Add a set of queries under ``query_id`` (answered by ``SubscribeMultiApplied``)."""
+
+    query_strings: tuple[str, ...]
+    request_id: int
+    query_id: QueryId
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Drop a ``SubscribeSingle`` query (answered by ``UnsubscribeApplied``)."""
+
+    request_id: int
+    query_id: QueryId
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeMulti:
+    """Drop a ``SubscribeMulti`` query set (answered by ``UnsubscribeMultiApplied``)."""
+
+    request_id: int
+    query_id: QueryId
+
+
+@dataclass(frozen=True, slots=True)
+class CallProcedure:
+    """Run a procedure (servers >= 1.8.0 only; 1.2 closes the connection on it)."""
+
+    procedure: str
+    args: bytes
+    request_id: int
+    flags: CallProcedureFlags = CallProcedureFlags.DEFAULT
+
+
+ClientMessage: TypeAlias = (
+    CallReducer
+    | Subscribe
+    | OneOffQuery
+    | SubscribeSingle
+    | SubscribeMulti
+    | Unsubscribe
+    | UnsubscribeMulti
+    | CallProcedure
+)
+
+
+# --------------------------------------------------------------------------- server messages
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The reducer committed; ``update`` holds the rows this client sees change."""
+
+    update: DatabaseUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The reducer failed and was rolled back; ``message`` is the server's text."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfEnergy:
+    """The reducer ran out of energy and was rolled back."""
+
+
+UpdateStatus: TypeAlias = Committed | Failed | OutOfEnergy
+
+
+@dataclass(frozen=True, slots=True)
+class ReducerCallInfo:
+    """Which call caused a transaction. ``request_id`` is the caller's, not ours."""
+
+    reducer_name: str
+    reducer_id: int
+    args: bytes
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyQuanta:
+    """Energy used by a reducer (a u128)."""
+
+    quanta: int
+
+
+@dataclass(frozen=True, slots=True)
+class InitialSubscription:
+    """Answer to the legacy ``Subscribe``."""
+
+    database_update: DatabaseUpdate
+    request_id: int
+    total_host_execution_duration: TimeDuration
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionUpdate:
+    """A reducer ran. The all-zero ``caller_connection_id`` means "no connection"."""
+
+    status: UpdateStatus
+    timestamp: Timestamp
+    caller_identity: Identity
+    caller_connection_id: ConnectionId
+    reducer_call: ReducerCallInfo
+    energy_quanta_used: EnergyQuanta
+    total_host_execution_duration: TimeDuration
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionUpdateLight:
+    """A committed transaction without reducer details (``light=true`` connections)."""
+
+    request_id: int
+    update: DatabaseUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityToken:
+    """Always the first server message: who this connection is."""
+
+    identity: Identity
+    token: str = field(repr=False)  # a credential: keep it out of logs
+    connection_id: ConnectionId
+
+
+@dataclass(frozen=True, slots=True)
+class OneOffTable:
+    """The rows one table contributed to a one-off query result."""
+
+    table_name: str
+    rows: BsatnRowList
+
+
+@dataclass(frozen=True, slots=True)
+class OneOffQueryResponse:
+    """Answer to ``OneOffQuery``: an error, or the result tables."""
+
+    message_id: bytes
+    error: str | None
+    tables: tuple[OneOffTable, ...]
+    total_host_execution_duration: TimeDuration
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRows:
+    """The rows of one ``SubscribeSingle`` query."""
+
+    table_id: int
+    table_name: str
+    table_rows: TableUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeApplied:
+    """Answer to ``SubscribeSingle``: the query's current rows."""
+
+    request_id: int
+    total_host_execution_duration_micros: int
+    query_id: QueryId
+    rows: SubscribeRows
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeApplied:
+    """Answer to ``Unsubscribe``: the rows to forget."""
+
+    request_id: int
+    total_host_execution_duration_micros: int
+    query_id: QueryId
+    rows: SubscribeRows
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionError:
+    """A subscription failed. ``query_id`` None means every subscription is gone (fatal)."""
+
+    total_host_execution_duration_micros: int
+    request_id: int | None
+    query_id: int | None
+    table_id: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeMultiApplied:
+    """Answer to ``SubscribeMulti``: the current rows (in ``inserts``)."""
+
+    request_id: int
+    total_host_execution_duration_micros: int
+    query_id: QueryId
+    update: DatabaseUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeMultiApplied:
+    """Answer to ``UnsubscribeMulti``: the rows to forget (in ``deletes``)."""
+
+    request_id: int
+    total_host_execution_duration_micros: int
+    query_id: QueryId
+    update: DatabaseUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureReturned:
+    """The procedure returned ``value`` (BSATN of its return type)."""
+
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureOutOfEnergy:
+    """The procedure ran out of energy."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureInternalError:
+    """The procedure failed; ``message`` is for diagnostics only."""
+
+    message: str
+
+
+ProcedureStatus: TypeAlias = ProcedureReturned | ProcedureOutOfEnergy | ProcedureInternalError
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureResult:
+    """Answer to ``CallProcedure`` (servers >= 1.8.0)."""
+
+    status: ProcedureStatus
+    timestamp: Timestamp
+    total_host_execution_duration: TimeDuration
+    request_id: int
+
+
+ServerMessage: TypeAlias = (
+    InitialSubscription
+    | TransactionUpdate
+    | TransactionUpdateLight
+    | IdentityToken
+    | OneOffQueryResponse
+    | SubscribeApplied
+    | UnsubscribeApplied
+    | SubscriptionError
+    | SubscribeMultiApplied
+    | UnsubscribeMultiApplied
+    | ProcedureResult
+)
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def _brotli() -> ModuleType | None:
+    """The optional ``brotli`` module, or None when it is not installed."""
+    try:
+        return importlib.import_module("brotli")
+    except ImportError:
+        return None
+
+
+def _decompress(compression: Compression, payload: bytes) -> bytes:
+    if compression is Compression.NONE:
+        return payload
+    if compression is Compression.GZIP:
+        try:
+            return gzip.decompress(payload)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DecodeError(f"invalid gzip data: {exc}") from None
+    brotli = _brotli()
+    if brotli is None:
+        raise DecodeError(
+            "the server sent brotli-compressed data but the 'brotli' package is not "
+            "installed: pip install brotli, or connect with compression=Gzip"
+        )
+    try:
+        return bytes(brotli.decompress(payload))
+    except Exception as exc:  # brotli.error has no stable import path across versions
+        raise DecodeError(f"invalid brotli data: {exc}") from None
+
+
+def _compress(compression: Compression, payload: bytes) -> bytes:
+    if compression is Compression.NONE:
+        return payload
+    if compression is Compression.GZIP:
+        return gzip.compress(payload, compresslevel=1)
+    brotli = _brotli()
+    if brotli is None:
+        raise EncodeError("brotli compression needs the 'brotli' package: pip install brotli")
+    return bytes(brotli.compress(payload, quality=1))
+
+
+# --------------------------------------------------------------------------- small readers/writers
+
+
+def _read_option_u32(r: BsatnReader) -> int | None:
+    return r.u32() if r.tag(2, "Option") == 0 else None  # some = 0, none = 1
+
+
+def _write_option_u32(w: BsatnWriter, v: int | None) -> None:
+    if v is None:
+        w.tag(1)
+    else:
+        w.tag(0)
+        w.u32(v)
+
+
+def _read_option_str(r: BsatnReader) -> str | None:
+    return r.string() if r.tag(2, "Option") == 0 else None
+
+
+def _write_option_str(w: BsatnWriter, v: str | None) -> None:
+    if v is None:
+        w.tag(1)
+    else:
+        w.tag(0)
+        w.string(v)
+
+
+def _read_strings(r: BsatnReader) -> tuple[str, ...]:
+    return tuple(r.string() for _ in range(r.length("string array")))
+
+
+def _write_strings(w: BsatnWriter, strings: Sequence[str]) -> None:
+    if isinstance(strings, str):
+        raise EncodeError("expected a sequence of query strings, got a single str")
+    w.length(len(strings))
+    for s in strings:
+        w.string(s)
+
+
+# --------------------------------------------------------------------------- nested types
+
+
+def _read_row_list(r: BsatnReader) -> BsatnRowList:
+    hint: RowSizeHint
+    if r.tag(2, "RowSizeHint") == 0:
+        hint = FixedSize(r.u16())
+    else:
+        n = r.length("row offsets")
+        hint = RowOffsets(struct.unpack(f"<{n}Q", r.take(8 * n, "row offsets")))
+    rows = BsatnRowList(hint, r.bytes())
+    rows.validate()
+    return rows
+
+
+def _write_row_list(w: BsatnWriter, rows: BsatnRowList) -> None:
+    match rows.size_hint:
+        case FixedSize(n):
+            w.tag(0)
+            w.u16(n)
+        case RowOffsets(offsets):
+            w.tag(1)
+            w.length(len(offsets))
+            for off in offsets:
+                w.u64(off)
+    w.bytes(rows.rows_data)
+
+
+def _read_query_update(r: BsatnReader) -> QueryUpdate:
+    deletes = _read_row_list(r)
+    return QueryUpdate(deletes, _read_row_list(r))
+
+
+def _write_query_update(w: BsatnWriter, qu: QueryUpdate) -> None:
+    _write_row_list(w, qu.deletes)
+    _write_row_list(w, qu.inserts)
+
+
+def _read_compressable(r: BsatnReader) -> CompressableQueryUpdate:
+    compression = Compression(r.tag(3, "CompressableQueryUpdate"))
+    if compression is Compression.NONE:
+        return CompressableQueryUpdate(_read_query_update(r))
+    inner = BsatnReader(_decompress(compression, r.bytes()))
+    update = _read_query_update(inner)
+    inner.expect_end()
+    return CompressableQueryUpdate(update, compression)
+
+
+def _write_compressable(w: BsatnWriter, cqu: CompressableQueryUpdate) -> None:
+    w.tag(cqu.compression)
+    if cqu.compression is Compression.NONE:
+        _write_query_update(w, cqu.update)
+    else:
+        inner = BsatnWriter()
+        _write_query_update(inner, cqu.update)
+        w.bytes(_compress(cqu.compression, inner.getvalue()))
+
+
+def _read_table_update(r: BsatnReader) -> TableUpdate:
+    table_id, table_name, num_rows = r.u32(), r.string(), r.u64()
+    updates = tuple(_read_compressable(r) for _ in range(r.length("query updates")))
+    return TableUpdate(table_id, table_name, num_rows, updates)
+
+
+def _write_table_update(w: BsatnWriter, tu: TableUpdate) -> None:
+    w.u32(tu.table_id)
+    w.string(tu.table_name)
+    w.u64(tu.num_rows)
+    w.length(len(tu.updates))
+    for cqu in tu.updates:
+        _write_compressable(w, cqu)
+
+
+def _read_database_update(r: BsatnReader) -> DatabaseUpdate:
+    return DatabaseUpdate(tuple(_read_table_update(r) for _ in range(r.length("tables"))))
+
+
+def _write_database_update(w: BsatnWriter, du: DatabaseUpdate) -> None:
+    w.length(len(du.tables))
+    for tu in du.tables:
+        _write_table_update(w, tu)
+
+
+def _read_update_status(r: BsatnReader) -> UpdateStatus:
+    tag = r.tag(3, "UpdateStatus")
+    if tag == 0:
+        return Committed(_read_database_update(r))
+    return Failed(r.string()) if tag == 1 else OutOfEnergy()
+
+
+def _write_update_status(w: BsatnWriter, status: UpdateStatus) -> None:
+    match status:
+        case Committed(update):
+            w.tag(0)
+            _write_database_update(w, update)
+        case Failed(message):
+            w.tag(1)
+            w.string(message)
+        case OutOfEnergy():
+            w.tag(2)
+
+
+def _read_reducer_call_info(r: BsatnReader) -> ReducerCallInfo:
+    return ReducerCallInfo(r.string(), r.u32(), r.bytes(), r.u32())
+
+
+def _write_reducer_call_info(w: BsatnWriter, info: ReducerCallInfo) -> None:
+    w.string(info.reducer_name)
+    w.u32(info.reducer_id)
+    w.bytes(info.args)
+    w.u32(info.request_id)
+
+
+def _read_subscribe_rows(r: BsatnReader) -> SubscribeRows:
+    return SubscribeRows(r.u32(), r.string(), _read_table_update(r))
+
+
+def _write_subscribe_rows(w: BsatnWriter, rows: SubscribeRows) -> None:
+    w.u32(rows.table_id)
+    w.string(rows.table_name)
+    _write_table_update(w, rows.table_rows)
+
+
+def _read_one_off_table(r: BsatnReader) -> OneOffTable:
+    return OneOffTable(r.string(), _read_row_list(r))
+
+
+def _read_procedure_status(r: BsatnReader) -> ProcedureStatus:
+    tag = r.tag(3, "ProcedureStatus")
+    if tag == 0:
+        return ProcedureReturned(r.bytes())
+    return ProcedureOutOfEnergy() if tag == 1 else ProcedureInternalError(r.string())
+
+
+def _write_procedure_status(w: BsatnWriter, status: ProcedureStatus) -> None:
+    match status:
+        case ProcedureReturned(value):
+            w.tag(0)
+            w.bytes(value)
+        case ProcedureOutOfEnergy():
+            w.tag(1)
+        case ProcedureInternalError(message):
+            w.tag(2)
+            w.string(message)
+
+
+def _identity(r: BsatnReader) -> Identity:
+    return Identity(r.u256())
+
+
+def _connection_id(r: BsatnReader) -> ConnectionId:
+    return ConnectionId(r.u128())
+
+
+def _timestamp(r: BsatnReader) -> Timestamp:
+    return Timestamp(r.i64())
+
+
+def _duration(r: BsatnReader) -> TimeDuration:
+    return TimeDuration(r.i64())
+
+
+# --------------------------------------------------------------------------- client messages codec
+
+
+def _call_reducer_flags(r: BsatnReader) -> CallReducerFlags:
+    start, flags = r.pos, r.u8()
+    if flags > 1:
+        raise DecodeError(f"invalid call reducer flags {flags}", start)
+    return CallReducerFlags(flags)
+
+
+def _call_procedure_flags(r: BsatnReader) -> CallProcedureFlags:
+    start, flags = r.pos, r.u8()
+    if flags != 0:
+        raise DecodeError(f"invalid call procedure flags {flags}", start)
+    return CallProcedureFlags(flags)
+
+
+_CLIENT_DECODERS: tuple[Callable[[BsatnReader], ClientMessage], ...] = (
+    lambda r: CallReducer(r.string(), r.bytes(), r.u32(), _call_reducer_flags(r)),
+    lambda r: Subscribe(_read_strings(r), r.u32()),
+    lambda r: OneOffQuery(r.bytes(), r.string()),
+    lambda r: SubscribeSingle(r.string(), r.u32(), QueryId(r.u32())),
+    lambda r: SubscribeMulti(_read_strings(r), r.u32(), QueryId(r.u32())),
+    lambda r: Unsubscribe(r.u32(), QueryId(r.u32())),
+    lambda r: UnsubscribeMulti(r.u32(), QueryId(r.u32())),
+    lambda r: CallProcedure(r.string(), r.bytes(), r.u32(), _call_procedure_flags(r)),
+)
+
+
+def encode_client_message(msg: ClientMessage) -> bytes:
+    """BSATN of ``msg``: the payload of one binary WebSocket message to the server.
+
+    Raises:
+        EncodeError: a field does not fit its wire type.
+    """
+    w = BsatnWriter()
+    match msg:
+        case CallReducer():
+            w.tag(0)
+            w.string(msg.reducer)
+            w.bytes(msg.args)
+            w.u32(msg.request_id)
+            w.u8(CallReducerFlags(msg.flags))
+        case Subscribe():
+            w.tag(1)
+            _write_strings(w, msg.query_strings)
+            w.u32(msg.request_id)
+        case OneOffQuery():
+            w.tag(2)
+            w.bytes(msg.message_id)
+            w.string(msg.query_string)
+        case SubscribeSingle():
+            w.tag(3)
+            w.string(msg.query)
+            w.u32(msg.request_id)
+            w.u32(msg.query_id.id)
+        case SubscribeMulti():
+            w.tag(4)
+            _write_strings(w, msg.query_strings)
+            w.u32(msg.request_id)
+            w.u32(msg.query_id.id)
+        case Unsubscribe():
+            w.tag(5)
+            w.u32(msg.request_id)
+            w.u32(msg.query_id.id)
+        case UnsubscribeMulti():
+            w.tag(6)
+            w.u32(msg.request_id)
+            w.u32(msg.query_id.id)
+        case CallProcedure():
+            w.tag(7)
+            w.string(msg.procedure)
+            w.bytes(msg.args)
+            w.u32(msg.request_id)
+            w.u8(CallProcedureFlags(msg.flags))
+        case _:
+            raise EncodeError(f"not a client message: {type(msg).__name__}")
+    return w.getvalue()
+
+
+def decode_client_message(data: bytes | bytearray | memoryview) -> ClientMessage:
+    """Decode what :func:`encode_client_message` produces (for tests and tools)."""
+    r = BsatnReader(data)
+    msg = _CLIENT_DECODERS[r.tag(len(_CLIENT_DECODERS), "ClientMessage")](r)
+    r.expect_end()
+    return msg
+
+
+# --------------------------------------------------------------------------- server messages codec
+
+
+def _read_initial_subscription(r: BsatnReader) -> InitialSubscription:
+    return InitialSubscription(_read_database_update(r), r.u32(), _duration(r))
+
+
+def _read_transaction_update(r: BsatnReader) -> TransactionUpdate:
+    return TransactionUpdate(
+        status=_read_update_status(r),
+        timestamp=_timestamp(r),
+        caller_identity=_identity(r),
+        caller_connection_id=_connection_id(r),
+        reducer_call=_read_reducer_call_info(r),
+        energy_quanta_used=EnergyQuanta(r.u128()),
+        total_host_execution_duration=_duration(r),
+    )
+
+
+def _read_transaction_update_light(r: BsatnReader) -> TransactionUpdateLight:
+    return TransactionUpdateLight(r.u32(), _read_database_update(r))
+
+
+def _read_identity_token(r: BsatnReader) -> IdentityToken:
+    return IdentityToken(_identity(r), r.string(), _connection_id(r))
+
+
+def _read_one_off_query_response(r: BsatnReader) -> OneOffQueryResponse:
+    message_id, error = r.bytes(), _read_option_str(r)
+    tables = tuple(_read_one_off_table(r) for _ in range(r.length("tables")))
+    return OneOffQueryResponse(message_id, error, tables, _duration(r))
+
+
+def _read_subscribe_applied(r: BsatnReader) -> SubscribeApplied:
+    return SubscribeApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_subscribe_rows(r))
+
+
+def _read_unsubscribe_applied(r: BsatnReader) -> UnsubscribeApplied:
+    return UnsubscribeApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_subscribe_rows(r))
+
+
+def _read_subscription_error(r: BsatnReader) -> SubscriptionError:
+    return SubscriptionError(
+        r.u64(), _read_option_u32(r), _read_option_u32(r), _read_option_u32(r), r.string()
+    )
+
+
+def _read_subscribe_multi_applied(r: BsatnReader) -> SubscribeMultiApplied:
+    return SubscribeMultiApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_database_update(r))
+
+
+def _read_unsubscribe_multi_applied(r: BsatnReader) -> UnsubscribeMultiApplied:
+    return UnsubscribeMultiApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_database_update(r))
+
+
+def _read_procedure_result(r: BsatnReader) -> ProcedureResult:
+    return ProcedureResult(_read_procedure_status(r), _timestamp(r), _duration(r), r.u32())
+
+
+#: Indexed by the ServerMessage tag.
+_SERVER_DECODERS: tuple[Callable[[BsatnReader], ServerMessage], ...] = (
+    _read_initial_subscription,
+    _read_transaction_update,
+    _read_transaction_update_light,
+    _read_identity_token,
+    _read_one_off_query_response,
+    _read_subscribe_applied,
+    _read_unsubscribe_applied,
+    _read_subscription_error,
+    _read_subscribe_multi_applied,
+    _read_unsubscribe_multi_applied,
+    _read_procedure_result,
+)
+
+
+def _read_server_message(r: BsatnReader) -> ServerMessage:
+    msg = _SERVER_DECODERS[r.tag(len(_SERVER_DECODERS), "ServerMessage")](r)
+    r.expect_end()
+    return msg
+
+
+def decode_server_message(data: bytes | bytearray | memoryview) -> ServerMessage:
+    """Decode one BSATN ``ServerMessage`` (no compression tag byte in front).
+
+    Raises:
+        DecodeError: truncated input, an invalid tag or value, bad row offsets,
+            undecompressable data, or trailing bytes.
+    """
+    return _read_server_message(BsatnReader(data))
+
+
+def decode_server_frame(data: bytes | bytearray | memoryview) -> ServerMessage:
+    """Decode one whole binary WebSocket message from the server.
+
+    Byte 0 is the compression tag (0 none, 1 brotli, 2 gzip); the rest is the
+    (possibly compressed) BSATN ``ServerMessage``.
+    """
+    if not data:
+        raise DecodeError("empty server message (no compression tag byte)", 0)
+    tag = data[0]
+    if tag > Compression.GZIP:
+        raise DecodeError(f"invalid compression tag {tag} (expected 0, 1 or 2)", 0)
+    if tag == Compression.NONE:
+        return _read_server_message(BsatnReader(data, pos=1))
+    return decode_server_message(_decompress(Compression(tag), bytes(data[1:])))
+
+
+def encode_server_message(msg: ServerMessage) -> bytes:
+    """BSATN of a server message (the server's side; for tests and tools)."""
+    w = BsatnWriter()
+    match msg:
+        case InitialSubscription():
+            w.tag(0)
+            _write_database_update(w, msg.database_update)
+            w.u32(msg.request_id)
+            w.i64(msg.total_host_execution_duration.micros)
+        case TransactionUpdate():
+            w.tag(1)
+            _write_update_status(w, msg.status)
+            w.i64(msg.timestamp.micros_since_epoch)
+            w.u256(msg.caller_identity.value)
+            w.u128(msg.caller_connection_id.value)
+            _write_reducer_call_info(w, msg.reducer_call)
+            w.u128(msg.energy_quanta_used.quanta)
+            w.i64(msg.total_host_execution_duration.micros)
+        case TransactionUpdateLight():
+            w.tag(2)
+            w.u32(msg.request_id)
+            _write_database_update(w, msg.update)
+        case IdentityToken():
+            w.tag(3)
+            w.u256(msg.identity.value)
+            w.string(msg.token)
+            w.u128(msg.connection_id.value)
+        case OneOffQueryResponse():
+            w.tag(4)
+            w.bytes(msg.message_id)
+            _write_option_str(w, msg.error)
+            w.length(len(msg.tables))
+            for table in msg.tables:
+                w.string(table.table_name)
+                _write_row_list(w, table.rows)
+            w.i64(msg.total_host_execution_duration.micros)
+        case SubscribeApplied() | UnsubscribeApplied():
+            w.tag(5 if isinstance(msg, SubscribeApplied) else 6)
+            w.u32(msg.request_id)
+            w.u64(msg.total_host_execution_duration_micros)
+            w.u32(msg.query_id.id)
+            _write_subscribe_rows(w, msg.rows)
+        case SubscriptionError():
+            w.tag(7)
+            w.u64(msg.total_host_execution_duration_micros)
+            _write_option_u32(w, msg.request_id)
+            _write_option_u32(w, msg.query_id)
+            _write_option_u32(w, msg.table_id)
+            w.string(msg.error)
+        case SubscribeMultiApplied() | UnsubscribeMultiApplied():
+            w.tag(8 if isinstance(msg, SubscribeMultiApplied) else 9)
+            w.u32(msg.request_id)
+            w.u64(msg.total_host_execution_duration_micros)
+            w.u32(msg.query_id.id)
+            _write_database_update(w, msg.update)
+        case ProcedureResult():
+            w.tag(10)
+            _write_procedure_status(w, msg.status)
+            w.i64(msg.timestamp.micros_since_epoch)
+            w.i64(msg.total_host_execution_duration.micros)
+            w.u32(msg.request_id)
+        case _:
+            raise EncodeError(f"not a server message: {type(msg).__name__}")
+    return w.getvalue()
+
+
+def encode_server_frame(msg: ServerMessage, compression: Compression = Compression.NONE) -> bytes:
+    """A whole server WebSocket message: compression tag byte + (compressed) BSATN."""
+    return bytes([compression]) + _compress(compression, encode_server_message(msg))
