@@ -1,0 +1,224 @@
+"""The client cache: a live replica of the subscribed rows, one table at a time.
+
+SpacetimeDB sends no row ids and no updates, only per-transaction lists of deleted
+and inserted rows (BSATN bytes), once per subscribed query that contains them. So
+the cache keys rows by their bytes and counts how many live queries hold each row
+(its multiplicity): a row appears when its count goes from 0 to 1 and disappears
+when it returns to 0, whichever queries overlap. After a whole transaction is
+applied, a deleted and an inserted row with the same primary key become one update.
+
+:meth:`ClientCache.apply` returns a :class:`TransactionDiff`: the one description
+of a change that callbacks, the event bus and the projector all consume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SchemaError
+from .sats import attribute_name
+from .schema import ModuleSchema, TableSchema
+
+__all__ = ["ClientCache", "TableCache", "TableDiff", "TransactionDiff"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TableDiff:
+    """What one transaction changed in one table, as seen by this client."""
+
+    table: str
+    inserts: tuple[Any, ...] = ()
+    deletes: tuple[Any, ...] = ()
+    updates: tuple[tuple[Any, Any], ...] = ()
+    """(old, new) pairs: a delete and an insert with the same primary key."""
+
+    def is_empty(self) -> bool:
+        return not (self.inserts or self.deletes or self.updates)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDiff:
+    """Every table change of one applied transaction (or subscription change)."""
+
+    tables: Mapping[str, TableDiff] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return all(diff.is_empty() for diff in self.tables.values())
+
+    def __getitem__(self, table: str) -> TableDiff:
+        return self.tables.get(table) or TableDiff(table)
+
+
+class TableCache:
+    """The replicated rows of one table, with lookups by primary key, unique and indexed columns."""
+
+    def __init__(self, schema: TableSchema) -> None:
+        self.schema = schema
+        self._rows: dict[bytes, Any] = {}
+        self._counts: dict[bytes, int] = {}
+        # column name -> the row attribute holding it (keywords get a trailing "_")
+        self._attr = {column: attribute_name(column) for column in schema.columns}
+        # column -> value -> key; unique columns (including the primary key)
+        self._unique: dict[str, dict[Any, bytes]] = {c: {} for c in schema.unique_columns}
+        if schema.primary_key is not None:
+            self._unique.setdefault(schema.primary_key, {})
+        # column -> value -> keys; single-column btree/hash indexes that are not unique
+        self._indexed: dict[str, dict[Any, dict[bytes, None]]] = {}
+        for index in schema.indexes:
+            if len(index.columns) == 1 and index.columns[0] not in self._unique:
+                self._indexed[index.columns[0]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def count(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._rows.values()))
+
+    def iter(self) -> Iterator[Any]:
+        """The rows, in no particular order (a snapshot: safe to mutate the cache meanwhile)."""
+        return iter(list(self._rows.values()))
+
+    def find(self, column: str, value: Any) -> Any | None:
+        """The row whose unique ``column`` equals ``value``, or None."""
+        index = self._unique.get(column)
+        if index is None:
+            raise SchemaError(
+                f"{self.name}.{column} is not a unique column; unique columns: "
+                f"{sorted(self._unique)}"
+            )
+        key = index.get(value)
+        return None if key is None else self._rows[key]
+
+    def filter(self, column: str, value: Any) -> list[Any]:
+        """The rows whose ``column`` equals ``value``; uses an index when the column has one."""
+        if column in self._unique:
+            row = self.find(column, value)
+            return [] if row is None else [row]
+        index = self._indexed.get(column)
+        if index is not None:
+            return [self._rows[k] for k in index.get(value, ())]
+        if column not in self.schema.columns:
+            raise SchemaError(f"table {self.name} has no column {column!r}")
+        return [row for row in self._rows.values() if getattr(row, self._attr[column]) == value]
+
+    def multiplicity(self, key: bytes) -> int:
+        """How many live queries hold the row with these BSATN bytes."""
+        return self._counts.get(key, 0)
+
+    def _add(self, key: bytes, row: Any) -> None:
+        self._rows[key] = row
+        for column, index in self._unique.items():
+            index[getattr(row, self._attr[column])] = key
+        for column, multi in self._indexed.items():
+            multi.setdefault(getattr(row, self._attr[column]), {})[key] = None
+
+    def _remove(self, key: bytes) -> Any:
+        row = self._rows.pop(key)
+        for column, index in self._unique.items():
+            value = getattr(row, self._attr[column])
+            if index.get(value) == key:
+                del index[value]
+        for column, multi in self._indexed.items():
+            value = getattr(row, self._attr[column])
+            keys = multi.get(value)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del multi[value]
+        return row
+
+    def apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
+        """Apply one transaction's row bytes for this table and return what changed.
+
+        Counts are netted first, so a row deleted by one query and inserted by
+        another in the same transaction does not flicker out and back.
+        """
+        delta: dict[bytes, int] = {}
+        for key in deletes:
+            delta[key] = delta.get(key, 0) - 1
+        for key in inserts:
+            delta[key] = delta.get(key, 0) + 1
+
+        removed: list[Any] = []
+        added: list[Any] = []
+        decode = self.schema.decode_row
+        # Removals first, so a unique value freed by a delete can be taken by an insert.
+        for key, change in delta.items():
+            if change >= 0:
+                continue
+            before = self._counts.get(key, 0)
+            after = before + change
+            if after < 0:
+                log.warning(
+                    "%s: server deleted a row %d more time(s) than it was inserted; ignoring",
+                    self.name,
+                    -after,
+                )
+                after = 0
+            if after == 0:
+                self._counts.pop(key, None)
+                if before > 0:
+                    removed.append(self._remove(key))
+            else:
+                self._counts[key] = after
+        for key, change in delta.items():
+            if change <= 0:
+                continue
+            before = self._counts.get(key, 0)
+            self._counts[key] = before + change
+            if before == 0:
+                row = decode(key)
+                self._add(key, row)
+                added.append(row)
+
+        pk = self.schema.primary_key
+        if pk is None or not removed or not added:
+            return TableDiff(self.name, tuple(added), tuple(removed))
+        pk_attr = self._attr[pk]
+        old_by_pk = {getattr(row, pk_attr): row for row in removed}
+        updates: list[tuple[Any, Any]] = []
+        inserts_only: list[Any] = []
+        for row in added:
+            old = old_by_pk.pop(getattr(row, pk_attr), None)
+            if old is None:
+                inserts_only.append(row)
+            else:
+                updates.append((old, row))
+        return TableDiff(self.name, tuple(inserts_only), tuple(old_by_pk.values()), tuple(updates))
+
+
+class ClientCache:
+    """The replicas of every table of one module."""
+
+    def __init__(self, schema: ModuleSchema) -> None:
+        self.schema = schema
+        self.tables: dict[str, TableCache] = {
+            name: TableCache(table) for name, table in schema.tables.items()
+        }
+
+    def table(self, name: str) -> TableCache:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise SchemaError(f"no table named {name!r}; tables: {sorted(self.tables)}") from None
+
+    def apply(self, changes: Mapping[str, tuple[list[bytes], list[bytes]]]) -> TransactionDiff:
+        """Apply one transaction: per table name, (deleted row bytes, inserted row bytes)."""
+        diffs: dict[str, TableDiff] = {}
+        for name, (deletes, inserts) in changes.items():
+            diff = self.table(name).apply(deletes, inserts)
+            if not diff.is_empty():
+                diffs[name] = diff
+        return TransactionDiff(diffs)
