@@ -11,6 +11,7 @@
     ├── ConnectionClosedError  the connection went away while something waited on it
     ├── ReducerError           a reducer ran and failed; carries the server's message
     ├── SubscriptionError      the server rejected a subscription query
+    ├── QueryError             the server rejected a one-off SQL query
     ├── ServerError            the local SpacetimeDB server failed to start or publish
     └── SetupError             something the setup command provides is missing
 
@@ -29,6 +30,7 @@ __all__ = [
     "InnerUniverseError",
     "InvalidStateError",
     "ProtocolError",
+    "QueryError",
     "ReducerError",
     "SchemaError",
     "ServerError",
@@ -97,6 +99,14 @@ class SubscriptionError(InnerUniverseError):
         super().__init__(f"subscription failed: {message}{detail}")
         self.message = message
         self.queries = queries
+
+
+class QueryError(InnerUniverseError):
+    """The server rejected a one-off query; ``message`` is the server's own text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"query failed: {message}")
+        self.message = message
 
 
 class ServerError(InnerUniverseError):

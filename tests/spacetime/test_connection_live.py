@@ -14,6 +14,7 @@ import pytest
 from inner_universe.errors import (
     ArgumentError,
     ConnectError,
+    QueryError,
     ReducerError,
     SchemaError,
     SubscriptionError,
@@ -304,3 +305,13 @@ async def test_session_table_tracks_presence(universe_db: PublishedDatabase) -> 
         )
         await other.disconnect()
         await until(lambda: watcher.db.session.find("connection_id", other.connection_id) is None)
+
+
+async def test_one_off_query_reads_without_subscribing(universe_db: PublishedDatabase) -> None:
+    async with connect(universe_db.uri, universe_db.name) as conn:
+        await conn.reducers.create_document("queried", "body", b"")
+        result = await conn.one_off_query("SELECT * FROM document WHERE title = 'queried'")
+        assert [d.content for d in result["document"]] == ["body"]
+        assert conn.db.document.count() == 0  # nothing entered the cache
+        with pytest.raises(QueryError):
+            await conn.one_off_query("SELECT * FROM nowhere")

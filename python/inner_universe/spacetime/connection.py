@@ -29,6 +29,7 @@ from ..errors import (
     ConnectionClosedError,
     InnerUniverseError,
     InvalidStateError,
+    QueryError,
     ReducerError,
     SchemaError,
     SubscriptionError,
@@ -272,6 +273,7 @@ class DbConnection:
         self._identified: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._pending_calls: dict[int, asyncio.Future[ReducerEvent]] = {}
+        self._pending_queries: dict[bytes, asyncio.Future[dict[str, list[Any]]]] = {}
         self._subscriptions: dict[QueryId, SubscriptionHandle] = {}
         self._on_transaction: list[TransactionCallback] = []
         self._on_reducer: dict[str | None, list[ReducerCallback]] = {}
@@ -321,6 +323,19 @@ class DbConnection:
         request_id = self._protocol.call_reducer(reducer, encoded_args)
         future: asyncio.Future[ReducerEvent] = self._loop.create_future()
         self._pending_calls[request_id] = future
+        self._flush()
+        return future
+
+    def one_off_query(self, sql: str) -> asyncio.Future[dict[str, list[Any]]]:
+        """Run a read-only SQL query once, outside any subscription; the cache is untouched.
+
+        Resolves to ``{table name: [rows]}`` decoded against the schema, or fails
+        with :class:`QueryError` carrying the server's message.
+        """
+        self._check_open()
+        message_id = self._protocol.one_off_query(sql)
+        future: asyncio.Future[dict[str, list[Any]]] = self._loop.create_future()
+        self._pending_queries[message_id] = future
         self._flush()
         return future
 
@@ -398,10 +413,11 @@ class DbConnection:
         failure = error or ConnectionClosedError("the connection was closed")
         if not isinstance(failure, ConnectionClosedError):
             failure = ConnectionClosedError(f"the connection was closed: {failure}")
-        for future in self._pending_calls.values():
-            if not future.done():
-                future.set_exception(failure)
+        for waiting in (*self._pending_calls.values(), *self._pending_queries.values()):
+            if not waiting.done():
+                waiting.set_exception(failure)
         self._pending_calls.clear()
+        self._pending_queries.clear()
         for handle in self._subscriptions.values():
             if not handle._applied.done():
                 handle._applied.set_exception(failure)
@@ -443,6 +459,27 @@ class DbConnection:
             self._transaction(event)
         elif isinstance(event, p.ReducerResult):
             self._reducer_result(event)
+        elif isinstance(event, p.OneOffQueryResult):
+            self._query_result(event)
+
+    def _query_result(self, event: p.OneOffQueryResult) -> None:
+        future = self._pending_queries.pop(event.message_id, None)
+        if future is None or future.done():
+            return
+        if event.error is not None:
+            future.set_exception(QueryError(event.error))
+            return
+        try:
+            result = {
+                table.table_name: [
+                    self.schema.table(table.table_name).decode_row(row) for row in table.rows.rows()
+                ]
+                for table in event.tables
+            }
+        except InnerUniverseError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def _subscription_failed(self, event: p.SubscriptionFailed) -> None:
         if event.fatal or event.query_id is None:
@@ -717,6 +754,14 @@ class ThreadedConnection:
 
     def unsubscribe(self, handle: SubscriptionHandle) -> None:
         self._run(handle.unsubscribe())
+
+    def one_off_query(self, sql: str) -> dict[str, list[Any]]:
+        """Run a read-only SQL query once and wait for its rows (see DbConnection.one_off_query)."""
+
+        async def run() -> dict[str, list[Any]]:
+            return await self.connection.one_off_query(sql)
+
+        return self._run(run())
 
     def call_reducer(self, reducer: str, *args: Any, **kwargs: Any) -> ReducerEvent:
         """Call a reducer and wait for its outcome (raises ReducerError if it failed)."""
