@@ -413,9 +413,11 @@ class DbConnection:
         failure = error or ConnectionClosedError("the connection was closed")
         if not isinstance(failure, ConnectionClosedError):
             failure = ConnectionClosedError(f"the connection was closed: {failure}")
-        for waiting in (*self._pending_calls.values(), *self._pending_queries.values()):
-            if not waiting.done():
-                waiting.set_exception(failure)
+        waiting: list[asyncio.Future[Any]] = [*self._pending_calls.values()]
+        waiting += self._pending_queries.values()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(failure)
         self._pending_calls.clear()
         self._pending_queries.clear()
         for handle in self._subscriptions.values():
