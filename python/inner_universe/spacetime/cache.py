@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SchemaError
+from . import codec
 from .sats import attribute_name
 from .schema import ModuleSchema, TableSchema
 
@@ -153,7 +154,7 @@ class TableCache:
 
         removed: list[Any] = []
         added: list[Any] = []
-        decode = self.schema.decode_row
+        schema = self.schema
         # Removals first, so a unique value freed by a delete can be taken by an insert.
         for key, change in delta.items():
             if change >= 0:
@@ -179,7 +180,7 @@ class TableCache:
             before = self._counts.get(key, 0)
             self._counts[key] = before + change
             if before == 0:
-                row = decode(key)
+                row = codec.decode_row(schema, key)
                 self._add(key, row)
                 added.append(row)
 

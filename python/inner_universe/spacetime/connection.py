@@ -34,6 +34,7 @@ from ..errors import (
     SchemaError,
     SubscriptionError,
 )
+from . import codec
 from . import protocol as p
 from .cache import ClientCache, TableCache, TableDiff, TransactionDiff
 from .events import (
@@ -315,7 +316,8 @@ class DbConnection:
             ArgumentError: the arguments do not match the reducer's parameters.
             SchemaError: there is no such reducer.
         """
-        return self._submit_call(reducer, self.schema.reducer(reducer).encode_args(*args, **kwargs))
+        encoded = codec.encode_args(self.schema.reducer(reducer), *args, **kwargs)
+        return self._submit_call(reducer, encoded)
 
     def _submit_call(self, reducer: str, encoded_args: bytes) -> asyncio.Future[ReducerEvent]:
         """Send an already-encoded reducer call (on the loop thread)."""
@@ -474,7 +476,8 @@ class DbConnection:
         try:
             result = {
                 table.table_name: [
-                    self.schema.table(table.table_name).decode_row(row) for row in table.rows.rows()
+                    codec.decode_row(self.schema.table(table.table_name), row)
+                    for row in table.rows.rows()
                 ]
                 for table in event.tables
             }
@@ -507,7 +510,8 @@ class DbConnection:
             return None
         assert event.caller_identity is not None and event.timestamp is not None
         try:
-            args = self.schema.reducer(event.reducer_name).decode_args(event.reducer_args or b"")
+            reducer = self.schema.reducer(event.reducer_name)
+            args = codec.decode_args(reducer, event.reducer_args or b"")
         except InnerUniverseError:
             args = {}  # a reducer this schema does not know (e.g. the module was updated)
         return ReducerEvent(
@@ -778,7 +782,7 @@ class ThreadedConnection:
     ) -> concurrent.futures.Future[ReducerEvent]:
         """Call a reducer without waiting; arguments are checked before this returns."""
         # Encode here, on the caller's thread, so bad arguments raise right away.
-        encoded = self.connection.schema.reducer(reducer).encode_args(*args, **kwargs)
+        encoded = codec.encode_args(self.connection.schema.reducer(reducer), *args, **kwargs)
 
         async def run() -> ReducerEvent:
             return await self.connection._submit_call(reducer, encoded)
