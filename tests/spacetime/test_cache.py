@@ -1,0 +1,120 @@
+"""The client cache: multiplicity, updates by primary key, indexes, and per-transaction diffs.
+
+Rows are encoded with the real module schema captured from the server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inner_universe.errors import SchemaError
+from inner_universe.spacetime import codec
+from inner_universe.spacetime.cache import ClientCache
+from inner_universe.spacetime.schema import ModuleSchema
+from inner_universe.spacetime.types import Identity, Timestamp
+
+SCHEMA = ModuleSchema.from_json(
+    json.loads((Path(__file__).parents[1] / "data" / "schema_inner_universe_v9.json").read_text())
+)
+ALICE, BOB = Identity(1), Identity(2)
+
+
+def agent(
+    id: int, name: str, status: str = "idle", version: int = 1, owner: Identity = ALICE
+) -> Any:
+    table = SCHEMA.table("agent")
+    return table.row_class(
+        id=id,
+        owner=owner,
+        name=name,
+        role="r",
+        status=status,
+        state=b"",
+        version=version,
+        created_at=Timestamp(0),
+        updated_at=Timestamp(version),
+    )
+
+
+def enc(row: Any) -> bytes:
+    return codec.encode_row(SCHEMA.table("agent"), row)
+
+
+def test_insert_update_delete_diffs() -> None:
+    cache = ClientCache(SCHEMA)
+    a1, b1 = agent(1, "a"), agent(2, "b")
+    diff = cache.apply({"agent": ([], [enc(a1), enc(b1)])})
+    assert set(diff["agent"].inserts) == {a1, b1}
+    assert cache.table("agent").find("id", 1) == a1
+
+    a2 = agent(1, "a", "busy", 2)
+    diff = cache.apply({"agent": ([enc(a1)], [enc(a2)])})
+    assert diff["agent"].updates == ((a1, a2),)
+    assert diff["agent"].inserts == () and diff["agent"].deletes == ()
+    assert cache.table("agent").find("name", "a") == a2
+
+    diff = cache.apply({"agent": ([enc(b1)], [])})
+    assert diff["agent"].deletes == (b1,)
+    assert cache.table("agent").count() == 1
+    assert cache.table("agent").find("id", 2) is None
+    assert diff["conversation"].is_empty()
+
+
+def test_overlapping_queries_keep_a_row_until_the_last_holder_goes() -> None:
+    cache = ClientCache(SCHEMA)
+    row = enc(agent(1, "a"))
+    assert not cache.apply({"agent": ([], [row])}).is_empty()
+    assert cache.apply({"agent": ([], [row])}).is_empty()  # second query: no new row
+    assert cache.table("agent").multiplicity(row) == 2
+    assert cache.apply({"agent": ([row], [])}).is_empty()  # one holder left
+    assert cache.table("agent").count() == 1
+    diff = cache.apply({"agent": ([row], [])})
+    assert len(diff["agent"].deletes) == 1 and cache.table("agent").count() == 0
+
+
+def test_delete_and_reinsert_of_the_same_row_in_one_transaction_does_not_flicker() -> None:
+    cache = ClientCache(SCHEMA)
+    row = enc(agent(1, "a"))
+    cache.apply({"agent": ([], [row])})
+    assert cache.apply({"agent": ([row], [row])}).is_empty()
+    assert cache.table("agent").count() == 1
+
+
+def test_a_unique_value_moves_between_rows_in_one_transaction() -> None:
+    cache = ClientCache(SCHEMA)
+    old = agent(1, "shared-name")
+    cache.apply({"agent": ([], [enc(old)])})
+    renamed, taker = agent(1, "other", version=2), agent(2, "shared-name")
+    diff = cache.apply({"agent": ([enc(old)], [enc(renamed), enc(taker)])})
+    assert diff["agent"].updates == ((old, renamed),)
+    assert diff["agent"].inserts == (taker,)
+    assert cache.table("agent").find("name", "shared-name") == taker
+
+
+def test_excess_deletes_are_ignored_not_negative() -> None:
+    cache = ClientCache(SCHEMA)
+    row = enc(agent(1, "a"))
+    assert cache.apply({"agent": ([row], [])}).is_empty()
+    assert cache.table("agent").multiplicity(row) == 0
+    cache.apply({"agent": ([], [row])})
+    assert cache.table("agent").count() == 1
+
+
+def test_filter_uses_indexes_and_falls_back_to_a_scan() -> None:
+    cache = ClientCache(SCHEMA)
+    rows = [agent(i, f"n{i}", owner=ALICE if i % 2 else BOB) for i in range(1, 7)]
+    cache.apply({"agent": ([], [enc(r) for r in rows])})
+    table = cache.table("agent")
+    assert sorted(r.id for r in table.filter("owner", ALICE)) == [1, 3, 5]  # btree index
+    assert [r.id for r in table.filter("status", "idle")] != []  # no index: scan
+    assert table.filter("name", "n4") == [rows[3]]  # unique column
+    with pytest.raises(SchemaError):
+        table.filter("no_such_column", 1)
+    with pytest.raises(SchemaError):
+        table.find("owner", ALICE)  # not unique
+    with pytest.raises(SchemaError):
+        cache.table("no_such_table")
