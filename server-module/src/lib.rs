@@ -10,6 +10,7 @@
 //! - [`conversations`]: `conversation` and `message` tables; messages can be
 //!   streamed token by token with `append_message`.
 //! - [`documents`]: `document` table.
+//! - [`events`]: the TemporalStore's event, snapshot and tracking tables for `eventsourcing`.
 //! - [`sessions`]: `session` table, kept by the connect/disconnect lifecycle reducers.
 
 use spacetimedb::{Identity, ReducerContext};
@@ -17,6 +18,7 @@ use spacetimedb::{Identity, ReducerContext};
 pub mod agents;
 pub mod conversations;
 pub mod documents;
+pub mod events;
 pub mod sessions;
 pub mod validate;
 
