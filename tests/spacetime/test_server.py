@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,25 @@ def test_module_logs_and_owner_only_sql(universe_db: PublishedDatabase) -> None:
     stranger = server.create_identity()
     with pytest.raises(ServerError, match="HTTP"):
         server.sql(universe_db.name, "DELETE FROM agent", token=stranger.token)
+
+
+@pytest.mark.integration
+def test_the_server_dies_with_a_parent_that_is_killed(tmp_path: Path) -> None:
+    """Even SIGKILL of the Python process (no atexit) leaves no server behind."""
+    script = (
+        "import sys, time\n"
+        "from inner_universe.spacetime.server import LocalServer\n"
+        "server = LocalServer().start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

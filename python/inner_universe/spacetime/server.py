@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -37,6 +40,7 @@ __all__ = ["SPACETIMEDB_VERSION", "Credentials", "LocalServer", "cache_dir", "fi
 SPACETIMEDB_VERSION = "1.2.0"
 SETUP_COMMAND = "scripts/setup"
 _LOG_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
 
 
 def cache_dir() -> Path:
@@ -88,6 +92,26 @@ def _port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the other safeguards still apply
+        return None
+
+
+# Looked up once in the parent: after fork, the child only calls it (no dlopen there).
+_prctl = _load_prctl() if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: have the kernel SIGTERM it when its parent dies.
+
+    atexit and finalizers cover normal exits and exceptions; this covers a parent that
+    is killed outright (SIGKILL, a crashed test runner), so no server is left behind.
+    """
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -223,7 +247,12 @@ class LocalServer:
         env = dict(os.environ, SPACETIMEDB_DISABLE_DISK_LOGGING="1")
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent if _prctl is not None else None,
             )
         self.port = port
         # Whatever happens to this object or the interpreter, the child does not outlive us.
