@@ -111,7 +111,8 @@ def _die_with_parent() -> None:
     atexit and finalizers cover normal exits and exceptions; this covers a parent that
     is killed outright (SIGKILL, a crashed test runner), so no server is left behind.
     """
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
