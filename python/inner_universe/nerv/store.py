@@ -1,0 +1,694 @@
+"""TemporalStore: an ``eventsourcing`` persistence module backed by SpacetimeDB.
+
+Select it the standard way::
+
+    PERSISTENCE_MODULE=inner_universe.nerv.store
+    SPACETIMEDB_URI=http://127.0.0.1:3000
+    SPACETIMEDB_DATABASE=my-universe
+    SPACETIMEDB_TOKEN=...            # optional: who appends (default: a new identity)
+    SPACETIMEDB_STORE=...            # optional: the store name (default: the app's name)
+
+Writes go through the module's ``append_events`` / ``append_snapshots`` reducers
+(server-module/src/events.rs): one reducer call per batch, so a batch is atomic,
+and the module gives out the store's notification ids 1, 2, 3, ... without gaps.
+Reads never leave the process: each store is a live replica, kept by one
+SpacetimeDB subscription (``... WHERE store = '<name>'``) and indexed here by
+originator and by notification id. That makes loading an aggregate a local
+lookup and :meth:`SpacetimeApplicationRecorder.subscribe` a push: iterators
+wake when the subscription delivers a transaction, from this process or any
+other. The cost is memory: a process holds every event of the stores it opens.
+
+Consistency: a call returns after its own transaction is in the replica
+(read-your-writes); another process's events arrive a moment after they commit.
+A save from a stale replica still cannot overwrite anything: the module rejects
+an existing (originator id, version), which surfaces as ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    DataError,
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+    WaitInterruptedError,
+)
+from eventsourcing.utils import Environment, EnvType, resolve_topic
+
+from ..errors import ArgumentError, InnerUniverseError, ReducerError
+from ..spacetime.connection import ConnectionBuilder, ThreadedConnection
+from ..spacetime.events import EventContext
+
+__all__ = [
+    "Factory",
+    "SpacetimeAggregateRecorder",
+    "SpacetimeApplicationRecorder",
+    "SpacetimeProcessRecorder",
+    "SpacetimeSubscription",
+    "SpacetimeTrackingRecorder",
+    "StoreReplica",
+    "check_store_name",
+]
+
+log = logging.getLogger(__name__)
+
+INTEGRITY_PREFIX = "integrity error: "
+"""How the module's append reducers start a conflict error (see events.rs)."""
+_STORE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
+_MAX_STORE_BYTES = 64
+_LIVENESS_CHECK = 1.0
+"""Seconds between checks that the connection is still open while a wait has no news."""
+
+OriginatorIdType = Literal["uuid", "text"]
+_R = TypeVar("_R")
+
+
+def check_store_name(store: str) -> str:
+    """The store name, if the module will accept it; ValueError naming the problem if not.
+
+    Checked here as well as in the module because the name goes into subscription SQL.
+    """
+    if not store:
+        raise ValueError("store name must not be empty")
+    if len(store.encode()) > _MAX_STORE_BYTES:
+        raise ValueError(f"store name {store!r} is over {_MAX_STORE_BYTES} bytes")
+    bad = [c for c in store if c not in _STORE_CHARS]
+    if bad:
+        raise ValueError(
+            f"store name {store!r} contains {bad[0]!r}; use ASCII letters, digits and _ - . :"
+        )
+    return store
+
+
+def _translate(exc: Exception) -> PersistenceError:
+    """Map an SDK failure to the PEP 249-style error eventsourcing expects."""
+    if isinstance(exc, ReducerError):
+        if exc.message.startswith(INTEGRITY_PREFIX):
+            return IntegrityError(exc.message[len(INTEGRITY_PREFIX) :])
+        return DataError(exc.message)
+    if isinstance(exc, ArgumentError):
+        return DataError(str(exc))
+    return OperationalError(str(exc) or type(exc).__name__)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One originator's records, ordered by version (for bisecting gt/lte)."""
+
+    versions: list[int] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
+    notification_ids: list[int] = field(default_factory=list)
+
+    def add(self, event: StoredEvent, notification_id: int) -> None:
+        version = event.originator_version
+        if not self.versions or version > self.versions[-1]:
+            i = len(self.versions)  # the usual case: appended in version order
+        else:
+            i = bisect.bisect_left(self.versions, version)
+            if i < len(self.versions) and self.versions[i] == version:
+                return  # already held (e.g. a resubscription delivered it again)
+        self.versions.insert(i, version)
+        self.events.insert(i, event)
+        self.notification_ids.insert(i, notification_id)
+
+    def select(
+        self, gt: int | None, lte: int | None, desc: bool, limit: int | None
+    ) -> list[StoredEvent]:
+        lo = 0 if gt is None else bisect.bisect_right(self.versions, gt)
+        hi = len(self.versions) if lte is None else bisect.bisect_right(self.versions, lte)
+        if hi <= lo:
+            return []
+        if limit is not None:
+            if desc:
+                lo = max(lo, hi - limit)
+            else:
+                hi = min(hi, lo + limit)
+        selected = self.events[lo:hi]
+        if desc:
+            selected.reverse()
+        return selected
+
+    def notification_id(self, version: int) -> int | None:
+        i = bisect.bisect_left(self.versions, version)
+        if i < len(self.versions) and self.versions[i] == version:
+            return self.notification_ids[i]
+        return None
+
+
+class StoreReplica:
+    """The live local copy of one store: its events, snapshots and tracking positions.
+
+    Kept by subscription callbacks on the connection's thread; read from any
+    thread. One condition variable guards everything and wakes waiters
+    (subscriptions, tracking waits) when a transaction brings news.
+    """
+
+    def __init__(
+        self,
+        connection: ThreadedConnection,
+        store: str,
+        *,
+        originator_id_type: OriginatorIdType = "uuid",
+        owns_connection: bool = False,
+    ) -> None:
+        self.connection = connection
+        self.store = check_store_name(store)
+        self.originator_id_type = originator_id_type
+        self._owns_connection = owns_connection
+        self._cond = threading.Condition(threading.RLock())
+        self._notifications: dict[int, Notification] = {}
+        self._max_notification_id = 0
+        self._topics: dict[str, list[int]] = {}
+        self._events: dict[str, _Stream] = {}
+        self._snapshots: dict[str, _Stream] = {}
+        self._tracking: dict[str, int] = {}
+        self._closed = False
+        self._ids: dict[str, UUID | str] = {}
+        connection.on_transaction(self._on_transaction)
+        quoted = f"'{self.store}'"  # safe: check_store_name allows no quote characters
+        try:
+            self._subscription = connection.subscribe(
+                f"SELECT * FROM stored_event WHERE store = {quoted}",
+                f"SELECT * FROM stored_snapshot WHERE store = {quoted}",
+                f"SELECT * FROM event_tracking WHERE store = {quoted}",
+            )
+        except BaseException as exc:
+            connection.connection.remove_on_transaction(self._on_transaction)
+            if isinstance(exc, InnerUniverseError):
+                raise OperationalError(
+                    f"cannot follow store {self.store!r}: {exc} (is the Inner Universe module, "
+                    "with its stored_event tables, published to this database?)"
+                ) from exc
+            raise
+
+    # --- kept by the subscription ---------------------------------------------------------
+
+    def _originator_id(self, text: str) -> UUID | str:
+        """The originator id as eventsourcing gave it (a UUID unless configured as text)."""
+        known = self._ids.get(text)
+        if known is None:
+            known = text
+            if self.originator_id_type == "uuid":
+                with contextlib.suppress(ValueError):
+                    known = UUID(text)
+            self._ids[text] = known
+        return known
+
+    def _on_transaction(self, ctx: EventContext) -> None:
+        diff = ctx.diff
+        events = [r for r in diff["stored_event"].inserts if r.store == self.store]
+        snapshots = [r for r in diff["stored_snapshot"].inserts if r.store == self.store]
+        tracking = [r for r in diff["event_tracking"].inserts if r.store == self.store]
+        if not (events or snapshots or tracking):
+            return
+        with self._cond:
+            events.sort(key=lambda r: r.notification_id)
+            for row in events:
+                self._add_event(row)
+            for row in snapshots:
+                snapshot = StoredEvent(
+                    self._originator_id(row.originator_id),
+                    row.originator_version,
+                    row.topic,
+                    row.state,
+                )
+                self._snapshots.setdefault(row.originator_id, _Stream()).add(snapshot, 0)
+            for row in tracking:
+                current = self._tracking.get(row.application_name)
+                if current is None or row.notification_id > current:
+                    self._tracking[row.application_name] = row.notification_id
+            self._cond.notify_all()
+
+    def _add_event(self, row: Any) -> None:
+        nid: int = row.notification_id
+        if nid in self._notifications:
+            return
+        originator_id = self._originator_id(row.originator_id)
+        notification = Notification(
+            originator_id, row.originator_version, row.topic, row.state, nid
+        )
+        self._notifications[nid] = notification
+        event = StoredEvent(originator_id, row.originator_version, row.topic, row.state)
+        self._events.setdefault(row.originator_id, _Stream()).add(event, nid)
+        ids = self._topics.setdefault(row.topic, [])
+        if not ids or nid > ids[-1]:
+            ids.append(nid)
+        else:
+            bisect.insort(ids, nid)
+        if nid > self._max_notification_id:
+            if nid != self._max_notification_id + 1:
+                log.warning(
+                    "store %s: notification %d follows %d (a gap)",
+                    self.store,
+                    nid,
+                    self._max_notification_id,
+                )
+            self._max_notification_id = nid
+
+    # --- writes -------------------------------------------------------------------------
+
+    def _call(self, reducer: str, *args: Any) -> None:
+        if self._closed:
+            raise OperationalError(f"the connection of store {self.store!r} is closed")
+        try:
+            self.connection.call_reducer(reducer, *args)
+        except (InnerUniverseError, TimeoutError) as exc:
+            raise _translate(exc) from exc
+
+    @staticmethod
+    def _rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, int, str, bytes]]:
+        return [
+            (str(e.originator_id), e.originator_version, e.topic, e.state) for e in stored_events
+        ]
+
+    def append_events(
+        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None
+    ) -> list[int]:
+        """Record a batch (and a tracking position) atomically; returns the new notification ids.
+
+        The ids come from the replica: the call returns only after its transaction
+        is applied here, so each new event is found by (originator id, version).
+        """
+        rows = self._rows(stored_events)
+        position = (
+            None if tracking is None else (tracking.application_name, tracking.notification_id)
+        )
+        if not rows and position is None:
+            return []
+        self._call("append_events", self.store, rows, position)
+        with self._cond:
+            ids: list[int] = []
+            for originator_id, version, _, _ in rows:
+                stream = self._events.get(originator_id)
+                nid = None if stream is None else stream.notification_id(version)
+                if nid is None:  # pragma: no cover - the SDK guarantees read-your-writes
+                    raise ProgrammingError(f"event {originator_id} v{version} not in the replica")
+                ids.append(nid)
+            return ids
+
+    def append_snapshots(self, stored_events: Sequence[StoredEvent]) -> None:
+        rows = self._rows(stored_events)
+        if rows:
+            self._call("append_snapshots", self.store, rows)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def select(
+        self,
+        purpose: Literal["events", "snapshots"],
+        originator_id: UUID | str,
+        gt: int | None,
+        lte: int | None,
+        desc: bool,
+        limit: int | None,
+    ) -> list[StoredEvent]:
+        streams = self._events if purpose == "events" else self._snapshots
+        with self._cond:
+            stream = streams.get(str(originator_id))
+            return [] if stream is None else stream.select(gt, lte, desc, limit)
+
+    def notifications(
+        self,
+        first: int,
+        limit: int,
+        last: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> list[Notification]:
+        """Up to ``limit`` notifications with ids in [first, last], in id order. Lock held."""
+        hi = self._max_notification_id if last is None else min(last, self._max_notification_id)
+        first = max(first, 1)
+        if limit <= 0 or hi < first:
+            return []
+        if not topics:
+            found = (
+                self._notifications.get(i) for i in range(first, min(hi, first + limit - 1) + 1)
+            )
+            return [n for n in found if n is not None]
+        ids: list[int] = []
+        for topic in set(topics):
+            topic_ids = self._topics.get(topic, [])
+            start = bisect.bisect_left(topic_ids, first)
+            end = bisect.bisect_right(topic_ids, hi, lo=start)
+            ids.extend(topic_ids[start : min(end, start + limit)])
+        ids.sort()
+        return [self._notifications[i] for i in ids[:limit]]
+
+    def select_notifications(
+        self, first: int, limit: int, last: int | None, topics: Sequence[str]
+    ) -> list[Notification]:
+        with self._cond:
+            return self.notifications(first, limit, last, topics)
+
+    def max_notification_id(self) -> int | None:
+        with self._cond:
+            return self._max_notification_id or None
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self._cond:
+            return self._tracking.get(application_name)
+
+    def wait_for(
+        self,
+        ready: Any,
+        timeout: float | None,
+        interrupt: threading.Event | None = None,
+        stopped: Any = None,
+    ) -> bool:
+        """Block until ``ready()`` (called with the lock held) is true; False on timeout.
+
+        Woken by each transaction of this store; re-checks the connection (and the
+        interrupt) at least every second, so a dropped connection cannot hang a waiter.
+        """
+        deadline = None if timeout is None else monotonic() + timeout
+        with self._cond:
+            while True:
+                if ready():
+                    return True
+                if stopped is not None and stopped():
+                    return False
+                if interrupt is not None and interrupt.is_set():
+                    raise WaitInterruptedError
+                if self._closed or not self.connection.connection.is_connected:
+                    raise OperationalError(f"the connection of store {self.store!r} is closed")
+                wait = _LIVENESS_CHECK if interrupt is None else 0.05
+                if deadline is not None:
+                    remaining = deadline - monotonic()
+                    if remaining <= 0:
+                        return False
+                    wait = min(wait, remaining)
+                self._cond.wait(wait)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop following the store (and close the connection if this replica opened it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.wake()
+        try:
+            self.connection.connection.remove_on_transaction(self._on_transaction)
+            if self._owns_connection:
+                self.connection.disconnect()
+            elif self.connection.connection.is_connected:
+                self.connection.unsubscribe(self._subscription)
+        except (InnerUniverseError, TimeoutError, ValueError):
+            log.debug("closing store %s", self.store, exc_info=True)
+
+
+# --- recorders ------------------------------------------------------------------------------
+
+
+class SpacetimeAggregateRecorder(AggregateRecorder):
+    """Events (purpose "events") or snapshots (purpose "snapshots") of one store."""
+
+    def __init__(self, replica: StoreReplica, purpose: str = "events") -> None:
+        if purpose not in ("events", "snapshots"):
+            raise ValueError(f"unknown recorder purpose {purpose!r}; use 'events' or 'snapshots'")
+        self.replica = replica
+        self.purpose: Literal["events", "snapshots"] = (
+            "events" if purpose == "events" else "snapshots"
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if self.purpose == "snapshots":
+            self.replica.append_snapshots(stored_events)
+        else:
+            self.replica.append_events(stored_events)
+        return None
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self.replica.select(self.purpose, originator_id, gt, lte, desc, limit)
+
+
+class SpacetimeApplicationRecorder(SpacetimeAggregateRecorder, ApplicationRecorder):
+    """A store's events with their application-wide notification log."""
+
+    def __init__(self, replica: StoreReplica) -> None:
+        super().__init__(replica, "events")
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self.replica.append_events(stored_events)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        first = 1 if start is None else (start if inclusive_of_start else start + 1)
+        return self.replica.select_notifications(first, limit, stop, topics)
+
+    def max_notification_id(self) -> int | None:
+        return self.replica.max_notification_id()
+
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> SpacetimeSubscription:
+        return SpacetimeSubscription(self, gt=gt, topics=topics)
+
+
+class SpacetimeSubscription(Subscription[SpacetimeApplicationRecorder]):
+    """Yields the store's notifications after ``gt``, then new ones as they are committed.
+
+    No polling: ``__next__`` sleeps on the replica's condition, which the
+    subscription callback notifies when a transaction of this store arrives.
+    """
+
+    def __init__(
+        self,
+        recorder: SpacetimeApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        super().__init__(recorder, gt=gt, topics=topics)
+        self._replica = recorder.replica
+        self._buffer: list[Notification] = []
+        self._index = 0
+
+    def stop(self) -> None:
+        super().stop()
+        self._replica.wake()
+
+    def _fill(self) -> bool:
+        after = self._last_notification_id or 0
+        self._buffer = self._replica.notifications(after + 1, 500, None, self._topics)
+        self._index = 0
+        return bool(self._buffer)
+
+    def __next__(self) -> Notification:
+        if self._index >= len(self._buffer) and not self._has_been_stopped:
+            self._replica.wait_for(self._fill, None, stopped=lambda: self._has_been_stopped)
+        if self._has_been_stopped:
+            raise StopIteration
+        notification = self._buffer[self._index]
+        self._index += 1
+        self._last_notification_id = notification.id
+        return notification
+
+
+class SpacetimeTrackingRecorder(TrackingRecorder):
+    """A store's positions in the logs of the applications it follows."""
+
+    def __init__(self, replica: StoreReplica) -> None:
+        self.replica = replica
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self.replica.append_events([], tracking)
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.replica.max_tracking_id(application_name)
+
+    def wait(
+        self,
+        application_name: str,
+        notification_id: int | None,
+        timeout: float = 1.0,
+        interrupt: threading.Event | None = None,
+    ) -> None:
+        """Like TrackingRecorder.wait, but woken by the subscription instead of polling."""
+
+        def ready() -> bool:
+            return self.has_tracking_id(application_name, notification_id)
+
+        if not self.replica.wait_for(ready, timeout, interrupt):
+            msg = (
+                f"Timed out waiting for notification {notification_id} "
+                f"from application '{application_name}' to be processed"
+            )
+            raise TimeoutError(msg)
+
+
+class SpacetimeProcessRecorder(
+    SpacetimeTrackingRecorder, SpacetimeApplicationRecorder, ProcessRecorder
+):
+    """Events and the tracking position that produced them, recorded in one transaction."""
+
+    def __init__(self, replica: StoreReplica) -> None:
+        SpacetimeApplicationRecorder.__init__(self, replica)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        return self.replica.append_events(stored_events, tracking)
+
+
+# --- the factory ----------------------------------------------------------------------------
+
+
+class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
+    """Builds the recorders of one application, on one connection and one store replica."""
+
+    SPACETIMEDB_URI = "SPACETIMEDB_URI"
+    SPACETIMEDB_DATABASE = "SPACETIMEDB_DATABASE"
+    SPACETIMEDB_TOKEN = "SPACETIMEDB_TOKEN"
+    SPACETIMEDB_STORE = "SPACETIMEDB_STORE"
+    SPACETIMEDB_TIMEOUT = "SPACETIMEDB_TIMEOUT"
+    ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
+
+    aggregate_recorder_class = SpacetimeAggregateRecorder
+    application_recorder_class = SpacetimeApplicationRecorder
+    tracking_recorder_class = SpacetimeTrackingRecorder
+    process_recorder_class = SpacetimeProcessRecorder
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        self.uri = self._required(self.SPACETIMEDB_URI)
+        self.database = self._required(self.SPACETIMEDB_DATABASE)
+        self.token = self.env.get(self.SPACETIMEDB_TOKEN) or None
+        store = self.env.get(self.SPACETIMEDB_STORE) or self.env.name or "default"
+        try:
+            self.store = check_store_name(store)
+        except ValueError as exc:
+            keys = ", ".join(self.env.create_keys(self.SPACETIMEDB_STORE))
+            raise OSError(f"{exc} (set one of: {keys})") from None
+        id_type = self.env.get(self.ORIGINATOR_ID_TYPE, "uuid").lower()
+        if id_type not in ("uuid", "text"):
+            raise OSError(
+                f"Invalid {self.ORIGINATOR_ID_TYPE} {id_type!r}, must be 'uuid' or 'text'"
+            )
+        self.originator_id_type: OriginatorIdType = "uuid" if id_type == "uuid" else "text"
+        timeout = self.env.get(self.SPACETIMEDB_TIMEOUT, "30")
+        try:
+            self.timeout = float(timeout)
+        except ValueError:
+            raise OSError(
+                f"{self.SPACETIMEDB_TIMEOUT} must be a number of seconds: {timeout!r}"
+            ) from None
+        self._replica: StoreReplica | None = None
+        self._lock = threading.Lock()
+
+    def _required(self, key: str) -> str:
+        value = self.env.get(key)
+        if not value:
+            keys = ", ".join(self.env.create_keys(key))
+            raise OSError(f"SpacetimeDB setting not found in environment with keys: {keys}")
+        return value
+
+    @property
+    def replica(self) -> StoreReplica:
+        """The store's replica, connecting on first use (one connection per factory)."""
+        with self._lock:
+            if self._replica is None:
+                replica: list[StoreReplica] = []
+
+                def closed(_conn: object, _error: Exception | None) -> None:
+                    for r in replica:
+                        r.wake()
+
+                try:
+                    connection = (
+                        ConnectionBuilder()
+                        .with_uri(self.uri)
+                        .with_database(self.database)
+                        .with_token(self.token)
+                        .on_disconnect(closed)
+                        .connect_threaded(self.timeout)
+                    )
+                except InnerUniverseError as exc:
+                    raise OperationalError(str(exc)) from exc
+                try:
+                    self._replica = StoreReplica(
+                        connection,
+                        self.store,
+                        originator_id_type=self.originator_id_type,
+                        owns_connection=True,
+                    )
+                except BaseException:
+                    connection.disconnect()
+                    raise
+                replica.append(self._replica)
+            return self._replica
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        return self.aggregate_recorder_class(self.replica, purpose)
+
+    def application_recorder(self) -> ApplicationRecorder:
+        cls = self._recorder_class(self.APPLICATION_RECORDER_TOPIC, self.application_recorder_class)
+        return cls(self.replica)
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[SpacetimeTrackingRecorder] | None = None
+    ) -> SpacetimeTrackingRecorder:
+        cls = tracking_recorder_class or self._recorder_class(
+            self.TRACKING_RECORDER_TOPIC, self.tracking_recorder_class
+        )
+        if not issubclass(cls, SpacetimeTrackingRecorder):
+            raise ProgrammingError(f"{cls!r} is not a SpacetimeTrackingRecorder")
+        return cls(self.replica)
+
+    def process_recorder(self) -> ProcessRecorder:
+        cls = self._recorder_class(self.PROCESS_RECORDER_TOPIC, self.process_recorder_class)
+        return cls(self.replica)
+
+    def _recorder_class(self, key: str, default: type[_R]) -> type[_R]:
+        topic = self.env.get(key)
+        if not topic:
+            return default
+        cls = resolve_topic(topic)
+        if not (isinstance(cls, type) and issubclass(cls, default)):
+            raise ProgrammingError(f"{key}={topic!r} is not a subclass of {default.__name__}")
+        return cls
+
+    def close(self) -> None:
+        with self._lock:
+            if self._replica is not None:
+                self._replica.close()
+                self._replica = None
+        super().close()

@@ -1,0 +1,197 @@
+"""TemporalStore benchmark: the SpacetimeDB recorders next to eventsourcing's SQLite ones.
+
+Runs the same workload through both persistence modules in one run, so the
+ratios mean something on any machine:
+
+- appending events one per call (``insert_events([event])``, each its own transaction);
+- appending events in batches (one call, one transaction per batch);
+- loading one aggregate with a long history, without and with snapshots.
+
+The SQLite baseline is a database file (eventsourcing's default for SQLite
+files: WAL journal), the configuration that persists and can be shared between
+processes on one machine; the SpacetimeDB figures include the WebSocket round
+trip to a local server and the replica update.
+
+    .venv/bin/python scripts/bench_store.py [--single N] [--batches N] [--history N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, event
+from eventsourcing.persistence import StoredEvent
+
+from inner_universe.spacetime import codec
+from inner_universe.spacetime.server import SPACETIMEDB_VERSION, LocalServer
+from inner_universe.universe.module import find_module_wasm
+
+BATCH = 100
+SNAPSHOT_INTERVAL = 100
+
+
+class Agent(Aggregate):
+    @event("Registered")
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.notes: list[str] = []
+
+    @event("NoteAdded")
+    def add_note(self, note: str) -> None:
+        self.notes.append(note)
+
+
+class Agents(Application[UUID]):
+    name = "BenchAgents"
+
+
+class SnapshottingAgents(Agents):
+    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
+        Agent: SNAPSHOT_INTERVAL
+    }
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:
+        pass
+    return (
+        f"{platform.machine()} {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"SpacetimeDB {SPACETIMEDB_VERSION}; eventsourcing {version('eventsourcing')}; "
+        f"codec {codec.IMPLEMENTATION}"
+    )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def median_time(fn: Callable[[], object], repeat: int = 7) -> float:
+    fn()  # warm up
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def bench(env: dict[str, str], single: int, batches: int, history: int) -> dict[str, float]:
+    """Events/s for single and batched appends; seconds to load a long-lived aggregate."""
+    results: dict[str, float] = {}
+    plain = Agents(env=env)
+    snapshotting: SnapshottingAgents | None = None
+    try:
+        recorder = plain.recorder
+
+        def one() -> None:
+            recorder.insert_events([StoredEvent(uuid4(), 1, "bench.Event", b'{"n":1}')])
+
+        for _ in range(20):  # warm up
+            one()
+
+        def singles() -> None:
+            for _ in range(single):
+                one()
+
+        results["single"] = single / timed(singles)
+
+        def batch() -> None:
+            oid = uuid4()
+            recorder.insert_events(
+                [StoredEvent(oid, v, "bench.Event", b'{"n":1}') for v in range(1, BATCH + 1)]
+            )
+
+        def all_batches() -> None:
+            for _ in range(batches):
+                batch()
+
+        results["batch"] = batches * BATCH / timed(all_batches)
+
+        # One aggregate with a long history, written through the snapshotting app,
+        # so its snapshots exist; the plain app on the same events ignores them.
+        # (Opened only now: a second replica of the store would slow the appends.)
+        snapshotting = SnapshottingAgents(env=env)
+        agent = Agent("long-lived")
+        snapshotting.save(agent)
+        while agent.version < history:
+            for i in range(min(SNAPSHOT_INTERVAL, history - agent.version)):
+                agent.add_note(f"note {agent.version} {i}")
+            snapshotting.save(agent)
+        results["load"] = median_time(lambda: plain.repository.get(agent.id))
+        app = snapshotting
+        results["load_snap"] = median_time(lambda: app.repository.get(agent.id))
+        loaded: Any = plain.repository.get(agent.id)
+        assert loaded.version == history, loaded.version
+    finally:
+        plain.close()
+        if snapshotting is not None:
+            snapshotting.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--single", type=int, default=1000, help="single-event appends")
+    parser.add_argument("--batches", type=int, default=100, help=f"batches of {BATCH} events")
+    parser.add_argument("--history", type=int, default=5000, help="events of the loaded aggregate")
+    args = parser.parse_args()
+    print(machine())
+    print(
+        f"workload: {args.single} single appends, {args.batches} batches of {BATCH}, "
+        f"one aggregate of {args.history} events (snapshot every {SNAPSHOT_INTERVAL})\n"
+    )
+
+    with LocalServer() as server:
+        database = f"bench-store-{uuid.uuid4().hex[:8]}"
+        server.publish_module(find_module_wasm().read_bytes(), database)
+        stdb_env = {
+            "PERSISTENCE_MODULE": "inner_universe.nerv.store",
+            "SPACETIMEDB_URI": server.uri,
+            "SPACETIMEDB_DATABASE": database,
+            "SPACETIMEDB_STORE": "bench",
+        }
+        stdb = bench(stdb_env, args.single, args.batches, args.history)
+        server.delete_database(database)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": os.path.join(tmp, "bench.sqlite"),
+        }
+        sqlite = bench(sqlite_env, args.single, args.batches, args.history)
+
+    rows = [
+        ("append, 1 event per call", "single", "events/s", True),
+        (f"append, {BATCH} events per call", "batch", "events/s", True),
+        (f"load {args.history} events, no snapshot", "load", "ms", False),
+        (f"load with snapshots (<= {SNAPSHOT_INTERVAL} events)", "load_snap", "ms", False),
+    ]
+    print(f"{'':42} {'SpacetimeDB':>12} {'SQLite file':>12}  {'ratio':>6}")
+    for label, key, unit, higher_is_better in rows:
+        ours, theirs = stdb[key], sqlite[key]
+        if unit == "ms":
+            ours, theirs = ours * 1000, theirs * 1000
+        ratio = ours / theirs if higher_is_better else theirs / ours
+        fmt = "{:>12,.0f}" if unit == "events/s" else "{:>12.2f}"
+        name = f"{label} ({unit})"
+        print(f"{name:42} {fmt.format(ours)} {fmt.format(theirs)}  {ratio:>5.2f}x")
+    print("\nratio > 1: the SpacetimeDB store is faster (higher rate, or shorter load).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+//! The TemporalStore: event-sourcing records for Python's `eventsourcing` library.
+//!
+//! Events are grouped in named *stores* (one per event-sourced application), so
+//! several applications can share one database without mixing their notification
+//! logs. Each store has its own notification sequence 1, 2, 3, ... with no gaps:
+//! the next id is kept in [`EventLog`] and taken inside the same transaction as the
+//! insert, so a failed batch rolls the counter back too (an `#[auto_inc]`
+//! sequence may skip values, which `eventsourcing` followers would read as lost
+//! events).
+//!
+//! - `stored_event`: the events, by store and notification id, and by store,
+//!   originator id and version (the aggregate's history).
+//! - `stored_snapshot`: aggregate snapshots (no notification ids).
+//! - `event_tracking`: per store, the last notification id processed from each
+//!   upstream application; it never goes backwards.
+//! - `event_log`: per store, the last notification id given out.
+//!
+//! Events are immutable: there is no reducer that changes or deletes one, so there
+//! is nothing for an identity to own; the log records who created each store.
+//! Errors that mean "this record already exists" (optimistic-concurrency conflicts,
+//! repeated tracking positions) start with [`INTEGRITY`], which the Python side
+//! turns into `eventsourcing.persistence.IntegrityError`.
+
+use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
+
+use crate::validate::{self, MAX_PAYLOAD_BYTES};
+
+/// Prefix of every error that reports a conflict with an existing record.
+pub const INTEGRITY: &str = "integrity error: ";
+/// Store names: short labels of ASCII letters, digits and `_ - . :`.
+pub const MAX_STORE_BYTES: usize = 64;
+/// Originator ids (UUID strings, or other short ids).
+pub const MAX_ORIGINATOR_ID_BYTES: usize = 128;
+/// Event topics (`module:Class` paths).
+pub const MAX_TOPIC_BYTES: usize = 1024;
+/// Events (or snapshots) in one batch.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// All event states of one batch together.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// One recorded domain event.
+#[spacetimedb::table(
+    name = stored_event,
+    public,
+    index(name = by_position, btree(columns = [store, notification_id])),
+    index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
+)]
+pub struct StoredEvent {
+    pub store: String,
+    /// 1, 2, 3, ... within the store, in commit order, without gaps.
+    pub notification_id: u64,
+    pub originator_id: String,
+    pub originator_version: u64,
+    pub topic: String,
+    /// The mapper's bytes (transcoded, maybe compressed and encrypted); opaque here.
+    pub state: Vec<u8>,
+}
+
+/// One aggregate snapshot; like an event, but outside the notification log.
+#[spacetimedb::table(
+    name = stored_snapshot,
+    public,
+    index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
+)]
+pub struct StoredSnapshot {
+    pub store: String,
+    pub originator_id: String,
+    pub originator_version: u64,
+    pub topic: String,
+    pub state: Vec<u8>,
+}
+
+/// How far a store's application has processed another application's log.
+#[spacetimedb::table(
+    name = event_tracking,
+    public,
+    index(name = by_upstream, btree(columns = [store, application_name]))
+)]
+pub struct EventTracking {
+    pub store: String,
+    pub application_name: String,
+    /// The highest notification id processed; only ever increases.
+    pub notification_id: u64,
+}
+
+/// The notification counter of one store.
+#[spacetimedb::table(name = event_log, public)]
+pub struct EventLog {
+    #[primary_key]
+    pub store: String,
+    /// The last notification id given out (0 before the first event).
+    pub last_notification_id: u64,
+    pub created_by: Identity,
+    pub created_at: Timestamp,
+}
+
+/// An event (or snapshot) to record, as sent by a client.
+#[derive(SpacetimeType)]
+pub struct NewEvent {
+    pub originator_id: String,
+    pub originator_version: u64,
+    pub topic: String,
+    pub state: Vec<u8>,
+}
+
+/// A tracking position to record with a batch of events.
+#[derive(SpacetimeType)]
+pub struct NewTracking {
+    pub application_name: String,
+    pub notification_id: u64,
+}
+
+/// Records a batch of events, and optionally a tracking position, all or nothing.
+///
+/// Each event gets the store's next notification id, in batch order. An event
+/// whose (originator id, version) is already in the store (or earlier in the batch)
+/// fails the whole call with an [`INTEGRITY`] error, as does a tracking position
+/// not above the one recorded for that upstream application.
+#[spacetimedb::reducer]
+pub fn append_events(
+    ctx: &ReducerContext,
+    store: String,
+    events: Vec<NewEvent>,
+    tracking: Option<NewTracking>,
+) -> Result<(), String> {
+    store_name(&store)?;
+    batch(&events)?;
+    if let Some(tracking) = tracking {
+        record_tracking(ctx, &store, tracking)?;
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut log = ctx.db.event_log().store().find(&store);
+    let mut last = log.as_ref().map_or(0, |log| log.last_notification_id);
+    for event in events {
+        let existing = ctx.db.stored_event().by_stream().filter((
+            &store,
+            &event.originator_id,
+            &event.originator_version,
+        ));
+        if existing.count() > 0 {
+            return Err(conflict("event", &store, &event));
+        }
+        last += 1;
+        ctx.db.stored_event().insert(StoredEvent {
+            store: store.clone(),
+            notification_id: last,
+            originator_id: event.originator_id,
+            originator_version: event.originator_version,
+            topic: event.topic,
+            state: event.state,
+        });
+    }
+    match log.take() {
+        Some(log) => {
+            ctx.db.event_log().store().update(EventLog {
+                last_notification_id: last,
+                ..log
+            });
+        }
+        None => {
+            ctx.db.event_log().insert(EventLog {
+                store,
+                last_notification_id: last,
+                created_by: ctx.sender,
+                created_at: ctx.timestamp,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Records a batch of snapshots, all or nothing; an existing (originator id,
+/// version) in the store fails the call with an [`INTEGRITY`] error.
+#[spacetimedb::reducer]
+pub fn append_snapshots(
+    ctx: &ReducerContext,
+    store: String,
+    snapshots: Vec<NewEvent>,
+) -> Result<(), String> {
+    store_name(&store)?;
+    batch(&snapshots)?;
+    for snapshot in snapshots {
+        let existing = ctx.db.stored_snapshot().by_stream().filter((
+            &store,
+            &snapshot.originator_id,
+            &snapshot.originator_version,
+        ));
+        if existing.count() > 0 {
+            return Err(conflict("snapshot", &store, &snapshot));
+        }
+        ctx.db.stored_snapshot().insert(StoredSnapshot {
+            store: store.clone(),
+            originator_id: snapshot.originator_id,
+            originator_version: snapshot.originator_version,
+            topic: snapshot.topic,
+            state: snapshot.state,
+        });
+    }
+    Ok(())
+}
+
+/// Moves a store's position in an upstream log forward; never back, never in place.
+fn record_tracking(ctx: &ReducerContext, store: &str, tracking: NewTracking) -> Result<(), String> {
+    validate::label("tracking application name", &tracking.application_name)?;
+    let table = ctx.db.event_tracking();
+    let current = table
+        .by_upstream()
+        .filter((store, tracking.application_name.as_str()))
+        .next();
+    if let Some(current) = current {
+        if tracking.notification_id <= current.notification_id {
+            return Err(format!(
+                "{INTEGRITY}store '{store}' has already processed notification {} of '{}'; \
+                 {} is not after it",
+                current.notification_id, tracking.application_name, tracking.notification_id
+            ));
+        }
+        table.delete(current);
+    }
+    table.insert(EventTracking {
+        store: store.to_owned(),
+        application_name: tracking.application_name,
+        notification_id: tracking.notification_id,
+    });
+    Ok(())
+}
+
+fn conflict(kind: &str, store: &str, event: &NewEvent) -> String {
+    format!(
+        "{INTEGRITY}store '{store}' already has {kind} version {} of originator {}",
+        event.originator_version, event.originator_id
+    )
+}
+
+/// A store name: non-empty, short, and made only of characters that need no
+/// quoting in a subscription query (`... WHERE store = 'name'`).
+fn store_name(store: &str) -> Result<(), String> {
+    if store.is_empty() {
+        return Err("store name must not be empty".into());
+    }
+    validate::size("store name", store.len(), MAX_STORE_BYTES)?;
+    if let Some(bad) = store
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(format!(
+            "store name '{store}' contains {bad:?}; use ASCII letters, digits and _ - . :"
+        ));
+    }
+    Ok(())
+}
+
+/// A batch: not too many records, each one well formed, all states together not too big.
+fn batch(events: &[NewEvent]) -> Result<(), String> {
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(format!(
+            "a batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+            events.len()
+        ));
+    }
+    let mut total = 0;
+    for event in events {
+        if event.originator_id.is_empty() {
+            return Err("originator id must not be empty".into());
+        }
+        validate::size(
+            "originator id",
+            event.originator_id.len(),
+            MAX_ORIGINATOR_ID_BYTES,
+        )?;
+        validate::size("event topic", event.topic.len(), MAX_TOPIC_BYTES)?;
+        validate::size("event state", event.state.len(), MAX_PAYLOAD_BYTES)?;
+        total += event.state.len();
+    }
+    validate::size("the batch's event states", total, MAX_BATCH_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_names_are_short_plain_labels() {
+        assert_eq!(store_name("BankAccounts"), Ok(()));
+        assert_eq!(store_name("app-1.v2:events_x"), Ok(()));
+        assert!(store_name("").is_err());
+        assert!(store_name("it's").unwrap_err().contains("'\\''"));
+        assert!(store_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn batches_are_checked_before_anything_is_written() {
+        let event = |id: &str, state: usize| NewEvent {
+            originator_id: id.into(),
+            originator_version: 1,
+            topic: "t".into(),
+            state: vec![0; state],
+        };
+        assert_eq!(batch(&[event("a", 10)]), Ok(()));
+        assert!(batch(&[event("", 10)]).is_err());
+        assert!(batch(&[event("a", MAX_PAYLOAD_BYTES + 1)]).is_err());
+    }
+}

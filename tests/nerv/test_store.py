@@ -1,0 +1,458 @@
+"""The TemporalStore against a real local SpacetimeDB: eventsourcing's own conformance
+suites, then whole applications (time travel, snapshots, two processes, a system).
+
+Every conformance test gets a freshly published database, because the suites
+assume an empty recorder (notification ids 1, 2, 3 and no tracking).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, event
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.system import ProcessApplication, SingleThreadedRunner, System
+from eventsourcing.tests.persistence import (
+    AggregateRecorderTestCase,
+    ApplicationRecorderTestCase,
+    InfrastructureFactoryTestCase,
+    NonInterleavingNotificationIDsBaseCase,
+    ProcessRecorderTestCase,
+    TrackingRecorderTestCase,
+)
+from eventsourcing.utils import Environment, get_topic
+
+from inner_universe.nerv import store
+from inner_universe.nerv.store import (
+    Factory,
+    SpacetimeAggregateRecorder,
+    SpacetimeApplicationRecorder,
+    SpacetimeProcessRecorder,
+    SpacetimeTrackingRecorder,
+    StoreReplica,
+)
+from inner_universe.spacetime.connection import ConnectionBuilder
+from inner_universe.spacetime.server import LocalServer
+from tests.conftest import PublishedDatabase, publish_fresh
+
+pytestmark = pytest.mark.integration
+
+
+class OnFreshDatabase:
+    """Mixin: a fresh database per test, and replicas on it that are closed afterwards."""
+
+    db: PublishedDatabase
+    _replicas: list[StoreReplica]
+
+    @pytest.fixture(autouse=True)
+    def _fresh_database(self, local_server: LocalServer, module_wasm: bytes) -> Iterator[None]:
+        self.db = publish_fresh(local_server, module_wasm, prefix="iu-store")
+        self._replicas = []
+        yield
+        for replica in self._replicas:
+            replica.close()
+        local_server.delete_database(self.db.name)
+
+    def replica(self, name: str = "test") -> StoreReplica:
+        connection = (
+            ConnectionBuilder().with_uri(self.db.uri).with_database(self.db.name).connect_threaded()
+        )
+        replica = StoreReplica(connection, name, owns_connection=True)
+        self._replicas.append(replica)
+        return replica
+
+
+# --- eventsourcing's conformance suites ----------------------------------------------------
+
+
+class TestAggregateRecorder(OnFreshDatabase, AggregateRecorderTestCase):
+    def create_recorder(self) -> SpacetimeAggregateRecorder:
+        return SpacetimeAggregateRecorder(self.replica())
+
+
+class TestSnapshotRecorder(OnFreshDatabase, AggregateRecorderTestCase):
+    """Snapshots are an aggregate recorder too, on their own table."""
+
+    def create_recorder(self) -> SpacetimeAggregateRecorder:
+        return SpacetimeAggregateRecorder(self.replica(), "snapshots")
+
+
+class TestApplicationRecorder(OnFreshDatabase, ApplicationRecorderTestCase):
+    def create_recorder(self) -> SpacetimeApplicationRecorder:
+        return SpacetimeApplicationRecorder(self.replica())
+
+    def test_insert_subscribe(self) -> None:
+        self.optional_test_insert_subscribe()
+
+
+class TestApplicationRecorderTextIds(OnFreshDatabase, ApplicationRecorderTestCase):
+    """Originator ids that are plain strings (ORIGINATOR_ID_TYPE=text)."""
+
+    def new_originator_id(self) -> str:
+        return f"agent-{uuid4().hex[:8]}"
+
+    def create_recorder(self) -> SpacetimeApplicationRecorder:
+        replica = self.replica()
+        replica.originator_id_type = "text"
+        return SpacetimeApplicationRecorder(replica)
+
+    def test_insert_subscribe(self) -> None:
+        self.optional_test_insert_subscribe()
+
+    # The concurrency cases are covered once, above.
+    test_concurrent_no_conflicts = None  # type: ignore[assignment]
+    test_concurrent_throughput = None  # type: ignore[assignment]
+    test_performance = None  # type: ignore[assignment]
+
+
+class TestNonInterleavingNotificationIDs(OnFreshDatabase, NonInterleavingNotificationIDsBaseCase):
+    def create_recorder(self) -> SpacetimeApplicationRecorder:
+        return SpacetimeApplicationRecorder(self.replica())
+
+
+class TestTrackingRecorder(OnFreshDatabase, TrackingRecorderTestCase):
+    def create_recorder(self) -> SpacetimeTrackingRecorder:
+        return SpacetimeTrackingRecorder(self.replica())
+
+
+class TestProcessRecorder(OnFreshDatabase, ProcessRecorderTestCase):
+    def create_recorder(self) -> SpacetimeProcessRecorder:
+        return SpacetimeProcessRecorder(self.replica())
+
+
+class CustomTrackingRecorder(SpacetimeTrackingRecorder):
+    """For the factory suite: a tracking recorder class chosen by argument or topic."""
+
+
+class TestFactory(OnFreshDatabase, InfrastructureFactoryTestCase[Factory]):
+    def setUp(self) -> None:
+        self.env = Environment(
+            "TestApp",
+            {
+                InfrastructureFactory.PERSISTENCE_MODULE: store.__name__,
+                Factory.SPACETIMEDB_URI: self.db.uri,
+                Factory.SPACETIMEDB_DATABASE: self.db.name,
+            },
+        )
+        super().setUp()
+
+    def expected_factory_class(self) -> type[Factory]:
+        return Factory
+
+    def expected_aggregate_recorder_class(self) -> type[SpacetimeAggregateRecorder]:
+        return SpacetimeAggregateRecorder
+
+    def expected_application_recorder_class(self) -> type[SpacetimeApplicationRecorder]:
+        return SpacetimeApplicationRecorder
+
+    def expected_tracking_recorder_class(self) -> type[SpacetimeTrackingRecorder]:
+        return SpacetimeTrackingRecorder
+
+    def tracking_recorder_subclass(self) -> type[SpacetimeTrackingRecorder]:
+        return CustomTrackingRecorder
+
+    def expected_process_recorder_class(self) -> type[SpacetimeProcessRecorder]:
+        return SpacetimeProcessRecorder
+
+    def test_store_name_defaults_to_the_application_name(self) -> None:
+        assert self.factory.store == "TestApp"
+        self.env["TESTAPP_SPACETIMEDB_STORE"] = "agents.v2"
+        assert Factory(self.env).store == "agents.v2"
+
+    def test_settings_are_checked(self) -> None:
+        with pytest.raises(OSError, match="SPACETIMEDB_URI"):
+            Factory({Factory.SPACETIMEDB_DATABASE: "x"})
+        with pytest.raises(OSError, match="contains ' '"):
+            Factory(Environment("My App", dict(self.env)))
+
+
+# --- what the conformance suites do not cover ----------------------------------------------
+
+
+class TestStoreSemantics(OnFreshDatabase):
+    def test_stores_are_separate_logs(self) -> None:
+        a = SpacetimeApplicationRecorder(self.replica("a"))
+        b = SpacetimeApplicationRecorder(self.replica("b"))
+        oid = uuid4()
+        assert a.insert_events([StoredEvent(oid, 1, "t", b"a1")]) == [1]
+        # Same originator and version in another store: no conflict, its own id 1.
+        assert b.insert_events([StoredEvent(oid, 1, "t", b"b1")]) == [1]
+        assert b.insert_events([StoredEvent(oid, 2, "t", b"b2")]) == [2]
+        assert [e.state for e in a.select_events(oid)] == [b"a1"]
+        assert [n.state for n in b.select_notifications(None, 10)] == [b"b1", b"b2"]
+
+    def test_failed_batch_leaves_no_gap(self) -> None:
+        recorder = SpacetimeProcessRecorder(self.replica())
+        oid = uuid4()
+        assert recorder.insert_events([StoredEvent(oid, 1, "t", b"")]) == [1]
+        with pytest.raises(IntegrityError, match="already has event version 1"):
+            recorder.insert_events([StoredEvent(oid, 2, "t", b""), StoredEvent(oid, 1, "t", b"")])
+        assert recorder.insert_events(
+            [StoredEvent(oid, 2, "t", b"")], tracking=Tracking("up", 5)
+        ) == [2]
+        with pytest.raises(IntegrityError, match="already processed notification 5"):
+            recorder.insert_events([StoredEvent(oid, 3, "t", b"")], tracking=Tracking("up", 5))
+        assert recorder.max_tracking_id("up") == 5
+        assert recorder.insert_events([StoredEvent(oid, 3, "t", b"")]) == [3]
+        assert [n.id for n in recorder.select_notifications(None, 10)] == [1, 2, 3]
+
+    def test_bad_input_is_a_data_error_naming_the_field(self) -> None:
+        from eventsourcing.persistence import DataError
+
+        recorder = SpacetimeApplicationRecorder(self.replica())
+        with pytest.raises(DataError, match="event state is 1048577 bytes"):
+            recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"x" * (1024 * 1024 + 1))])
+        with pytest.raises(DataError, match="originator_version"):
+            recorder.insert_events([StoredEvent(uuid4(), -1, "t", b"")])
+        with pytest.raises(ValueError, match="contains"):
+            self.replica("it's")
+
+    def test_subscription_wakes_on_another_connections_insert(self) -> None:
+        reader = SpacetimeApplicationRecorder(self.replica())
+        writer = SpacetimeApplicationRecorder(self.replica())
+        received: list[tuple[int, float]] = []
+        with reader.subscribe(gt=None, topics=["wanted"]) as subscription:
+
+            def consume() -> None:
+                for notification in subscription:
+                    received.append((notification.id, time.perf_counter()))
+                    if len(received) == 2:
+                        break
+
+            thread = threading.Thread(target=consume)
+            thread.start()
+            time.sleep(0.2)  # the consumer is now blocked, with nothing to read
+            writer.insert_events([StoredEvent(uuid4(), 1, "other", b"")])
+            sent = time.perf_counter()
+            writer.insert_events([StoredEvent(uuid4(), 1, "wanted", b"")])
+            writer.insert_events([StoredEvent(uuid4(), 1, "wanted", b"")])
+            thread.join(5)
+        assert [nid for nid, _ in received] == [2, 3]
+        assert received[0][1] - sent < 0.5  # pushed, not found by a slow poll
+
+
+# --- applications on the store -----------------------------------------------------------
+
+
+class Agent(Aggregate):
+    """An agent whose every state change is an event."""
+
+    @event("Registered")
+    def __init__(self, name: str, role: str) -> None:
+        self.name = name
+        self.role = role
+        self.status = "idle"
+        self.notes: list[str] = []
+
+    @event("StatusChanged")
+    def set_status(self, status: str) -> None:
+        self.status = status
+
+    @event("NoteAdded")
+    def add_note(self, note: str) -> None:
+        self.notes.append(note)
+
+
+class Agents(Application[UUID]):
+    def register(self, name: str, role: str) -> UUID:
+        agent = Agent(name, role)
+        self.save(agent)
+        return agent.id
+
+    def set_status(self, agent_id: UUID, status: str) -> None:
+        agent: Agent = self.repository.get(agent_id)
+        agent.set_status(status)
+        self.save(agent)
+
+    def add_notes(self, agent_id: UUID, notes: Sequence[str]) -> None:
+        agent: Agent = self.repository.get(agent_id)
+        for note in notes:
+            agent.add_note(note)
+        self.save(agent)
+
+
+class CountingRecorder(SpacetimeApplicationRecorder):
+    """Counts the events an application reads, to show what a snapshot saves."""
+
+    selected: ClassVar[list[int]] = []
+
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        events = super().select_events(originator_id, **kwargs)
+        CountingRecorder.selected.append(len(events))
+        return events
+
+
+def app_env(db: PublishedDatabase, **extra: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "inner_universe.nerv.store",
+        "SPACETIMEDB_URI": db.uri,
+        "SPACETIMEDB_DATABASE": db.name,
+        **extra,
+    }
+
+
+def test_application_time_travel(fresh_db: PublishedDatabase) -> None:
+    app = Agents(env=app_env(fresh_db))
+    try:
+        agent_id = app.register("planner", "planning")
+        app.set_status(agent_id, "busy")
+        app.add_notes(agent_id, ["one", "two"])
+        app.set_status(agent_id, "done")
+
+        agent: Agent = app.repository.get(agent_id)
+        assert (agent.version, agent.status, agent.notes) == (5, "done", ["one", "two"])
+        then: Agent = app.repository.get(agent_id, version=2)
+        assert (then.status, then.notes) == ("busy", [])
+        assert app.repository.get(agent_id, version=4).notes == ["one", "two"]
+
+        # The application-wide log, in commit order.
+        topics = [
+            n.topic.rsplit(".", 1)[-1] for n in app.notification_log.select(start=1, limit=10)
+        ]
+        assert topics == ["Registered", "StatusChanged", "NoteAdded", "NoteAdded", "StatusChanged"]
+
+        # A stale copy cannot overwrite: optimistic concurrency is enforced by the module.
+        stale: Agent = app.repository.get(agent_id, version=3)
+        stale.set_status("stale")
+        with pytest.raises(IntegrityError):
+            app.save(stale)
+    finally:
+        app.close()
+
+
+def test_snapshots_bound_the_cost_of_loading(fresh_db: PublishedDatabase) -> None:
+    class SnapshottingAgents(Agents):
+        snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
+            Agent: 50
+        }
+
+    env = app_env(fresh_db, APPLICATION_RECORDER_TOPIC=get_topic(CountingRecorder))
+    app = SnapshottingAgents(env=env)
+    try:
+        agent_id = app.register("long-lived", "memory")
+        for batch in range(12):
+            app.add_notes(agent_id, [f"note {batch}.{i}" for i in range(20)])
+        assert app.snapshots is not None
+        snapshots = app.snapshots.recorder.select_events(agent_id)
+        assert [s.originator_version for s in snapshots] == [50, 100, 150, 200]
+
+        CountingRecorder.selected.clear()
+        agent: Agent = app.repository.get(agent_id)
+        assert agent.version == 241 and len(agent.notes) == 240
+        assert CountingRecorder.selected == [41]  # events after the newest snapshot only
+
+        CountingRecorder.selected.clear()
+        old: Agent = app.repository.get(agent_id, version=120)
+        assert len(old.notes) == 119
+        assert CountingRecorder.selected == [20]  # from the snapshot at 100
+    finally:
+        app.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from uuid import UUID
+    from tests.nerv.test_store import Agents
+
+    app = Agents(env={"SPACETIMEDB_TOKEN": ""})   # a new identity of its own
+    agent_id = app.register("from-child", "worker")
+    print("registered", agent_id, flush=True)
+    # Follow the log live until the parent changes this agent.
+    with app.recorder.subscribe(gt=None, topics=[]) as subscription:
+        for notification in subscription:
+            if notification.originator_id == agent_id and notification.originator_version == 2:
+                break
+    print("status", app.repository.get(agent_id).status, flush=True)
+    app.close()
+    """
+)
+
+
+def test_two_processes_share_the_store_live(fresh_db: PublishedDatabase) -> None:
+    env = {**os.environ, **app_env(fresh_db)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    app = Agents(env=app_env(fresh_db))
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+        assert line[:1] == ["registered"], child.stderr.read() if child.stderr else line
+        child_agent = UUID(line[1])
+        # The parent sees the child's events as they arrive on its subscription.
+        with app.recorder.subscribe(gt=None) as subscription:
+            for notification in subscription:
+                if notification.originator_id == child_agent:
+                    break
+        agent: Agent = app.repository.get(child_agent)
+        assert (agent.name, agent.role) == ("from-child", "worker")
+        app.set_status(child_agent, "adopted")  # written by another identity, seen by the child
+        out, err = child.communicate(timeout=20)
+        assert child.returncode == 0, err
+        assert out.split() == ["status", "adopted"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+        app.close()
+
+
+class Counters(ProcessApplication[UUID]):
+    """Follows Agents: counts registrations, recording its position atomically."""
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self.registered: list[str] = []
+
+    def policy(self, domain_event: Any, processing_event: Any) -> None:
+        if isinstance(domain_event, Agent.Registered):  # type: ignore[attr-defined]
+            tally = Tally(domain_event.name)
+            processing_event.collect_events(tally)
+
+
+class Tally(Aggregate):
+    @event("Counted")
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_process_application_follows_in_its_own_store(fresh_db: PublishedDatabase) -> None:
+    system = System(pipes=[[Agents, Counters]])
+    runner: SingleThreadedRunner[UUID] = SingleThreadedRunner(system, env=app_env(fresh_db))
+    runner.start()
+    try:
+        agents = runner.get(Agents)
+        counters = runner.get(Counters)
+        agents.register("a", "x")
+        agents.register("b", "y")
+        counted = counters.recorder.select_notifications(None, 10)
+        assert [n.topic.rsplit(".", 1)[-1] for n in counted] == ["Counted", "Counted"]
+        assert isinstance(counters.recorder, SpacetimeProcessRecorder)
+        assert counters.recorder.max_tracking_id("Agents") == 2
+        assert agents.recorder.max_notification_id() == 2  # its own log, unmixed
+    finally:
+        runner.stop()
+
+
+del AggregateRecorderTestCase, ApplicationRecorderTestCase, TrackingRecorderTestCase
+del ProcessRecorderTestCase, NonInterleavingNotificationIDsBaseCase, InfrastructureFactoryTestCase
