@@ -750,6 +750,19 @@ class ThreadedConnection:
             future.cancel()
             raise TimeoutError("the connection did not answer in time") from None
 
+    def run_on_connection_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the connection's own thread and return its result.
+
+        Callbacks and cache updates happen on that thread, so ``fn`` sees no
+        transaction half-applied: the place to read the cache and register
+        callbacks together, atomically.
+        """
+
+        async def run() -> T:
+            return fn()
+
+        return self._run(run())
+
     def subscribe(self, *queries: str) -> SubscriptionHandle:
         """Subscribe and wait until applied; ``unsubscribe(handle)`` removes it."""
 
