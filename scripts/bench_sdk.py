@@ -18,37 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import time
 import urllib.request
-from importlib.metadata import version
 from typing import Any
 
 import msgpack
+from bench_common import machine
 
 from inner_universe.spacetime import codec, connect, fetch_schema
 from inner_universe.spacetime.bsatn import BsatnWriter
-from inner_universe.spacetime.server import SPACETIMEDB_VERSION, LocalServer
+from inner_universe.spacetime.server import LocalServer
 from inner_universe.spacetime.types import ConnectionId, Identity, Timestamp
 from inner_universe.universe import publish
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
-    return (
-        f"{platform.machine()} {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"SpacetimeDB {SPACETIMEDB_VERSION}; websockets {version('websockets')}; "
-        f"codec {codec.IMPLEMENTATION}"
-    )
 
 
 def rate(count: int, seconds: float) -> str:
@@ -170,7 +151,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    print(machine())
+    print(machine("websockets"))
     with LocalServer() as server:
         database = publish(server, "bench")
         calls = asyncio.run(bench_calls(server.uri, database, args.calls))

@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from importlib.metadata import version
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+from bench_common import machine
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, event
 from eventsourcing.persistence import StoredEvent
 
-from inner_universe.spacetime import codec
-from inner_universe.spacetime.server import SPACETIMEDB_VERSION, LocalServer
+from inner_universe.spacetime.server import LocalServer
 from inner_universe.universe.module import find_module_wasm
 
 BATCH = 100
@@ -60,23 +58,6 @@ class SnapshottingAgents(Agents):
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         Agent: SNAPSHOT_INTERVAL
     }
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
-    return (
-        f"{platform.machine()} {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"SpacetimeDB {SPACETIMEDB_VERSION}; eventsourcing {version('eventsourcing')}; "
-        f"codec {codec.IMPLEMENTATION}"
-    )
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -150,7 +131,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help=f"batches of {BATCH} events")
     parser.add_argument("--history", type=int, default=5000, help="events of the loaded aggregate")
     args = parser.parse_args()
-    print(machine())
+    print(machine("eventsourcing"))
     print(
         f"workload: {args.single} single appends, {args.batches} batches of {BATCH}, "
         f"one aggregate of {args.history} events (snapshot every {SNAPSHOT_INTERVAL})\n"

@@ -8,8 +8,9 @@ command that provides it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -61,3 +62,12 @@ def fresh_db(local_server: LocalServer, module_wasm: bytes) -> Iterator[Publishe
     db = publish_fresh(local_server, module_wasm)
     yield db
     local_server.delete_database(db.name)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Wait until ``predicate()`` holds: rows from other clients arrive asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

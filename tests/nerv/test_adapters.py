@@ -25,19 +25,11 @@ from inner_universe.nerv.bus import BusEvent, EventBus
 from inner_universe.nerv.projector import GroupBy, SortedGroups
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, connect
 from inner_universe.spacetime.events import ReducerEvent, SubscribeAppliedEvent
-from tests.conftest import PublishedDatabase
+from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 15.0
-
-
-async def until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_changes_from_two_connections_reach_a_third_bus_in_commit_order(

@@ -21,20 +21,9 @@ from inner_universe.errors import (
 )
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, connect
 from inner_universe.spacetime.events import EventContext, ReducerEvent, SubscribeAppliedEvent
-from tests.conftest import PublishedDatabase
+from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
-
-TIMEOUT = 10.0
-
-
-async def until(predicate: Any, timeout: float = TIMEOUT) -> None:
-    """Wait until ``predicate()`` holds (rows arrive asynchronously from other clients)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_two_identities_see_each_others_changes(universe_db: PublishedDatabase) -> None:
