@@ -120,7 +120,9 @@ def _adapter(adapter: Adapter | None) -> ReplicaAdapter:
     return adapter
 
 
-class ReplicaAgent(AgentModel):
+class _PushedThroughReducers(DiffSyncModel):
+    """Base for the replica's models: diffsync's create/update/delete call the reducers."""
+
     @classmethod
     def create(cls, adapter: Adapter, ids: dict[Any, Any], attrs: dict[Any, Any]) -> Self | None:
         return cast("Self | None", _adapter(adapter).push_create(cls, ids, attrs))
@@ -132,40 +134,20 @@ class ReplicaAgent(AgentModel):
         return cast("Self | None", _adapter(self.adapter).push_delete(self))
 
 
-class ReplicaDocument(DocumentModel):
-    @classmethod
-    def create(cls, adapter: Adapter, ids: dict[Any, Any], attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(adapter).push_create(cls, ids, attrs))
-
-    def update(self, attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_update(self, attrs))
-
-    def delete(self) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_delete(self))
+class ReplicaAgent(_PushedThroughReducers, AgentModel):
+    pass
 
 
-class ReplicaConversation(ConversationModel):
-    @classmethod
-    def create(cls, adapter: Adapter, ids: dict[Any, Any], attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(adapter).push_create(cls, ids, attrs))
-
-    def update(self, attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_update(self, attrs))
-
-    def delete(self) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_delete(self))
+class ReplicaDocument(_PushedThroughReducers, DocumentModel):
+    pass
 
 
-class ReplicaMessage(MessageModel):
-    @classmethod
-    def create(cls, adapter: Adapter, ids: dict[Any, Any], attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(adapter).push_create(cls, ids, attrs))
+class ReplicaConversation(_PushedThroughReducers, ConversationModel):
+    pass
 
-    def update(self, attrs: dict[Any, Any]) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_update(self, attrs))
 
-    def delete(self) -> Self | None:
-        return cast("Self | None", _adapter(self.adapter).push_delete(self))
+class ReplicaMessage(_PushedThroughReducers, MessageModel):
+    pass
 
 
 class ReplicaAdapter(SyncAdapter):
