@@ -1,0 +1,87 @@
+"""Universe: the server, the connection and the services, opened and closed as one."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inner_universe.app import Universe, register_service
+from inner_universe.errors import InvalidStateError, ServerError
+from inner_universe.home import config_home, find_running, load_identity
+from inner_universe.nerv.bus import BusEvent
+from inner_universe.spacetime.connection import DbConnection, ThreadedConnection
+from tests.conftest import PublishedDatabase, until
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """A service that notes when it is closed."""
+
+    closed: list[str] = []  # noqa: RUF012 - shared on purpose: the order across services
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def close(self) -> None:
+        Recorder.closed.append(self.name)
+
+
+register_service("first", lambda universe: Recorder("first"))
+register_service("second", lambda universe: Recorder("second"))
+
+
+async def test_services_are_lazy_single_and_closed_in_reverse(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    Recorder.closed = []
+    async with Universe(universe_db.uri, universe_db.name) as universe:
+        assert isinstance(universe.connection, DbConnection)
+        assert universe.service("first") is universe.service("first")
+        universe.service("second")
+        seen: list[BusEvent] = []
+        universe.bus.connect("agent.insert", lambda sender, event: seen.append(event), weak=False)
+        projector = universe.projector
+        await universe.subscribe("SELECT * FROM agent")
+        await universe.connection.reducers.register_agent("app-test", "testing", b"")
+        await until(lambda: seen)
+        assert seen[0].row.name == "app-test"
+        assert any(a.name == "app-test" for a in projector.table("agent").values())
+        with pytest.raises(InvalidStateError, match="no service named 'missing'"):
+            universe.service("missing")
+    assert Recorder.closed == ["second", "first"]
+    with pytest.raises(InvalidStateError):
+        universe.connection  # noqa: B018
+
+
+def test_sync_use_and_the_stored_identity(universe_db: PublishedDatabase, user_home: Path) -> None:
+    with Universe(universe_db.uri, universe_db.name) as universe:
+        assert isinstance(universe.connection, ThreadedConnection)
+        first = universe.identity
+        universe.connection.subscribe("SELECT * FROM agent")
+        universe.connection.reducers.register_agent("sync-app", "testing", b"")
+        assert universe.connection.db.agent.find("name", "sync-app") is not None
+    stored = load_identity(universe_db.uri)
+    assert stored is not None and stored.identity == first
+    path = config_home() / "identities.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with Universe(universe_db.uri, universe_db.name) as again:
+        assert again.identity == first  # the same identity comes back
+
+
+def test_without_a_uri_it_starts_the_local_server_or_reuses_it(user_home: Path) -> None:
+    with pytest.raises(ServerError, match="inner-universe up"):
+        Universe(start_server=False).open_sync()
+    with Universe() as owner:
+        running = find_running()
+        assert owner.server is not None and running is not None
+        assert running.data_dir.startswith(str(user_home))
+        with Universe(start_server=False) as guest:
+            assert guest.server is None and guest.uri == owner.uri
+            assert guest.identity == owner.identity  # the stored local identity
+        agents: Any = owner.connection.one_off_query("SELECT * FROM agent")
+        assert agents == {"agent": []}
+    assert find_running() is None
