@@ -137,6 +137,10 @@ class Universe:
         return LOCAL if self._requested_uri is None else self._requested_uri
 
     @property
+    def is_open(self) -> bool:
+        return self._connection is not None
+
+    @property
     def connection(self) -> AnyConnection:
         """The connection: a DbConnection (async use) or a ThreadedConnection (sync use)."""
         if self._connection is None:

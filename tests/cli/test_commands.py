@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
+    # A wide terminal, so that rows print whole.
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def on(db: PublishedDatabase, *args: str) -> Result:

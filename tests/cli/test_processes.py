@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -64,9 +63,8 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.fixture
-def up(user_home: Path) -> Iterator[tuple[subprocess.Popen[str], Lines, str]]:
-    """``inner-universe up`` in the foreground of its own process; yields it and its URI."""
+def start_up() -> tuple[subprocess.Popen[str], Lines, str]:
+    """``inner-universe up`` in the foreground of its own process, with its URI once it is up."""
     assert COMMAND.is_file(), f"{COMMAND} is missing: run scripts/setup"
     proc = subprocess.Popen(
         [str(COMMAND), "up"],
@@ -77,60 +75,56 @@ def up(user_home: Path) -> Iterator[tuple[subprocess.Popen[str], Lines, str]]:
     )
     lines = Lines(proc.stdout)  # type: ignore[arg-type]
     try:
-        uri = lines.wait_for("http://").split()[0]
-        yield proc, lines, uri
+        return proc, lines, lines.wait_for("http://").split()[0]
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def test_up_status_down_up_again_then_ctrl_c(user_home: Path) -> None:
+    proc, _, uri = start_up()
+    try:
+        status = run("status", "--json")
+        assert status.returncode == 0, status.stderr
+        info = json.loads(status.stdout)
+        assert info["uri"] == uri and info["local"] is True and info["pid"] == proc.pid
+        assert info["module"] == info["module_of_this_checkout"]
+        assert set(info["tables"]) >= {"agent", "conversation", "message", "session"}
+
+        again = run("up")
+        assert again.returncode == 0 and "already running" in again.stdout
+
+        builder = ConnectionBuilder().with_uri(uri).with_database("inner-universe")
+        with builder.connect_threaded() as conn:
+            conn.reducers.register_agent("survivor", "testing", b"")
+        down = run("down")
+        assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
+        assert proc.wait(timeout=30) == 0
+        assert run("status").returncode == 3
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
+    proc, lines, uri = start_up()  # the same data directory: the agent is still there
+    try:
+        rows = run("sql", "SELECT * FROM agent", "--json")
+        assert rows.returncode == 0, rows.stderr
+        names = [json.loads(line)["row"]["name"] for line in rows.stdout.splitlines()]
+        assert names == ["survivor"]
+        server_pid = json.loads((data_home() / "server.json").read_text())["server_pid"]
 
-def test_up_then_status_from_another_process_then_ctrl_c(
-    up: tuple[subprocess.Popen[str], Lines, str],
-) -> None:
-    proc, lines, uri = up
-    status = run("status", "--json")
-    assert status.returncode == 0, status.stderr
-    info = json.loads(status.stdout)
-    assert info["uri"] == uri and info["local"] is True and info["pid"] == proc.pid
-    assert info["module"] == info["module_of_this_checkout"]
-    assert set(info["tables"]) >= {"agent", "conversation", "message", "session"}
-    server_pid = json.loads((data_home() / "server.json").read_text())["server_pid"]
-
-    again = run("up")
-    assert again.returncode == 0 and "already running" in again.stdout
-
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    assert proc.wait(timeout=30) == 0
-    lines.wait_for("stopped")
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert proc.wait(timeout=30) == 0
+        lines.wait_for("stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert not alive(server_pid), "the server outlived `up`"
     assert not ping(uri)
     assert not (data_home() / "server.json").exists()
-    assert run("status").returncode == 3
-
-
-def test_down_stops_up_and_the_data_persists(
-    up: tuple[subprocess.Popen[str], Lines, str],
-) -> None:
-    proc, _, uri = up
-    builder = ConnectionBuilder().with_uri(uri).with_database("inner-universe")
-    with builder.connect_threaded() as conn:
-        conn.reducers.register_agent("survivor", "testing", b"")
-    down = run("down")
-    assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
-    assert proc.wait(timeout=30) == 0
-
-    restarted = subprocess.Popen([str(COMMAND), "up"], stdout=subprocess.PIPE, text=True)
-    try:
-        Lines(restarted.stdout).wait_for("http://")  # type: ignore[arg-type]
-        rows = run("sql", "SELECT * FROM agent", "--json")
-        assert rows.returncode == 0, rows.stderr
-        assert [json.loads(line)["row"]["name"] for line in rows.stdout.splitlines()] == [
-            "survivor"
-        ]
-    finally:
-        assert run("down").returncode == 0
-        restarted.wait(timeout=30)
 
 
 WATCH_MESSAGES = ("watch", "message", "--count", "3")
@@ -149,9 +143,9 @@ def test_watch_prints_changes_as_they_commit(universe_db: PublishedDatabase) -> 
         with builder.connect_threaded() as conn:
             conn.subscribe("SELECT * FROM conversation", "SELECT * FROM message")
             conn.reducers.create_conversation("watched")
-            convo = conn.db.conversation.find("title", "watched")
+            convo = next(c for c in conn.db.conversation.iter() if c.title == "watched")
             conn.reducers.post_message(convo.id, "assistant", "The ")
-            message = conn.db.message.find("conversation_id", convo.id)
+            (message,) = conn.db.message.filter("conversation_id", convo.id)
             conn.reducers.append_message(message.id, "SDK ")
             conn.reducers.append_message(message.id, "first.")
         out, _ = proc.communicate(timeout=30)

@@ -35,7 +35,7 @@ with builder.connect_threaded() as conn:
     conn.subscribe("SELECT * FROM conversation", "SELECT * FROM message")
     conn.reducers.register_agent("visitor", "research", b"")
     conn.reducers.create_conversation("launch plan")
-    convo = conn.db.conversation.find("title", "launch plan")
+    convo = next(c for c in conn.db.conversation.iter() if c.title == "launch plan")
     conn.reducers.post_message(convo.id, "user", "What do we ship first?")
     conn.reducers.post_message(convo.id, "assistant", "")
     reply = max(conn.db.message.filter("conversation_id", convo.id), key=lambda m: m.sequence)
@@ -58,14 +58,20 @@ def messages(app: UniverseApp) -> list[str]:
     return [str(s.content) for s in app.query_one(ConversationPane).query(Static)]
 
 
-def agent_names(app: UniverseApp) -> list[Any]:
+def agent_names(app: UniverseApp) -> list[str]:
     table = app.query_one(AgentsPane).table
-    return [table.get_row(key)[1] for key in table.rows]
+    return [str(table.get_row(key)[1]) for key in table.rows]
 
 
-async def command(app: UniverseApp, pilot: Any, line: str) -> None:
-    app.query_one(Input).focus()
-    await pilot.press(*line, "enter")
+async def command(app: UniverseApp, pilot: Any, line: str, *, typed: bool = False) -> None:
+    """Enter a command line: key by key when ``typed`` (slow), else pasted, then Enter."""
+    field = app.query_one(Input)
+    field.focus()
+    if typed:
+        await pilot.press(*line)
+    else:
+        field.value = line
+    await pilot.press("enter")
 
 
 async def test_commands_and_another_process_s_changes_appear(
@@ -74,7 +80,7 @@ async def test_commands_and_another_process_s_changes_appear(
     app = UniverseApp(universe_db.universe())
     async with app.run_test(size=SIZE) as pilot:
         await until(app.connected.is_set)
-        await command(app, pilot, "status")
+        await command(app, pilot, "status", typed=True)
         await until(lambda: "sessions" in activity(app))
         assert universe_db.name in activity(app)
 
@@ -100,6 +106,7 @@ def screen_text(app: UniverseApp) -> str:
     text = console.export_text()
     text = re.sub(r"[0-9a-f]{8,}", lambda m: "x" * len(m.group()), text)
     text = re.sub(r"\d+\.\d\ds\]", lambda m: "#" * (len(m.group()) - 2) + "s]", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", "yyyy-mm-dd hh:mm:ss.fff", text)
     text = re.sub(r"\d\d:\d\d:\d\d", "hh:mm:ss", text)
     return re.sub(r"127\.0\.0\.1:\d+", lambda m: "127.0.0.1:" + "p" * (len(m.group()) - 10), text)
 

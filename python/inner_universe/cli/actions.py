@@ -42,7 +42,7 @@ def sql_tables(result: dict[str, list[Any]]) -> list[Table]:
         table = Table(*columns, title=f"{name}: {len(rows)} rows", title_justify="left")
         for row, record in zip(rows, data, strict=True):
             values = [getattr(row, c) for c in columns] if isinstance(record, dict) else [row]
-            table.add_row(*(value_text(v) for v in values))
+            table.add_row(*(Text(value_text(v)) for v in values))
         tables.append(table)
     return tables
 
@@ -86,17 +86,21 @@ def status_view(info: dict[str, Any]) -> RenderableType:
     if info["module"] and info["module"] != info["module_of_this_checkout"]:
         module += f" (this checkout builds {info['module_of_this_checkout']}: run `up` again)"
     head = Table.grid(padding=(0, 2))
-    head.add_row(Text("server", style="bold"), f"{info['uri']}  ({where})")
-    head.add_row(Text("database", style="bold"), info["database"])
-    head.add_row(Text("module", style="bold"), f"{module}  (inner-universe {info['package']})")
-    head.add_row(Text("identity", style="bold"), info["identity"])
+    for label, value in [
+        ("server", f"{info['uri']}  ({where})"),
+        ("database", info["database"]),
+        ("module", f"{module}  (inner-universe {info['package']})"),
+        ("identity", info["identity"]),
+    ]:
+        head.add_row(Text(label, style="bold"), Text(value))
     counts = Table("table", "rows", box=None, pad_edge=False)
     for name, count in info["tables"].items():
-        counts.add_row(name, str(count))
+        counts.add_row(Text(name), Text(str(count)))
     sessions = Table.grid(padding=(0, 2))
     sessions.add_row(
-        Text("sessions", style="bold"), f"{len(info['sessions'])} connected (besides this one)"
+        Text("sessions", style="bold"),
+        Text(f"{len(info['sessions'])} connected (besides this one)"),
     )
     for session in info["sessions"]:
-        sessions.add_row("", f"{short(session['identity'], 16)}  since {session['since']}")
+        sessions.add_row("", Text(f"{short(session['identity'], 16)}  since {session['since']}"))
     return Group(head, counts, sessions)

@@ -22,6 +22,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..app import Universe
 from ..errors import InnerUniverseError
@@ -50,8 +51,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: rows and server messages are data, and may hold anything, brackets included.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class Target:
@@ -69,7 +71,7 @@ _target = Target(None, DEFAULT_DATABASE)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(Text.assemble(("error:", "red"), f" {message}"))
     return typer.Exit(code)
 
 
@@ -287,6 +289,8 @@ def tui() -> None:
     except ModuleNotFoundError as exc:
         missing = f"the terminal UI needs textual ({exc.name} is missing)"
         raise _fail(f"{missing}: pip install 'inner-universe[cli]'") from None
+    if _target.uri is None and find_running() is None:
+        raise _fail("no local server is running; start one with `inner-universe up`")
     UniverseApp(_target.universe()).run()
 
 

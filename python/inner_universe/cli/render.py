@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..spacetime.events import EventContext, ReducerEvent
+from ..spacetime.types import ConnectionId, Identity, Timestamp
 
 __all__ = [
     "change_line",
@@ -32,7 +33,14 @@ def short(value: object, width: int = 8) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A column value as a short readable text."""
+    """A column value as a short readable text (ids as their first hex digits)."""
+    if isinstance(value, Identity | ConnectionId):
+        return short(value)
+    if isinstance(value, Timestamp):
+        try:
+            return value.to_datetime().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        except OverflowError:
+            return str(value)
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, str):
@@ -57,9 +65,12 @@ def _fields(row: Any) -> list[tuple[str, Any]]:
 
 
 def row_text(table: str, row: Any) -> str:
-    """``agent #1 name='planner' role='planning' ...``: the id first when the row has one."""
+    """``agent #1 name='planner' role='planning' ...``: the id first, timestamps left out.
+
+    A change line has its own time; ``sql`` shows every column.
+    """
     parts = [table]
-    fields = _fields(row)
+    fields = [(k, v) for k, v in _fields(row) if not isinstance(v, Timestamp)]
     ids = [v for k, v in fields if k == "id"]
     if ids:
         parts.append(f"#{ids[0]}")
@@ -68,11 +79,19 @@ def row_text(table: str, row: Any) -> str:
 
 
 def _update_text(table: str, old: Any, new: Any) -> str:
-    """What changed: ``message #3 content += 'SDK '`` for appended text, else old -> new."""
+    """What changed: ``message #3 content += 'SDK '`` for appended text, else old -> new.
+
+    Timestamps that changed along with something else (``updated_at``) are left out.
+    """
+    changed = [
+        (name, before, after)
+        for (name, before), (_, after) in zip(_fields(old), _fields(new), strict=True)
+        if before != after
+    ]
+    if any(not isinstance(after, Timestamp) for _, _, after in changed):
+        changed = [c for c in changed if not isinstance(c[2], Timestamp)]
     changes = []
-    for (name, before), (_, after) in zip(_fields(old), _fields(new), strict=True):
-        if before == after:
-            continue
+    for name, before, after in changed:
         if isinstance(before, str) and isinstance(after, str) and after.startswith(before):
             changes.append(f"{name} += {value_text(after[len(before) :])}")
         else:

@@ -102,15 +102,16 @@ class _TablePane(Pane):
 
     def apply(self, change: Change) -> None:
         table = self.table
-        if change.kind == "update" and change.old is not None:
+        key = self.key(change.row)
+        if change.kind == "update" and change.old is not None and self.key(change.old) != key:
             self._remove(self.key(change.old))
         if change.kind == "delete":
-            self._remove(self.key(change.row))
-            return
-        key = self.key(change.row)
-        self._remove(key)
-        table.add_row(*self.cells(change.row), key=key)
-        table.sort(table.ordered_columns[0].key)
+            self._remove(key)
+        elif key in table.rows:  # an update keeps the row where it is
+            for column, value in zip(table.columns, self.cells(change.row), strict=True):
+                table.update_cell(key, column, value)
+        else:
+            table.add_row(*self.cells(change.row), key=key)
 
     def _remove(self, key: str) -> None:
         if key in self.table.rows:
@@ -126,13 +127,7 @@ class AgentsPane(_TablePane):
         return str(row.id)
 
     def cells(self, row: Any) -> tuple[RenderableType, ...]:
-        return (
-            Text(str(row.id), justify="right"),
-            row.name,
-            row.role,
-            row.status,
-            str(row.version),
-        )
+        return tuple(Text(str(v)) for v in (row.id, row.name, row.role, row.status, row.version))
 
 
 class SessionsPane(_TablePane):
@@ -144,7 +139,9 @@ class SessionsPane(_TablePane):
         return str(row.connection_id)
 
     def cells(self, row: Any) -> tuple[RenderableType, ...]:
-        return short(row.identity, 12), str(row.connected_at)[11:19]
+        return Text(short(row.identity, 12)), Text(
+            row.connected_at.to_datetime().strftime("%H:%M:%S")
+        )
 
 
 class ConversationPane(Pane):
@@ -157,6 +154,8 @@ class ConversationPane(Pane):
         super().__init__(**kwargs)
         self.titles: dict[int, str] = {}
         self.messages: dict[int, Any] = {}
+        self.shown_messages: dict[int, Static] = {}
+        """The message widgets on screen, by message id."""
         self.chosen: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -197,9 +196,9 @@ class ConversationPane(Pane):
         self.messages[row.id] = row
         if row.conversation_id != self.shown:
             return
-        existing = self.query(f"#message-{row.id}")
-        if existing:
-            existing.first(Static).update(self._message_text(row))
+        widget = self.shown_messages.get(row.id)
+        if widget is not None:
+            widget.update(self._message_text(row))
         else:
             self._mount_message(row)
 
@@ -211,7 +210,9 @@ class ConversationPane(Pane):
 
     def _mount_message(self, row: Any) -> None:
         box = self.query_one("#messages", VerticalScroll)
-        box.mount(Static(self._message_text(row), id=f"message-{row.id}", classes="message"))
+        widget = Static(self._message_text(row), classes="message")
+        self.shown_messages[row.id] = widget
+        box.mount(widget)
         box.scroll_end(animate=False)
 
     def _render_all(self) -> None:
@@ -223,6 +224,7 @@ class ConversationPane(Pane):
         )
         box = self.query_one("#messages", VerticalScroll)
         box.remove_children()
+        self.shown_messages.clear()
         rows = sorted(
             (m for m in self.messages.values() if m.conversation_id == shown),
             key=lambda m: m.sequence,
@@ -242,7 +244,7 @@ class ActivityPane(Pane):
         self.started = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        yield RichLog(wrap=True, markup=False, highlight=False, max_lines=2000)
+        yield RichLog(wrap=False, markup=False, highlight=False, max_lines=2000)
 
     @property
     def log_view(self) -> RichLog:
@@ -343,8 +345,7 @@ class UniverseApp(App[None]):
             if table not in tables:
                 tables.append(table)
                 queries.append(query)
-        for table in tables:
-            follow(conn, table, self._dispatch)
+        follow(conn, tables, self._dispatch)
         await conn.subscribe(*queries)
         self.sub_title = (
             f"{self.universe.uri} · {self.universe.database} · as {short(conn.identity)}"
@@ -357,7 +358,7 @@ class UniverseApp(App[None]):
                 pane.apply(change)
 
     def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
-        if self.universe._connection is not conn or self._exiting:
+        if self._exiting or not self.universe.is_open or self.universe.connection is not conn:
             return  # an old connection, or we are closing it ourselves
         self.connected.clear()
         self.sub_title = "disconnected: reconnecting …"
@@ -455,7 +456,7 @@ class UniverseApp(App[None]):
         await conn.subscribe(query)
         known = any(table in pane.TABLES for pane in self.panes) or table in self._watched
         if not known:
-            follow(conn, table, self._dispatch)
+            follow(conn, [table], self._dispatch)
         self._watched[table] = query
         self.activity.say(f"watching {query}")
 

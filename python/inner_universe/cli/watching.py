@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import Universe
 from ..errors import ConnectionClosedError
-from ..spacetime.connection import DbConnection
+from ..spacetime.connection import DbConnection, TransactionCallback
 from ..spacetime.events import EventContext, SubscribeAppliedEvent
 from .actions import db_connection
 from .render import change_line, jsonable, who
@@ -44,20 +44,33 @@ class Change:
         return record
 
 
-def follow(conn: DbConnection, table: str, on_change: Callable[[Change], object]) -> None:
-    """Call ``on_change`` for every insert, delete and update of ``table`` in ``conn``'s cache.
+def follow(
+    conn: DbConnection, tables: Sequence[str], on_change: Callable[[Change], object]
+) -> TransactionCallback:
+    """Call ``on_change`` for every delete, update and insert of ``tables`` in ``conn``'s cache.
 
-    An unknown table raises SchemaError naming the known ones.
+    Once per transaction, in the order of ``tables`` (deletes, updates, inserts of the
+    first table, then the next), so a transaction always reads the same way. Returns the
+    callback (for ``conn.remove_on_transaction``). An unknown table raises SchemaError
+    naming the known ones.
     """
-    handle = conn.db[table]
+    for table in tables:
+        conn.schema.table(table)
+    wanted = list(tables)
 
-    def report(kind: str, ctx: EventContext, row: Any, old: Any = None) -> None:
+    def on_transaction(ctx: EventContext) -> None:
         initial = isinstance(ctx.event, SubscribeAppliedEvent)
-        on_change(Change(kind, table, row, who(ctx), old, initial=initial))
+        by = who(ctx)
+        for table in wanted:
+            diff = ctx.diff[table]
+            for row in diff.deletes:
+                on_change(Change("delete", table, row, by, initial=initial))
+            for old, new in diff.updates:
+                on_change(Change("update", table, new, by, old, initial=initial))
+            for row in diff.inserts:
+                on_change(Change("insert", table, row, by, initial=initial))
 
-    handle.on_insert(lambda ctx, row: report("insert", ctx, row))
-    handle.on_delete(lambda ctx, row: report("delete", ctx, row))
-    handle.on_update(lambda ctx, old, new: report("update", ctx, new, old))
+    return conn.on_transaction(on_transaction)
 
 
 async def watch_table(
@@ -86,7 +99,7 @@ async def watch_table(
         if count is not None and seen >= count:
             enough.set()
 
-    follow(conn, table, on_row)
+    follow(conn, [table], on_row)
     query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
     await conn.subscribe(query)
     if ready is not None:
