@@ -33,16 +33,23 @@ async def run_sql(universe: Universe, query: str) -> dict[str, list[Any]]:
     return await db_connection(universe).one_off_query(query)
 
 
+def _cell_text(value: Any) -> str:
+    """A column value in a table cell: text as it is, everything else as in change lines."""
+    return value if isinstance(value, str) else value_text(value)
+
+
 def sql_tables(result: dict[str, list[Any]]) -> list[Table]:
     """One rich table per result table, a column per field."""
     tables = []
     for name, rows in result.items():
         data = [jsonable(r) for r in rows]
         columns = list(data[0]) if data and isinstance(data[0], dict) else ["value"]
-        table = Table(*columns, title=f"{name}: {len(rows)} rows", title_justify="left")
+        table = Table(title=f"{name}: {len(rows)} rows", title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")  # narrow terminals fold; nothing is cut
         for row, record in zip(rows, data, strict=True):
             values = [getattr(row, c) for c in columns] if isinstance(record, dict) else [row]
-            table.add_row(*(Text(value_text(v)) for v in values))
+            table.add_row(*(Text(_cell_text(v)) for v in values))
         tables.append(table)
     return tables
 

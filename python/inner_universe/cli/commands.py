@@ -154,23 +154,27 @@ def up(
         )
         return
     out.print("starting the local SpacetimeDB server and publishing the module …")
-    # SIGTERM (from `down`) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM (from `down`) stop it alike, even when started with SIGINT ignored
+    # (as a shell does for a background job).
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     server, state = start_local_server(_target.database, port=port)
     try:
         out.print(f"{state.uri}  database {state.database!r}  module {state.module_hash}")
         out.print(
-            f"data in {state.data_dir}; Ctrl-C (or `inner-universe down`) stops it", style="dim"
+            f"data in {state.data_dir}; Ctrl-C or `inner-universe down` stops it", style="dim"
         )
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        for sig in previous:  # a second Ctrl-C must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
         server.stop()
         forget_running(state.pid)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     out.print("stopped")
 
 
