@@ -118,6 +118,8 @@ async def test_screen_snapshot(fresh_db: PublishedDatabase, user_home: Path) -> 
         await visit(fresh_db.uri, fresh_db.name)
         await until(lambda: any("NERV layer." in m for m in messages(app)))
         await until(lambda: "- session" in activity(app))  # the visitor has gone
+        log = app.query_one(RichLog)
+        await until(lambda: log.scroll_y == log.max_scroll_y)  # scrolled to the last line
         await pilot.pause()
         text = screen_text(app)
         if UPDATE:

@@ -60,8 +60,11 @@ async def status_info(universe: Universe) -> dict[str, Any]:
     from ..universe.module import module_source_hash
 
     conn = db_connection(universe)
-    tables = {}
-    for name in sorted(conn.schema.tables):
+    tables: dict[str, int | None] = {}
+    for name, table in sorted(conn.schema.tables.items()):
+        if not table.is_public:
+            tables[name] = None  # only its owner module reads it
+            continue
         rows = (await conn.one_off_query(f"SELECT * FROM {name}")).get(name, [])
         tables[name] = len(rows)
     sessions = []
@@ -102,7 +105,7 @@ def status_view(info: dict[str, Any]) -> RenderableType:
         head.add_row(Text(label, style="bold"), Text(value))
     counts = Table("table", "rows", box=None, pad_edge=False)
     for name, count in info["tables"].items():
-        counts.add_row(Text(name), Text(str(count)))
+        counts.add_row(Text(name), Text("private" if count is None else str(count)))
     sessions = Table.grid(padding=(0, 2))
     sessions.add_row(
         Text("sessions", style="bold"),
