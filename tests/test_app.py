@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 
 from inner_universe.app import Universe, register_service
 from inner_universe.errors import InvalidStateError, ServerError
@@ -85,3 +87,34 @@ def test_without_a_uri_it_starts_the_local_server_or_reuses_it(user_home: Path) 
         agents: Any = owner.connection.one_off_query("SELECT * FROM agent")
         assert agents == {"agent": []}
     assert find_running() is None
+
+
+class Counter(Aggregate):
+    @event("Created")
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Incremented")
+    def increment(self) -> None:
+        self.count += 1
+
+
+def test_an_event_sourced_application_on_the_temporal_store(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    def sessions_of(identity: object) -> int:
+        with universe_db.universe() as observer:
+            rows = observer.connection.one_off_query("SELECT * FROM session")["session"]
+        return sum(row.identity == identity for row in rows)
+
+    with Universe(universe_db.uri, universe_db.name) as universe:
+        counters = universe.application(Application, store="counters")
+        counter = Counter()
+        counter.increment()
+        counters.save(counter)
+        assert counters.repository.get(counter.id).count == 1
+        rows = universe.connection.one_off_query("SELECT * FROM stored_event")["stored_event"]
+        assert {row.store for row in rows} == {"counters"} and len(rows) == 2
+        me = universe.identity
+        assert sessions_of(me) == 2  # the Universe's connection and the application's
+    assert sessions_of(me) == 0  # both closed with the Universe

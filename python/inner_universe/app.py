@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -49,6 +50,7 @@ from .spacetime.types import Identity
 
 __all__ = ["Universe", "register_service"]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 ServiceFactory = Callable[["Universe"], Any]
 AnyConnection = DbConnection | ThreadedConnection
@@ -94,7 +96,8 @@ class Universe:
         database: the database name; defaults to ``inner-universe``.
         token: connect as this identity; omitted: the identity stored for this server
             (created and stored on first connection).
-        store_identity: keep a newly minted identity in the user's config folder.
+        stored_identity: use (and create) the identity stored in the user's config
+            folder; False: a new identity every time, kept nowhere.
         start_server: without a URI and with no local server running, start one (True)
             or raise :class:`ServerError` naming ``inner-universe up`` (False).
     """
@@ -105,13 +108,13 @@ class Universe:
         database: str | None = None,
         *,
         token: str | None = None,
-        store_identity: bool = True,
+        stored_identity: bool = True,
         start_server: bool = True,
     ) -> None:
         self._requested_uri = uri
         self.database = database or DEFAULT_DATABASE
         self._token = token
-        self._store_identity = store_identity
+        self._stored_identity = stored_identity
         self._start_server = start_server
         self.server: LocalServer | None = None
         """The server this Universe started (None when it uses one that was running)."""
@@ -165,17 +168,20 @@ class Universe:
         if self._requested_uri is not None:
             return
         self.running = find_running()
-        if self.running is None:
+        if self.running is not None:
+            log.info("using the local server at %s (pid %d)", self.running.uri, self.running.pid)
+        else:
             if not self._start_server:
                 raise ServerError(
                     "no local server is running; start one with `inner-universe up` "
                     "(or name a server with --uri)"
                 )
             self.server, self.running = start_local_server(self.database)
+            log.info("started the local server at %s", self.running.uri)
 
     def _builder(self) -> ConnectionBuilder:
         token = self._token
-        if token is None:
+        if token is None and self._stored_identity:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
@@ -184,9 +190,11 @@ class Universe:
             hook(builder)
         return builder
 
-    def _remember_identity(self) -> None:
+    def _connected(self) -> None:
+        """Log who we are, and store a newly minted identity."""
         conn = self.connection
-        if self._token is None and self._store_identity and load_identity(self.server_key) is None:
+        log.info("connected to %s/%s as %s", self.uri, self.database, conn.identity)
+        if self._token is None and self._stored_identity and load_identity(self.server_key) is None:
             assert conn.identity is not None and conn.token is not None
             save_identity(self.server_key, Credentials(conn.identity, conn.token))
 
@@ -195,7 +203,7 @@ class Universe:
         await asyncio.to_thread(self._find_or_start_server)
         try:
             self._connection = await self._builder().connect()
-            self._remember_identity()
+            self._connected()
         except BaseException:
             await asyncio.to_thread(self._stop_server)
             raise
@@ -206,7 +214,7 @@ class Universe:
         self._find_or_start_server()
         try:
             self._connection = self._builder().connect_threaded()
-            self._remember_identity()
+            self._connected()
         except BaseException:
             self._stop_server()
             raise
@@ -228,10 +236,12 @@ class Universe:
             if self.running is None:
                 raise ServerError("no local server is running (yet)")
         self._connection = await self._builder().connect()
+        log.info("reconnected to %s/%s", self.uri, self.database)
 
     async def _close_services(self) -> None:
         while self._closers:
-            _, service = self._closers.pop()
+            name, service = self._closers.pop()
+            log.debug("closing %s", name)
             result = _close_service(service)
             if inspect.isawaitable(result):
                 await result

@@ -106,6 +106,18 @@ def test_no_server_running(user_home: Path) -> None:
     assert invoke("down").stdout.strip() == "no local server is running"
 
 
+def test_up_without_a_built_module_names_the_setup_script(user_home: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["up"], env={"INNER_UNIVERSE_CACHE": str(tmp_path)})
+    assert_one_line_error(result, "not built", "scripts/setup")
+
+
+def test_logs_only_with_v(universe_db: PublishedDatabase, user_home: Path) -> None:
+    quiet = on(universe_db, "sql", "SELECT * FROM agent")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    loud = invoke("-v", "--uri", universe_db.uri, "-d", universe_db.name, "status")
+    assert f"INFO inner_universe.app: connected to {universe_db.uri}" in loud.stderr
+
+
 def test_usage_errors_exit_2() -> None:
     assert invoke("no-such-command").exit_code == 2
     assert invoke("sql").exit_code == 2

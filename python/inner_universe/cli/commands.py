@@ -105,6 +105,7 @@ def _run(action: Callable[..., Awaitable[R]], *args: Any) -> R:
 
 @app.callback()
 def options(
+    ctx: typer.Context,
     uri: Annotated[
         str | None,
         typer.Option(
@@ -123,11 +124,23 @@ def options(
     _target.uri = uri
     _target.database = database
     if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        ctx.call_on_close(_log_to_stderr(logging.DEBUG if verbose > 1 else logging.INFO))
+
+
+def _log_to_stderr(level: int) -> Callable[[], None]:
+    """Log at ``level`` to stderr until the returned function is called."""
+    root = logging.getLogger()
+    previous = root.level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+    return undo
 
 
 # --- up / down ---------------------------------------------------------------------------

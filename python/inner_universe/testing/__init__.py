@@ -48,7 +48,7 @@ class PublishedDatabase:
         """A Universe on this database, with a new identity that is not stored."""
         from ..app import Universe  # imported here: loading the plugin stays light
 
-        return Universe(self.uri, self.name, store_identity=False, **kwargs)  # type: ignore[arg-type]
+        return Universe(self.uri, self.name, stored_identity=False, **kwargs)  # type: ignore[arg-type]
 
 
 def publish_fresh(
