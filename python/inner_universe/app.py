@@ -225,8 +225,11 @@ class Universe:
 
         The services are closed and start afresh, lazily, on the new connection; the
         local server is looked up again (a restarted ``up`` may listen on a new port).
-        Raises ConnectError or ServerError while the server is not back.
+        Raises ConnectError or ServerError while the server is not back. For a Universe
+        used with ``async with`` (or never opened).
         """
+        if isinstance(self._connection, ThreadedConnection):
+            raise InvalidStateError("reconnect() is for a Universe opened with `async with`")
         await self._close_services()
         old, self._connection = self._connection, None
         if isinstance(old, DbConnection):
@@ -236,7 +239,7 @@ class Universe:
             if self.running is None:
                 raise ServerError("no local server is running (yet)")
         self._connection = await self._builder().connect()
-        log.info("reconnected to %s/%s", self.uri, self.database)
+        self._connected()
 
     async def _close_services(self) -> None:
         while self._closers:

@@ -65,6 +65,10 @@ class Pane(Vertical):
 
     TABLES: ClassVar[tuple[str, ...]] = ()
     """The tables this pane shows; the app subscribes to them."""
+    ALL_TABLES: ClassVar[bool] = False
+    """Shown every change of every subscribed table (as the activity log is)."""
+    SIDE: ClassVar[bool] = False
+    """In the narrow left column (else in the main area, side by side)."""
     TITLE: ClassVar[str] = ""
 
     def on_mount(self) -> None:
@@ -120,6 +124,7 @@ class _TablePane(Pane):
 
 class AgentsPane(_TablePane):
     TABLES = ("agent",)
+    SIDE = True
     TITLE = "agents"
     COLUMNS = ("id", "name", "role", "status", "v")
 
@@ -132,6 +137,7 @@ class AgentsPane(_TablePane):
 
 class SessionsPane(_TablePane):
     TABLES = ("session",)
+    SIDE = True
     TITLE = "sessions"
     COLUMNS = ("identity", "since")
 
@@ -289,14 +295,15 @@ class UniverseApp(App[None]):
         self.connected = asyncio.Event()
         self._watched: dict[str, str] = {}
         """Tables added with `watch`, and their queries."""
+        self._closing = False
         universe.on_builder(self._hook_connection)
 
     # --- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        side = [t() for t in self.pane_types if t in (AgentsPane, SessionsPane)]
-        main = [t() for t in self.pane_types if t not in (AgentsPane, SessionsPane)]
+        side = [t() for t in self.pane_types if t.SIDE]
+        main = [t() for t in self.pane_types if not t.SIDE]
         with Horizontal(id="top"):
             if side:
                 yield Vertical(*side, id="side")
@@ -354,11 +361,11 @@ class UniverseApp(App[None]):
 
     def _dispatch(self, change: Change) -> None:
         for pane in self.panes:
-            if change.table in pane.TABLES or getattr(pane, "ALL_TABLES", False):
+            if pane.ALL_TABLES or change.table in pane.TABLES:
                 pane.apply(change)
 
     def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
-        if self._exiting or not self.universe.is_open or self.universe.connection is not conn:
+        if self._closing or not self.universe.is_open or self.universe.connection is not conn:
             return  # an old connection, or we are closing it ourselves
         self.connected.clear()
         self.sub_title = "disconnected: reconnecting …"
@@ -374,15 +381,11 @@ class UniverseApp(App[None]):
             attempt += 1
             try:
                 await self.universe.reconnect()
-            except InnerUniverseError:
+            except (InnerUniverseError, OSError, TimeoutError):
                 continue
             break
         self.activity.say(Text("reconnected", style="green"))
         await self._subscribe()
-
-    @property
-    def _exiting(self) -> bool:
-        return bool(getattr(self, "_closing", False))
 
     async def action_quit(self) -> None:
         self._closing = True
@@ -391,7 +394,7 @@ class UniverseApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._closing = True
-        if self.universe._connection is not None:
+        if self.universe.is_open:
             await self.universe.aclose()
 
     def action_clear(self) -> None:
