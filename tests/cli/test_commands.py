@@ -104,6 +104,7 @@ def test_no_server_running(user_home: Path) -> None:
     assert status.exit_code == 3 and "not running" in status.stdout
     assert json.loads(invoke("status", "--json").stdout) == {"running": False}
     assert invoke("down").stdout.strip() == "no local server is running"
+    assert_one_line_error(invoke("tui"), "inner-universe up")
 
 
 def test_up_without_a_built_module_names_the_setup_script(user_home: Path, tmp_path: Path) -> None:
