@@ -96,6 +96,8 @@ async def test_commands_and_another_process_s_changes_appear(
         await until(lambda: "agent: 1 rows" in activity(app))
         await command(app, pilot, "watch nowhere")
         await until(lambda: "error: no table named 'nowhere'" in activity(app))
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0 and not app.universe.is_open
 
 
 def screen_text(app: UniverseApp) -> str:

@@ -272,6 +272,7 @@ class UniverseApp(App[None]):
     """The live terminal UI over one (not yet opened) Universe."""
 
     TITLE = "Inner Universe"
+    AUTO_FOCUS = "#command"
     CSS = """
     #top { height: 1fr; }
     #side { width: 44; }
@@ -387,11 +388,6 @@ class UniverseApp(App[None]):
         self.activity.say(Text("reconnected", style="green"))
         await self._subscribe()
 
-    async def action_quit(self) -> None:
-        self._closing = True
-        await self.universe.aclose()
-        self.exit()
-
     async def on_unmount(self) -> None:
         self._closing = True
         if self.universe.is_open:
@@ -425,7 +421,7 @@ class UniverseApp(App[None]):
         elif name == "clear":
             self.action_clear()
         elif name in ("quit", "exit"):
-            await self.action_quit()
+            self.exit()
         elif name in ("up", "down"):
             say(f"`{name}` manages the server: run `inner-universe {name}` in a shell")
         elif not self.connected.is_set():
