@@ -167,3 +167,21 @@ def test_watch_prints_changes_as_they_commit(universe_db: PublishedDatabase) -> 
     assert "content='The '" in changes[0]
     assert changes[1].endswith("content += 'SDK '")
     assert changes[2].endswith("content += 'first.'")
+
+
+def test_ctrl_c_ends_watch_quietly(universe_db: PublishedDatabase) -> None:
+    proc = subprocess.Popen(
+        [str(COMMAND), "--uri", universe_db.uri, "-d", universe_db.name, "watch", "agent"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "watching SELECT * FROM agent" in proc.stderr.readline()  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and out == "" and err == ""
