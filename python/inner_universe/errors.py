@@ -2,6 +2,7 @@
 
     InnerUniverseError
     ├── DecodeError            bytes from the network or server did not decode
+    │   └── MessageTooLargeError   a server message exceeds the client's size limits
     ├── EncodeError            a value does not fit the type it is encoded as
     │   └── ArgumentError      reducer arguments rejected before anything was sent
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
@@ -12,6 +13,7 @@
     ├── ReducerError           a reducer ran and failed; carries the server's message
     ├── SubscriptionError      the server rejected a subscription query
     ├── QueryError             the server rejected a one-off SQL query
+    ├── ConfigError            a setting has an invalid value
     ├── ServerError            the local SpacetimeDB server failed to start or publish
     └── SetupError             something the setup command provides is missing
 
@@ -23,12 +25,14 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentError",
+    "ConfigError",
     "ConnectError",
     "ConnectionClosedError",
     "DecodeError",
     "EncodeError",
     "InnerUniverseError",
     "InvalidStateError",
+    "MessageTooLargeError",
     "ProtocolError",
     "QueryError",
     "ReducerError",
@@ -52,6 +56,19 @@ class DecodeError(InnerUniverseError):
     def __init__(self, message: str, offset: int | None = None) -> None:
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
         self.offset = offset
+
+
+class MessageTooLargeError(DecodeError):
+    """A server message (its frame, or what it decompresses to) exceeds the client's limit.
+
+    Raised before much more than ``limit`` bytes are allocated, so a decompression
+    bomb cannot exhaust memory; the connection closes. See
+    ``ConnectionBuilder.with_limits``.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class EncodeError(InnerUniverseError, ValueError):
@@ -107,6 +124,10 @@ class QueryError(InnerUniverseError):
     def __init__(self, message: str) -> None:
         super().__init__(f"query failed: {message}")
         self.message = message
+
+
+class ConfigError(InnerUniverseError, ValueError):
+    """A setting was given a value it cannot take (for example a negative size limit)."""
 
 
 class ServerError(InnerUniverseError):
