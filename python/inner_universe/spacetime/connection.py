@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..errors import (
+    ConfigError,
     ConnectError,
     ConnectionClosedError,
     InnerUniverseError,
@@ -45,9 +46,15 @@ from .events import (
     UnknownTransactionEvent,
     UnsubscribeAppliedEvent,
 )
-from .messages import DatabaseUpdate, QueryId
+from .messages import DEFAULT_MAX_MESSAGE_SIZE, DatabaseUpdate, QueryId
 from .schema import ModuleSchema
-from .transport import Compression, Transport, WebSocketTransport, subscribe_url
+from .transport import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Compression,
+    Transport,
+    WebSocketTransport,
+    subscribe_url,
+)
 from .types import ConnectionId, Identity, TimeDuration
 
 __all__ = [
@@ -261,7 +268,7 @@ class DbConnection:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport = transport
-        self._protocol = p.ClientProtocol()
+        self._protocol = p.ClientProtocol(max_message_size=builder._max_message_size)
         self.schema = schema
         self.cache = ClientCache(schema)
         self.db = Tables(self.cache)
@@ -573,6 +580,8 @@ class ConnectionBuilder:
         self._light = False
         self._schema: ModuleSchema | None = None
         self._record_to: Path | None = None
+        self._max_frame_size = DEFAULT_MAX_FRAME_SIZE
+        self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
         self._on_connect: list[Callable[[DbConnection, Identity, str], object]] = []
         self._on_connect_error: list[Callable[[Exception], object]] = []
         self._on_disconnect: list[Callable[[DbConnection, Exception | None], object]] = []
@@ -605,8 +614,30 @@ class ConnectionBuilder:
         return self
 
     def record_messages_to(self, directory: Path) -> ConnectionBuilder:
-        """Save every received server message under ``directory`` (for protocol tests)."""
+        """Save every received server message under ``directory`` (for protocol tests).
+
+        The directory is created 0700, files are 0600, and the IdentityToken's token is redacted.
+        """
         self._record_to = directory
+        return self
+
+    def with_limits(
+        self, *, max_frame_size: int | None = None, max_message_size: int | None = None
+    ) -> ConnectionBuilder:
+        """Cap what the server can make this client allocate for one message (64 MiB each).
+
+        ``max_frame_size`` bounds a message as it arrives; ``max_message_size`` what it
+        decompresses to (nested compressed updates included). Past either, the
+        connection closes with :class:`~inner_universe.errors.MessageTooLargeError`.
+        """
+        for name, value in (
+            ("max_frame_size", max_frame_size),
+            ("max_message_size", max_message_size),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive number of bytes, not {value!r}")
+        self._max_frame_size = max_frame_size or self._max_frame_size
+        self._max_message_size = max_message_size or self._max_message_size
         return self
 
     def on_connect(
@@ -637,7 +668,10 @@ class ConnectionBuilder:
                 self._uri, self._database, compression=self._compression, light=self._light
             )
             transport = await WebSocketTransport.open(
-                url, token=self._token, record_to=self._record_to
+                url,
+                token=self._token,
+                record_to=self._record_to,
+                max_frame_size=self._max_frame_size,
             )
             conn = DbConnection(transport, schema, builder=self)
             try:
