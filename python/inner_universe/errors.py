@@ -8,12 +8,12 @@
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
     ├── ProtocolError          the server broke the protocol (remote's fault)
     ├── InvalidStateError      the API was used out of order (caller's fault)
+    ├── UsageError             an API was given a value it cannot take (caller's fault)
     ├── ConnectError           a connection could not be opened
     ├── ConnectionClosedError  the connection went away while something waited on it
     ├── ReducerError           a reducer ran and failed; carries the server's message
     ├── SubscriptionError      the server rejected a subscription query
     ├── QueryError             the server rejected a one-off SQL query
-    ├── ConfigError            a setting has an invalid value
     ├── ServerError            the local SpacetimeDB server failed to start or publish
     └── SetupError             something the setup command provides is missing
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentError",
-    "ConfigError",
     "ConnectError",
     "ConnectionClosedError",
     "DecodeError",
@@ -40,6 +39,7 @@ __all__ = [
     "ServerError",
     "SetupError",
     "SubscriptionError",
+    "UsageError",
 ]
 
 
@@ -91,6 +91,10 @@ class InvalidStateError(InnerUniverseError):
     """The API was used in the wrong state (for example, calling before connecting)."""
 
 
+class UsageError(InnerUniverseError, ValueError):
+    """An API was given a value it cannot take (an empty query list, a bad URI, ...)."""
+
+
 class ConnectError(InnerUniverseError):
     """A connection to the database could not be established."""
 
@@ -124,10 +128,6 @@ class QueryError(InnerUniverseError):
     def __init__(self, message: str) -> None:
         super().__init__(f"query failed: {message}")
         self.message = message
-
-
-class ConfigError(InnerUniverseError, ValueError):
-    """A setting was given a value it cannot take (for example a negative size limit)."""
 
 
 class ServerError(InnerUniverseError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inner_universe.errors import ConfigError
+from inner_universe.errors import UsageError
 from inner_universe.spacetime import connect
 from inner_universe.spacetime.credentials import TokenFile, credentials_dir
 from tests.conftest import PublishedDatabase
@@ -56,7 +56,7 @@ def test_a_file_others_can_read_is_refused(tmp_path: Path) -> None:
     tokens = TokenFile("planner", directory=tmp_path)
     tokens.save(TOKEN)
     tokens.path.chmod(0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
+    with pytest.raises(UsageError, match="chmod 600"):
         tokens.load()
     tokens.save(TOKEN)  # saving again makes it private
     assert mode(tokens.path) == 0o600
@@ -65,14 +65,14 @@ def test_a_file_others_can_read_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", ".hidden", "sp ace"])
 def test_names_must_be_plain_file_names(name: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="plain file name"):
+    with pytest.raises(UsageError, match="plain file name"):
         TokenFile(name, directory=tmp_path)
 
 
 @pytest.mark.parametrize("token", ["", "two words", "line\n"])
 def test_bad_tokens_are_refused_and_nothing_is_written(token: str, tmp_path: Path) -> None:
     tokens = TokenFile("planner", directory=tmp_path / "creds")
-    with pytest.raises(ConfigError, match="token"):
+    with pytest.raises(UsageError, match="token"):
         tokens.save(token)
     assert not (tmp_path / "creds").exists()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inner_universe.errors import ConfigError, ConnectionClosedError, MessageTooLargeError
+from inner_universe.errors import ConnectionClosedError, MessageTooLargeError, UsageError
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, connect
 from inner_universe.spacetime.transport import REDACTED, redact_tokens
@@ -47,9 +47,9 @@ def test_redact_tokens_leaves_other_text_alone() -> None:
 def test_builder_limits_must_be_positive() -> None:
     builder = ConnectionBuilder()
     for bad in (0, -1, 1.5, "64"):
-        with pytest.raises(ConfigError, match="positive number of bytes"):
+        with pytest.raises(UsageError, match="positive number of bytes"):
             builder.with_limits(max_frame_size=bad)
-        with pytest.raises(ConfigError, match="positive number of bytes"):
+        with pytest.raises(UsageError, match="positive number of bytes"):
             builder.with_limits(max_message_size=bad)
     assert builder.with_limits(max_frame_size=1, max_message_size=2) is builder
 

@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..errors import (
-    ConfigError,
     ConnectError,
     ConnectionClosedError,
     InnerUniverseError,
@@ -36,6 +35,7 @@ from ..errors import (
     ReducerError,
     SchemaError,
     SubscriptionError,
+    UsageError,
 )
 from . import codec
 from . import protocol as p
@@ -653,7 +653,7 @@ class ConnectionBuilder:
             ("max_message_size", max_message_size),
         ):
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive number of bytes, not {value!r}")
+                raise UsageError(f"{name} must be a positive number of bytes, not {value!r}")
         self._max_frame_size = max_frame_size or self._max_frame_size
         self._max_message_size = max_message_size or self._max_message_size
         return self

@@ -22,7 +22,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import UsageError
 
 __all__ = ["TokenFile", "credentials_dir"]
 
@@ -43,7 +43,7 @@ class TokenFile:
 
     def __init__(self, name: str, directory: Path | str | None = None) -> None:
         if not name or name.startswith(".") or not all(c.isalnum() or c in "-_." for c in name):
-            raise ConfigError(
+            raise UsageError(
                 f"a credentials name must be a plain file name (letters, digits, '-', '_', "
                 f"'.', not starting with '.'), not {name!r}"
             )
@@ -59,7 +59,7 @@ class TokenFile:
         except FileNotFoundError:
             return None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
+            raise UsageError(
                 f"{self.path} is accessible to other users (mode {stat.filemode(mode)}); "
                 f"a token there may be compromised: `chmod 600 {self.path}` or forget it"
             )
@@ -68,7 +68,7 @@ class TokenFile:
     def save(self, token: str) -> Path:
         """Store ``token`` (replacing any saved one) in a 0600 file; returns its path."""
         if not isinstance(token, str) or not token or any(c.isspace() for c in token):
-            raise ConfigError("a token is a non-empty string without whitespace")
+            raise UsageError("a token is a non-empty string without whitespace")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkstemp creates the file 0600; the rename makes the new token appear whole.
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
