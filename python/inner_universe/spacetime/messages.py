@@ -31,6 +31,7 @@ import gzip
 import importlib
 import struct
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -637,21 +638,28 @@ class _Budget:
         return b"".join(chunks)
 
     def _gunzip(self, payload: bytes, chunks: list[bytes]) -> None:
-        """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps."""
-        pending = payload
+        """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps.
+
+        Input goes in 1 MiB slices too, so the unconsumed tail zlib hands back after a
+        step is never the whole rest of a large frame.
+        """
+        view = memoryview(payload)
+        inputs = deque(view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK))
+        stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
         try:
             while True:
-                stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
-                while not stream.eof:
-                    piece = stream.decompress(pending, self._step())
-                    if not piece and not stream.unconsumed_tail and not stream.eof:
-                        raise DecodeError("invalid gzip data: the stream is truncated")
-                    self.spend(len(piece))
-                    chunks.append(piece)
-                    pending = stream.unconsumed_tail
-                pending = stream.unused_data
-                if not pending:
-                    return
+                data = stream.unconsumed_tail or (inputs.popleft() if inputs else b"")
+                piece = stream.decompress(data, self._step())
+                self.spend(len(piece))
+                chunks.append(piece)
+                if stream.eof:
+                    if stream.unused_data:
+                        inputs.appendleft(memoryview(stream.unused_data))
+                    if not inputs:
+                        return
+                    stream = zlib.decompressobj(wbits=31)  # another gzip member follows
+                elif not piece and not data:
+                    raise DecodeError("invalid gzip data: the stream is truncated")
         except zlib.error as exc:
             raise DecodeError(f"invalid gzip data: {exc}") from None
 
