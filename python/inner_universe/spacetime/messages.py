@@ -598,7 +598,9 @@ def _brotli() -> ModuleType | None:
 #: The default cap on what one server message may decompress to (frame and nested updates).
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: The most one decompression step produces before the budget is checked again.
-_CHUNK = 1024 * 1024
+_OUTPUT_STEP = 1024 * 1024
+#: Compressed input is fed in slices this big, so no step copies the rest of a large frame.
+_INPUT_STEP = 64 * 1024
 
 
 class _Budget:
@@ -626,7 +628,7 @@ class _Budget:
             )
 
     def _step(self) -> int:
-        return min(_CHUNK, self.left + 1)
+        return min(_OUTPUT_STEP, self.left + 1)
 
     def decompress(self, compression: Compression, payload: bytes) -> bytes:
         """Decompress a gzip or brotli ``payload``, spending what it produces."""
@@ -637,21 +639,20 @@ class _Budget:
             self._unbrotli(payload, chunks)
         return b"".join(chunks)
 
-    def _gunzip(self, payload: bytes, chunks: list[bytes]) -> None:
-        """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps.
+    def _keep(self, piece: bytes, chunks: list[bytes]) -> None:
+        self.spend(len(piece))
+        chunks.append(piece)
 
-        Input goes in 1 MiB slices too, so the unconsumed tail zlib hands back after a
-        step is never the whole rest of a large frame.
-        """
+    def _gunzip(self, payload: bytes, chunks: list[bytes]) -> None:
+        """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps."""
         view = memoryview(payload)
-        inputs = deque(view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK))
+        inputs = deque(view[i : i + _INPUT_STEP] for i in range(0, len(view), _INPUT_STEP))
         stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
         try:
             while True:
                 data = stream.unconsumed_tail or (inputs.popleft() if inputs else b"")
                 piece = stream.decompress(data, self._step())
-                self.spend(len(piece))
-                chunks.append(piece)
+                self._keep(piece, chunks)
                 if stream.eof:
                     if stream.unused_data:
                         inputs.appendleft(memoryview(stream.unused_data))
@@ -671,8 +672,15 @@ class _Budget:
                 "installed: pip install brotli, or connect with compression=Gzip"
             )
         stream = brotli.Decompressor()
+        view = memoryview(payload)
         try:
-            piece = stream.process(payload, output_buffer_limit=self._step())
+            for start in range(0, len(view), _INPUT_STEP):
+                data = view[start : start + _INPUT_STEP]
+                self._keep(stream.process(data, output_buffer_limit=self._step()), chunks)
+                while not stream.can_accept_more_data():  # output held back: drain it
+                    self._keep(stream.process(b"", output_buffer_limit=self._step()), chunks)
+        except DecodeError:
+            raise
         except TypeError:  # brotli < 1.2 cannot bound its output
             raise DecodeError(
                 "brotli data needs brotli>=1.2 (to decompress within a size limit): "
@@ -680,17 +688,8 @@ class _Budget:
             ) from None
         except Exception as exc:  # brotli.error has no stable import path across versions
             raise DecodeError(f"invalid brotli data: {exc}") from None
-        while True:
-            self.spend(len(piece))
-            chunks.append(piece)
-            if stream.is_finished():
-                return
-            if stream.can_accept_more_data():  # all input used and no output held back
-                raise DecodeError("invalid brotli data: the stream is truncated")
-            try:
-                piece = stream.process(b"", output_buffer_limit=self._step())
-            except Exception as exc:
-                raise DecodeError(f"invalid brotli data: {exc}") from None
+        if not stream.is_finished():
+            raise DecodeError("invalid brotli data: the stream is truncated")
 
 
 class _ServerReader(BsatnReader):
