@@ -193,3 +193,17 @@ def test_truncated_brotli_is_a_decode_error() -> None:
     frame = frames_of(IDENTITY)["brotli"]
     with pytest.raises(DecodeError, match="brotli"):
         m.decode_server_frame(frame[:-3])
+
+
+class _BrotliWithoutOutputLimit:
+    """The shape of brotli < 1.2's Decompressor: process(data) and nothing to bound it."""
+
+    def process(self, data: bytes) -> bytes:
+        raise AssertionError("must not be called without an output limit")
+
+
+def test_brotli_older_than_1_2_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    old_brotli = type("brotli", (), {"Decompressor": _BrotliWithoutOutputLimit})
+    monkeypatch.setattr(m, "_brotli", lambda: old_brotli)
+    with pytest.raises(DecodeError, match=r"brotli>=1\.2"):
+        m.decode_server_frame(b"\x01" + bytes(10))
