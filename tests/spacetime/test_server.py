@@ -199,6 +199,9 @@ def test_kill_then_start_again_on_the_same_port_and_data(
         assert server.wait_until_durable()
         server.kill()
         assert not server.is_running()
+        # The port now has connections in TIME_WAIT: a plain bind, the old probe, fails.
+        with socket.socket() as sock, pytest.raises(OSError):
+            sock.bind(("127.0.0.1", port))
 
         server.start()  # at once: the port probe is not fooled by TIME_WAIT
         assert server.port == port
