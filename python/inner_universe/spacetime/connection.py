@@ -475,10 +475,9 @@ class DbConnection:
             return
         try:
             result = {
-                table.table_name: [
-                    codec.decode_row(self.schema.table(table.table_name), row)
-                    for row in table.rows.rows()
-                ]
+                table.table_name: codec.decode_rows(
+                    self.schema.table(table.table_name), table.rows.rows_data, table.rows.size_hint
+                )
                 for table in event.tables
             }
         except InnerUniverseError as exc:

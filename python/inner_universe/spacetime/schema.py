@@ -233,6 +233,7 @@ class ReducerSchema:
         self.param_names: tuple[str, ...] = tuple(p for p, _ in self.params)
         self.lifecycle = lifecycle
         self.params_type = params
+        self.typespace = typespace
         self._encode = compile_encoder(params, typespace)
         self._decode = compile_decoder(params, typespace)
 
