@@ -45,7 +45,7 @@ import keyword
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, cast, get_args
+from typing import Any, Final, Literal, TypeAlias, TypeVar, cast, get_args
 
 from ..errors import DecodeError, EncodeError, SchemaError
 from .bsatn import BsatnReader, BsatnWriter
@@ -102,6 +102,7 @@ __all__ = [
     "parse_product",
     "parse_type",
     "product",
+    "register_row_class",
     "special_kind",
     "static_size",
     "sum_type",
@@ -403,7 +404,10 @@ class Typespace:
             and all(e.name is not None for e in ty.elements)
             and special_kind(ty, self) is None
         ):
-            cls = _make_row_class(self.names[index], ty)
+            attrs = tuple(attribute_name(cast(str, e.name)) for e in ty.elements)
+            cls = _REGISTERED_CLASSES.get((self.names[index], attrs))
+            if cls is None:
+                cls = _make_row_class(self.names[index], ty)
         else:
             cls = None
         self._classes[index] = cls
@@ -434,6 +438,29 @@ class Typespace:
                     raise SchemaError(f"type reference cycle through {sorted(seen)}")
                 seen.add(ty.index)
                 ty = self.types[ty.index]
+
+
+_REGISTERED_CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+_C = TypeVar("_C", bound=type)
+
+
+def register_row_class(type_name: str) -> Callable[[_C], _C]:
+    """Class decorator: values of the named product type decode into this dataclass.
+
+    Generated bindings (:mod:`.codegen`) register their row classes, so the rows a
+    connection holds are instances of exactly the classes the bindings annotate.
+    The class must be a frozen dataclass with slots whose fields are the type's, in
+    order; a schema whose type has other fields keeps its own generated class.
+    Register before connecting: typespaces already compiled keep their classes.
+    """
+
+    def register(cls: _C) -> _C:
+        attrs = tuple(f.name for f in dataclasses.fields(cls))
+        _REGISTERED_CLASSES[(type_name, attrs)] = cls
+        return cls
+
+    return register
 
 
 def attribute_name(name: str) -> str:
