@@ -34,7 +34,7 @@ from ..errors import DecodeError
 from .bsatn import BsatnReader
 from .layout import CLASSES, descriptor
 from .sats import RefType
-from .schema import ReducerSchema, TableSchema
+from .schema import CallKey, ReducerSchema, TableSchema
 
 __all__ = [
     "IMPLEMENTATION",
@@ -115,9 +115,15 @@ def encode_row(table: TableSchema, row: Any) -> bytes:
     return _codec.encode_row(table, row)
 
 
-def encode_args(reducer: ReducerSchema, /, *args: Any, **kwargs: Any) -> bytes:
-    """Reducer arguments bound like a Python call; ArgumentError before anything is sent."""
-    return _codec.encode_args(reducer, args, kwargs)
+def encode_args(
+    reducer: ReducerSchema, /, *args: Any, call_key: CallKey | None = None, **kwargs: Any
+) -> bytes:
+    """Reducer arguments bound like a Python call; ArgumentError before anything is sent.
+
+    ``call_key`` goes first when the reducer takes one (see ``ReducerSchema.call_values``).
+    """
+    values = reducer.call_values(*args, call_key=call_key, **kwargs)
+    return _codec.encode_args(reducer, values)
 
 
 def decode_args(reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
@@ -178,9 +184,7 @@ class _Codec(Protocol):
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]: ...
     def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
     def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
-    def encode_args(
-        self, reducer: ReducerSchema, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bytes: ...
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes: ...
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]: ...
 
 
@@ -246,10 +250,8 @@ class _PythonCodec:
     def encode_row(self, table: TableSchema, row: Any) -> bytes:
         return table.encode_row(row)
 
-    def encode_args(
-        self, reducer: ReducerSchema, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bytes:
-        return reducer.encode_args(*args, **kwargs)
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
+        return reducer.encode_values(values)
 
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
         return reducer.decode_args(data)
@@ -298,15 +300,12 @@ class _NativeCodec:
         data: bytes | None = self.layout(table).encode(row)
         return data if data is not None else self._python.encode_row(table, row)
 
-    def encode_args(
-        self, reducer: ReducerSchema, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bytes:
-        data: bytes | None = self.layout(reducer).encode(reducer.bind(*args, **kwargs))
-        return data if data is not None else self._python.encode_args(reducer, args, kwargs)
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
+        data: bytes | None = self.layout(reducer).encode(values)
+        return data if data is not None else reducer.encode_values(values)
 
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
-        values = self.layout(reducer).decode(data)
-        return dict(zip(reducer.param_names, values, strict=True))
+        return reducer.split_values(self.layout(reducer).decode(data))[0]
 
 
 # ------------------------------------------------------------------ the choice

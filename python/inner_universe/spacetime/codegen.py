@@ -119,7 +119,7 @@ class _Generator:
     # -------------------------------------------------------------- sections
 
     def module(self, module_name: str, command: str) -> str:
-        row_classes = [self.row_class(i) for i in sorted(self.classes, key=self.classes.get)]
+        row_classes = [self.row_class(i) for i in sorted(self.classes, key=lambda i: self.classes[i])]
         tables = sorted(
             (t for t in self.schema.tables.values() if not t.is_system), key=lambda t: t.name
         )
@@ -163,9 +163,8 @@ class _Generator:
         if typing:
             imports.append(f"from typing import {', '.join(typing)}")
         imports.append("")
-        imports.append(
-            _wrap_import("from inner_universe.spacetime import ", [*spacetime, "ThreadedConnection"])
-        )
+        spacetime.append("ThreadedConnection")
+        imports.append(_wrap_import("from inner_universe.spacetime import ", spacetime))
         if sats:
             imports.append(_wrap_import("from inner_universe.spacetime.sats import ", sats))
         if types:
@@ -198,7 +197,7 @@ class _Generator:
         assert isinstance(ty, ProductType)
         type_name = self.ts.names[index]
         tables = sorted(t.name for t in self.schema.tables.values() if t.product_type_ref == index)
-        what = f"A row of table {', '.join(tables)}." if tables else f"SpacetimeDB type {type_name}."
+        what = f"A row of table {', '.join(tables)}." if tables else f"The type {type_name}."
         lines = [
             f"@register_row_class({_quote(type_name)})",
             "@dataclass(frozen=True, slots=True)",
@@ -213,7 +212,10 @@ class _Generator:
     def table_class(self, table: TableSchema) -> str:
         row = self.classes[table.product_type_ref]
         cls = _table_class_name(table.name)
-        unique = sorted(set(table.unique_columns) | ({table.primary_key} - {None}))
+        unique_set = set(table.unique_columns)
+        if table.primary_key is not None:
+            unique_set.add(table.primary_key)
+        unique = sorted(unique_set)
         indexed = sorted(
             {
                 index.columns[0]
@@ -282,10 +284,8 @@ class _Generator:
             "    def __init__(self, conn: DbConnection | ThreadedConnection) -> None:",
         ]
         for table in tables:
-            attr = attribute_name(table.name)
-            lines.append(
-                f"        self.{attr} = {_table_class_name(table.name)}(conn.db[{_quote(table.name)}])"
-            )
+            attr, handle = attribute_name(table.name), f"conn.db[{_quote(table.name)}]"
+            lines.append(f"        self.{attr} = {_table_class_name(table.name)}({handle})")
         return "\n".join(lines)
 
     def reducers_class(self, name: str, reducers: Iterable[ReducerSchema], threaded: bool) -> str:
@@ -382,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
 
         schema = fetch_schema(args.uri, args.database)
         name = f"the SpacetimeDB module {args.database}"
-        command = f"python -m inner_universe.spacetime.codegen --uri {args.uri} --database {args.database}"
+        command = "python -m inner_universe.spacetime.codegen"
+        command += f" --uri {args.uri} --database {args.database}"
     else:
         schema = ModuleSchema.from_json(args.schema.read_bytes())
         name = f"the SpacetimeDB module of {args.schema.name}"
