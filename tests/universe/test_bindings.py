@@ -52,6 +52,8 @@ def test_mypy_strict_rejects_wrong_types(tmp_path: Path) -> None:
         "    universe = Module(conn)\n"
         '    await universe.reducers.post_message("1", "user", "x")\n'
         "    row = universe.db.agent.find_by_id(1)\n"
+        "    print(row.version)\n"
+        "    assert row is not None\n"
         "    return row.version\n"
     )
     out, status = mypy_strict(wrong)
@@ -59,3 +61,4 @@ def test_mypy_strict_rejects_wrong_types(tmp_path: Path) -> None:
     assert 'Argument 1 to "post_message" of "Reducers" has incompatible type "str"' in out
     assert 'Item "None" of "Agent | None" has no attribute "version"' in out
     assert 'Incompatible return value type (got "int", expected "str")' in out
+    assert "Found 3 errors" in out

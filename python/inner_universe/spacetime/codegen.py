@@ -46,10 +46,7 @@ from .sats import (
 )
 from .schema import ModuleSchema, ReducerSchema, TableSchema
 
-__all__ = ["HIDDEN_PARAMS", "generate", "main"]
-
-#: Reducer parameters the SDK fills itself, so typed methods do not show them.
-HIDDEN_PARAMS: Final = frozenset({"call_key"})
+__all__ = ["generate", "main"]
 
 _LINE: Final = 100
 _PRIMITIVES: Final = {"Bool": "bool", "F32": "float", "F64": "float", "String": "str"}
@@ -87,14 +84,19 @@ class _Generator:
 
     # ----------------------------------------------------------- annotations
 
-    def annotation(self, ty: AlgebraicType, seen: frozenset[int] = frozenset()) -> str:
-        """The Python type of values of ``ty`` (as the codec decodes them)."""
+    def annotation(
+        self, ty: AlgebraicType, seen: frozenset[int] = frozenset(), accept: bool = False
+    ) -> str:
+        """The Python type of values of ``ty`` (as the codec decodes them).
+
+        With ``accept``, the type an argument may have: arrays take any sequence.
+        """
         ts = self.ts
         kind = special_kind(ty, ts)
         if kind == "option":
             some = ts.resolve(ty)
             assert isinstance(some, SumType)
-            return f"{self.annotation(some.variants[0].type, seen)} | None"
+            return f"{self.annotation(some.variants[0].type, seen, accept)} | None"
         if kind is not None:
             return _SPECIALS[kind]
         if isinstance(ty, RefType):
@@ -102,29 +104,36 @@ class _Generator:
                 return self.classes[ty.index]
             if ty.index in seen:  # a recursive type that is not a class
                 return "Any"
-            return self.annotation(ts[ty.index], seen | {ty.index})
+            return self.annotation(ts[ty.index], seen | {ty.index}, accept)
         if isinstance(ty, PrimitiveType):
             return _PRIMITIVES.get(ty.kind, "int")
         if isinstance(ty, ArrayType):
             elem = ts.resolve(ty.elem)
             if isinstance(elem, PrimitiveType) and elem.kind == "U8":
                 return "bytes"
-            return f"tuple[{self.annotation(ty.elem, seen)}, ...]"
+            item = self.annotation(ty.elem, seen, accept)
+            return f"Sequence[{item}]" if accept else f"tuple[{item}, ...]"
         if isinstance(ty, ProductType):
             if not ty.elements:
                 return "tuple[()]"
-            return f"tuple[{', '.join(self.annotation(e.type, seen) for e in ty.elements)}]"
+            return f"tuple[{', '.join(self.annotation(e.type, seen, accept) for e in ty.elements)}]"
         return "Variant"
 
     # -------------------------------------------------------------- sections
 
     def module(self, module_name: str, command: str) -> str:
-        row_classes = [self.row_class(i) for i in sorted(self.classes, key=lambda i: self.classes[i])]
+        by_name = sorted(self.classes, key=lambda i: self.classes[i])
+        row_classes = [self.row_class(i) for i in by_name]
         tables = sorted(
             (t for t in self.schema.tables.values() if not t.is_system), key=lambda t: t.name
         )
-        reducers = sorted(
-            (r for r in self.schema.reducers.values() if r.lifecycle is None),
+        scheduled = {t.schedule.reducer_name for t in tables if t.schedule is not None}
+        reducers = sorted(  # what clients call: not lifecycle nor scheduled reducers
+            (
+                r
+                for r in self.schema.reducers.values()
+                if r.lifecycle is None and r.name not in scheduled
+            ),
             key=lambda r: r.name,
         )
         table_classes = [self.table_class(t) for t in tables]
@@ -146,11 +155,9 @@ class _Generator:
             return re.search(rf"\b{name}\b", code) is not None
 
         typing = [n for n in ("Any", "cast") if uses(n)]
-        abc = [n for n in ("Callable", "Iterator") if uses(n)]
+        abc = [n for n in ("Callable", "Iterator", "Sequence") if uses(n)]
         spacetime = [
-            n
-            for n in ("DbConnection", "EventContext", "ReducerEvent", "TableHandle")
-            if uses(n)
+            n for n in ("DbConnection", "EventContext", "ReducerEvent", "TableHandle") if uses(n)
         ]
         sats = [n for n in ("Variant", "register_row_class") if uses(n)]
         types = sorted(n for n in _SPECIALS.values() if uses(n))
@@ -300,10 +307,9 @@ class _Generator:
             "        self.conn = conn",
         ]
         for reducer in reducers:
+            # ReducerSchema.params already leaves out the call key the SDK fills.
             params = [
-                (attribute_name(p), self.annotation(ty))
-                for p, ty in reducer.params
-                if p not in HIDDEN_PARAMS
+                (attribute_name(p), self.annotation(ty, accept=True)) for p, ty in reducer.params
             ]
             names = [p for p, _ in params]
             call = ", ".join([_quote(reducer.name), *names])
