@@ -99,6 +99,8 @@ def decode_row_list(table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
     the offset inside that row.
     """
     try:
+        if len(rows) < GC_PAUSE_MIN_ROWS:
+            return _codec.decode_each(table, rows)
         with _gc_paused():
             return _codec.decode_each(table, rows)
     except DecodeError as exc:
@@ -138,6 +140,11 @@ def _in_table(table: TableSchema, exc: DecodeError) -> DecodeError:
     err = DecodeError(f"table {table.name!r}: {exc}")
     err.offset = exc.offset
     return err
+
+
+#: Batches smaller than this decode without pausing the collector: they allocate too
+#: little to trigger it, and pausing costs more than it saves on a one-row update.
+GC_PAUSE_MIN_ROWS: Final = 256
 
 
 @contextmanager
