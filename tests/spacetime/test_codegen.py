@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
+from inner_universe.errors import SchemaError
 from inner_universe.spacetime import sats
 from inner_universe.spacetime.codegen import generate, main
 from inner_universe.spacetime.sats import attribute_name
@@ -50,3 +52,12 @@ def test_command_line_writes_the_module(tmp_path: Path) -> None:
     text = out.read_text()
     assert text.startswith('"""Typed bindings for the SpacetimeDB module of')
     assert f"--schema {SCHEMAS[0]} -o {out}" in text
+
+
+def test_only_frozen_slotted_dataclasses_register() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        a: int
+
+    with pytest.raises(SchemaError, match="frozen dataclass with slots"):
+        sats.register_row_class("NoSlots")(NoSlots)

@@ -456,6 +456,9 @@ def register_row_class(type_name: str) -> Callable[[_C], _C]:
     """
 
     def register(cls: _C) -> _C:
+        params = getattr(cls, "__dataclass_params__", None)
+        if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+            raise SchemaError(f"{cls.__name__} must be a frozen dataclass with slots=True")
         attrs = tuple(f.name for f in dataclasses.fields(cls))
         _REGISTERED_CLASSES[(type_name, attrs)] = cls
         return cls
