@@ -290,6 +290,8 @@ class ReducerSchema:
     def bind(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Match positional and keyword arguments to the parameters, as a Python call would."""
         names = self.param_names
+        if not kwargs and len(args) == len(names):
+            return args  # the common call, every argument in order
         if len(args) > len(names):
             raise ArgumentError(
                 f"reducer {self.name!r} takes {len(names)} argument(s) "
