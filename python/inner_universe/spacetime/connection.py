@@ -288,6 +288,9 @@ class DbConnection:
         self._on_transaction: list[TransactionCallback] = []
         self._on_reducer: dict[str | None, list[ReducerCallback]] = {}
         self._sequence = 0
+        # The ReducerEvent last built and the transaction it came from: a reply to our
+        # own call arrives as a TransactionApplied then a ReducerResult of the same one.
+        self._last_reducer_event: tuple[p.TransactionApplied, ReducerEvent | None] | None = None
         #: This connection's client id in the call keys it sends (random, never 0).
         self.client_id = secrets.randbits(128) or 1
         self._call_seq = itertools.count(1)
@@ -500,10 +503,9 @@ class DbConnection:
             return
         try:
             result = {
-                table.table_name: [
-                    codec.decode_row(self.schema.table(table.table_name), row)
-                    for row in table.rows.rows()
-                ]
+                table.table_name: codec.decode_rows(
+                    self.schema.table(table.table_name), table.rows.rows_data, table.rows.size_hint
+                )
                 for table in event.tables
             }
         except InnerUniverseError as exc:
@@ -531,6 +533,14 @@ class DbConnection:
             handle._ended.set_result(None)
 
     def _reducer_event(self, event: p.TransactionApplied) -> ReducerEvent | None:
+        last = self._last_reducer_event
+        if last is not None and last[0] is event:
+            return last[1]
+        result = self._build_reducer_event(event)
+        self._last_reducer_event = (event, result)
+        return result
+
+    def _build_reducer_event(self, event: p.TransactionApplied) -> ReducerEvent | None:
         if event.light or event.reducer_name is None:
             return None
         assert event.caller_identity is not None and event.timestamp is not None
