@@ -2,11 +2,13 @@
 
     InnerUniverseError
     ├── DecodeError            bytes from the network or server did not decode
+    │   └── MessageTooLargeError   a server message exceeds the client's size limits
     ├── EncodeError            a value does not fit the type it is encoded as
     │   └── ArgumentError      reducer arguments rejected before anything was sent
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
     ├── ProtocolError          the server broke the protocol (remote's fault)
     ├── InvalidStateError      the API was used out of order (caller's fault)
+    ├── UsageError             an API was given a value it cannot take (caller's fault)
     ├── ConnectError           a connection could not be opened
     ├── ConnectionClosedError  the connection went away while something waited on it
     ├── ReducerError           a reducer ran and failed; carries the server's message
@@ -29,6 +31,7 @@ __all__ = [
     "EncodeError",
     "InnerUniverseError",
     "InvalidStateError",
+    "MessageTooLargeError",
     "ProtocolError",
     "QueryError",
     "ReducerError",
@@ -36,6 +39,7 @@ __all__ = [
     "ServerError",
     "SetupError",
     "SubscriptionError",
+    "UsageError",
 ]
 
 
@@ -52,6 +56,19 @@ class DecodeError(InnerUniverseError):
     def __init__(self, message: str, offset: int | None = None) -> None:
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
         self.offset = offset
+
+
+class MessageTooLargeError(DecodeError):
+    """A server message (its frame, or what it decompresses to) exceeds the client's limit.
+
+    Raised before much more than ``limit`` bytes are allocated, so a decompression
+    bomb cannot exhaust memory; the connection closes. See
+    ``ConnectionBuilder.with_limits``.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class EncodeError(InnerUniverseError, ValueError):
@@ -72,6 +89,10 @@ class ProtocolError(InnerUniverseError):
 
 class InvalidStateError(InnerUniverseError):
     """The API was used in the wrong state (for example, calling before connecting)."""
+
+
+class UsageError(InnerUniverseError, ValueError):
+    """An API was given a value it cannot take (an empty query list, a bad URI, ...)."""
 
 
 class ConnectError(InnerUniverseError):

@@ -152,9 +152,13 @@ class TableCache:
         for key in inserts:
             delta[key] = delta.get(key, 0) + 1
 
+        # Rows new to this client are decoded in one batch, before anything changes,
+        # so a malformed row leaves the table as it was.
+        fresh = [key for key, change in delta.items() if change > 0 and key not in self._counts]
+        decoded = dict(zip(fresh, codec.decode_row_list(self.schema, fresh), strict=True))
+
         removed: list[Any] = []
         added: list[Any] = []
-        schema = self.schema
         # Removals first, so a unique value freed by a delete can be taken by an insert.
         for key, change in delta.items():
             if change >= 0:
@@ -180,7 +184,7 @@ class TableCache:
             before = self._counts.get(key, 0)
             self._counts[key] = before + change
             if before == 0:
-                row = codec.decode_row(schema, key)
+                row = decoded[key]
                 self._add(key, row)
                 added.append(row)
 

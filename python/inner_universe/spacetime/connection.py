@@ -35,6 +35,7 @@ from ..errors import (
     ReducerError,
     SchemaError,
     SubscriptionError,
+    UsageError,
 )
 from . import codec
 from . import protocol as p
@@ -47,9 +48,15 @@ from .events import (
     UnknownTransactionEvent,
     UnsubscribeAppliedEvent,
 )
-from .messages import DatabaseUpdate, QueryId
+from .messages import DEFAULT_MAX_MESSAGE_SIZE, DatabaseUpdate, QueryId
 from .schema import CallKey, ModuleSchema, ReducerSchema
-from .transport import Compression, Transport, WebSocketTransport, subscribe_url
+from .transport import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Compression,
+    Transport,
+    WebSocketTransport,
+    subscribe_url,
+)
 from .types import ConnectionId, Identity, TimeDuration
 
 __all__ = [
@@ -263,7 +270,7 @@ class DbConnection:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport = transport
-        self._protocol = p.ClientProtocol()
+        self._protocol = p.ClientProtocol(max_message_size=builder._max_message_size)
         self.schema = schema
         self.cache = ClientCache(schema)
         self.db = Tables(self.cache)
@@ -281,6 +288,9 @@ class DbConnection:
         self._on_transaction: list[TransactionCallback] = []
         self._on_reducer: dict[str | None, list[ReducerCallback]] = {}
         self._sequence = 0
+        # The ReducerEvent last built and the transaction it came from: a reply to our
+        # own call arrives as a TransactionApplied then a ReducerResult of the same one.
+        self._last_reducer_event: tuple[p.TransactionApplied, ReducerEvent | None] | None = None
         #: This connection's client id in the call keys it sends (random, never 0).
         self.client_id = secrets.randbits(128) or 1
         self._call_seq = itertools.count(1)
@@ -493,10 +503,9 @@ class DbConnection:
             return
         try:
             result = {
-                table.table_name: [
-                    codec.decode_row(self.schema.table(table.table_name), row)
-                    for row in table.rows.rows()
-                ]
+                table.table_name: codec.decode_rows(
+                    self.schema.table(table.table_name), table.rows.rows_data, table.rows.size_hint
+                )
                 for table in event.tables
             }
         except InnerUniverseError as exc:
@@ -524,6 +533,14 @@ class DbConnection:
             handle._ended.set_result(None)
 
     def _reducer_event(self, event: p.TransactionApplied) -> ReducerEvent | None:
+        last = self._last_reducer_event
+        if last is not None and last[0] is event:
+            return last[1]
+        result = self._build_reducer_event(event)
+        self._last_reducer_event = (event, result)
+        return result
+
+    def _build_reducer_event(self, event: p.TransactionApplied) -> ReducerEvent | None:
         if event.light or event.reducer_name is None:
             return None
         assert event.caller_identity is not None and event.timestamp is not None
@@ -591,6 +608,8 @@ class ConnectionBuilder:
         self._light = False
         self._schema: ModuleSchema | None = None
         self._record_to: Path | None = None
+        self._max_frame_size = DEFAULT_MAX_FRAME_SIZE
+        self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
         self._on_connect: list[Callable[[DbConnection, Identity, str], object]] = []
         self._on_connect_error: list[Callable[[Exception], object]] = []
         self._on_disconnect: list[Callable[[DbConnection, Exception | None], object]] = []
@@ -623,8 +642,30 @@ class ConnectionBuilder:
         return self
 
     def record_messages_to(self, directory: Path) -> ConnectionBuilder:
-        """Save every received server message under ``directory`` (for protocol tests)."""
+        """Save every received server message under ``directory`` (for protocol tests).
+
+        The directory is created 0700, files are 0600, and the IdentityToken's token is redacted.
+        """
         self._record_to = directory
+        return self
+
+    def with_limits(
+        self, *, max_frame_size: int | None = None, max_message_size: int | None = None
+    ) -> ConnectionBuilder:
+        """Cap what the server can make this client allocate for one message (64 MiB each).
+
+        ``max_frame_size`` bounds a message as it arrives; ``max_message_size`` what it
+        decompresses to (nested compressed updates included). Past either, the
+        connection closes with :class:`~inner_universe.errors.MessageTooLargeError`.
+        """
+        for name, value in (
+            ("max_frame_size", max_frame_size),
+            ("max_message_size", max_message_size),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name} must be a positive number of bytes, not {value!r}")
+        self._max_frame_size = max_frame_size or self._max_frame_size
+        self._max_message_size = max_message_size or self._max_message_size
         return self
 
     def on_connect(
@@ -655,7 +696,10 @@ class ConnectionBuilder:
                 self._uri, self._database, compression=self._compression, light=self._light
             )
             transport = await WebSocketTransport.open(
-                url, token=self._token, record_to=self._record_to
+                url,
+                token=self._token,
+                record_to=self._record_to,
+                max_frame_size=self._max_frame_size,
             )
             conn = DbConnection(transport, schema, builder=self)
             try:

@@ -250,7 +250,8 @@ class ClientProtocol:
             malformed, else None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_message_size: int = m.DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size  # what one message may decompress to
         self.state = State.CONNECTING
         self.identity: Identity | None = None
         self.token: str | None = None
@@ -385,7 +386,7 @@ class ClientProtocol:
         if self.state is State.CLOSED:
             return
         try:
-            self._handle(m.decode_server_frame(data))
+            self._handle(m.decode_server_frame(data, max_message_size=self.max_message_size))
         except (DecodeError, ProtocolError) as exc:
             self.failure = exc
             self.state = State.CLOSED

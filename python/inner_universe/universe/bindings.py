@@ -1,0 +1,797 @@
+"""Typed bindings for the Inner Universe module (server-module/).
+
+Generated from the module's schema by inner_universe.spacetime.codegen: do not edit.
+Regenerate with:
+
+    python -m inner_universe.universe.generate
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from inner_universe.spacetime import (
+    DbConnection,
+    EventContext,
+    ReducerEvent,
+    TableHandle,
+    ThreadedConnection,
+)
+from inner_universe.spacetime.sats import register_row_class
+from inner_universe.spacetime.types import ConnectionId, Identity, ScheduleAt, Timestamp
+
+__all__ = [
+    "Agent",
+    "AgentTable",
+    "CallKey",
+    "CallReceipt",
+    "CallReceiptPruning",
+    "CallReceiptPruningTable",
+    "CallReceiptTable",
+    "Conversation",
+    "ConversationTable",
+    "Document",
+    "DocumentTable",
+    "EventLog",
+    "EventLogTable",
+    "EventTracking",
+    "EventTrackingTable",
+    "Message",
+    "MessageTable",
+    "Module",
+    "NewEvent",
+    "NewTracking",
+    "Reducers",
+    "Session",
+    "SessionTable",
+    "StoredEvent",
+    "StoredEventTable",
+    "StoredSnapshot",
+    "StoredSnapshotTable",
+    "Tables",
+    "ThreadedModule",
+    "ThreadedReducers",
+]
+
+
+@register_row_class("Agent")
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A row of table agent."""
+
+    id: int
+    owner: Identity
+    name: str
+    role: str
+    status: str
+    state: bytes
+    version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("CallKey")
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    """The type CallKey."""
+
+    client: int
+    seq: int
+
+
+@register_row_class("CallReceipt")
+@dataclass(frozen=True, slots=True)
+class CallReceipt:
+    """A row of table call_receipt."""
+
+    caller: Identity
+    client: int
+    seq: int
+    at_micros: int
+
+
+@register_row_class("CallReceiptPruning")
+@dataclass(frozen=True, slots=True)
+class CallReceiptPruning:
+    """A row of table call_receipt_pruning."""
+
+    scheduled_id: int
+    scheduled_at: ScheduleAt
+
+
+@register_row_class("Conversation")
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A row of table conversation."""
+
+    id: int
+    owner: Identity
+    title: str
+    last_sequence: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("Document")
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A row of table document."""
+
+    id: int
+    owner: Identity
+    title: str
+    content: str
+    metadata: bytes
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("EventLog")
+@dataclass(frozen=True, slots=True)
+class EventLog:
+    """A row of table event_log."""
+
+    store: str
+    last_notification_id: int
+    created_by: Identity
+    created_at: Timestamp
+
+
+@register_row_class("EventTracking")
+@dataclass(frozen=True, slots=True)
+class EventTracking:
+    """A row of table event_tracking."""
+
+    store: str
+    application_name: str
+    notification_id: int
+
+
+@register_row_class("Message")
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A row of table message."""
+
+    id: int
+    conversation_id: int
+    author: Identity
+    role: str
+    content: str
+    sequence: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("NewEvent")
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """The type NewEvent."""
+
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+@register_row_class("NewTracking")
+@dataclass(frozen=True, slots=True)
+class NewTracking:
+    """The type NewTracking."""
+
+    application_name: str
+    notification_id: int
+
+
+@register_row_class("Session")
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A row of table session."""
+
+    connection_id: ConnectionId
+    identity: Identity
+    connected_at: Timestamp
+
+
+@register_row_class("StoredEvent")
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of table stored_event."""
+
+    store: str
+    notification_id: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+@register_row_class("StoredSnapshot")
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A row of table stored_snapshot."""
+
+    store: str
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+class AgentTable:
+    """Table agent: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Agent]:
+        return cast(Iterator[Agent], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Agent | None:
+        return cast("Agent | None", self.handle.find("id", id))
+
+    def find_by_name(self, name: str) -> Agent | None:
+        return cast("Agent | None", self.handle.find("name", name))
+
+    def filter_by_owner(self, owner: Identity) -> list[Agent]:
+        return cast(list[Agent], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Agent], object],
+    ) -> Callable[[EventContext, Agent], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Agent], object],
+    ) -> Callable[[EventContext, Agent], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Agent, Agent], object],
+    ) -> Callable[[EventContext, Agent, Agent], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class CallReceiptTable:
+    """Table call_receipt: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[CallReceipt]:
+        return cast(Iterator[CallReceipt], self.handle.iter())
+
+    def filter_by_at_micros(self, at_micros: int) -> list[CallReceipt]:
+        return cast(list[CallReceipt], self.handle.filter("at_micros", at_micros))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, CallReceipt], object],
+    ) -> Callable[[EventContext, CallReceipt], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, CallReceipt], object],
+    ) -> Callable[[EventContext, CallReceipt], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+
+class CallReceiptPruningTable:
+    """Table call_receipt_pruning: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[CallReceiptPruning]:
+        return cast(Iterator[CallReceiptPruning], self.handle.iter())
+
+    def find_by_scheduled_id(self, scheduled_id: int) -> CallReceiptPruning | None:
+        return cast("CallReceiptPruning | None", self.handle.find("scheduled_id", scheduled_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, CallReceiptPruning], object],
+    ) -> Callable[[EventContext, CallReceiptPruning], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, CallReceiptPruning], object],
+    ) -> Callable[[EventContext, CallReceiptPruning], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, CallReceiptPruning, CallReceiptPruning], object],
+    ) -> Callable[[EventContext, CallReceiptPruning, CallReceiptPruning], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ConversationTable:
+    """Table conversation: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return cast(Iterator[Conversation], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Conversation | None:
+        return cast("Conversation | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Conversation]:
+        return cast(list[Conversation], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Conversation], object],
+    ) -> Callable[[EventContext, Conversation], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Conversation], object],
+    ) -> Callable[[EventContext, Conversation], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Conversation, Conversation], object],
+    ) -> Callable[[EventContext, Conversation, Conversation], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class DocumentTable:
+    """Table document: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Document]:
+        return cast(Iterator[Document], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Document | None:
+        return cast("Document | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Document]:
+        return cast(list[Document], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Document], object],
+    ) -> Callable[[EventContext, Document], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Document], object],
+    ) -> Callable[[EventContext, Document], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Document, Document], object],
+    ) -> Callable[[EventContext, Document, Document], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class EventLogTable:
+    """Table event_log: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[EventLog]:
+        return cast(Iterator[EventLog], self.handle.iter())
+
+    def find_by_store(self, store: str) -> EventLog | None:
+        return cast("EventLog | None", self.handle.find("store", store))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, EventLog], object],
+    ) -> Callable[[EventContext, EventLog], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, EventLog], object],
+    ) -> Callable[[EventContext, EventLog], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, EventLog, EventLog], object],
+    ) -> Callable[[EventContext, EventLog, EventLog], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class EventTrackingTable:
+    """Table event_tracking: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[EventTracking]:
+        return cast(Iterator[EventTracking], self.handle.iter())
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, EventTracking], object],
+    ) -> Callable[[EventContext, EventTracking], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, EventTracking], object],
+    ) -> Callable[[EventContext, EventTracking], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+
+class MessageTable:
+    """Table message: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Message]:
+        return cast(Iterator[Message], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Message | None:
+        return cast("Message | None", self.handle.find("id", id))
+
+    def filter_by_conversation_id(self, conversation_id: int) -> list[Message]:
+        return cast(list[Message], self.handle.filter("conversation_id", conversation_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Message], object],
+    ) -> Callable[[EventContext, Message], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Message], object],
+    ) -> Callable[[EventContext, Message], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Message, Message], object],
+    ) -> Callable[[EventContext, Message, Message], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class SessionTable:
+    """Table session: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Session]:
+        return cast(Iterator[Session], self.handle.iter())
+
+    def find_by_connection_id(self, connection_id: ConnectionId) -> Session | None:
+        return cast("Session | None", self.handle.find("connection_id", connection_id))
+
+    def filter_by_identity(self, identity: Identity) -> list[Session]:
+        return cast(list[Session], self.handle.filter("identity", identity))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Session], object],
+    ) -> Callable[[EventContext, Session], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Session], object],
+    ) -> Callable[[EventContext, Session], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Session, Session], object],
+    ) -> Callable[[EventContext, Session, Session], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class StoredEventTable:
+    """Table stored_event: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[StoredEvent]:
+        return cast(Iterator[StoredEvent], self.handle.iter())
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, StoredEvent], object],
+    ) -> Callable[[EventContext, StoredEvent], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, StoredEvent], object],
+    ) -> Callable[[EventContext, StoredEvent], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+
+class StoredSnapshotTable:
+    """Table stored_snapshot: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[StoredSnapshot]:
+        return cast(Iterator[StoredSnapshot], self.handle.iter())
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, StoredSnapshot], object],
+    ) -> Callable[[EventContext, StoredSnapshot], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, StoredSnapshot], object],
+    ) -> Callable[[EventContext, StoredSnapshot], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+
+class Tables:
+    """The tables of a connection, typed."""
+
+    def __init__(self, conn: DbConnection | ThreadedConnection) -> None:
+        self.agent = AgentTable(conn.db["agent"])
+        self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
+        self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
+        self.conversation = ConversationTable(conn.db["conversation"])
+        self.document = DocumentTable(conn.db["document"])
+        self.event_log = EventLogTable(conn.db["event_log"])
+        self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
+        self.message = MessageTable(conn.db["message"])
+        self.session = SessionTable(conn.db["session"])
+        self.stored_event = StoredEventTable(conn.db["stored_event"])
+        self.stored_snapshot = StoredSnapshotTable(conn.db["stored_snapshot"])
+
+
+class Reducers:
+    """The reducers of the module, typed (each returns a future of its outcome)."""
+
+    def __init__(self, conn: DbConnection) -> None:
+        self.conn = conn
+
+    def append_events(
+        self,
+        store: str,
+        events: Sequence[NewEvent],
+        tracking: NewTracking | None,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("append_events", store, events, tracking)
+
+    def append_message(self, id: int, delta: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("append_message", id, delta)
+
+    def append_snapshots(
+        self,
+        store: str,
+        snapshots: Sequence[NewEvent],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("append_snapshots", store, snapshots)
+
+    def create_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_conversation", title)
+
+    def create_document(
+        self,
+        title: str,
+        content: str,
+        metadata: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_document", title, content, metadata)
+
+    def delete_agent(self, id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("delete_agent", id)
+
+    def delete_conversation(self, id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("delete_conversation", id)
+
+    def delete_document(self, id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("delete_document", id)
+
+    def delete_message(self, id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("delete_message", id)
+
+    def edit_message(self, id: int, content: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("edit_message", id, content)
+
+    def post_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("post_message", conversation_id, role, content)
+
+    def register_agent(self, name: str, role: str, state: bytes) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("register_agent", name, role, state)
+
+    def rename_conversation(self, id: int, title: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("rename_conversation", id, title)
+
+    def set_agent_status(self, id: int, status: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("set_agent_status", id, status)
+
+    def update_agent(
+        self,
+        id: int,
+        name: str,
+        role: str,
+        status: str,
+        state: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("update_agent", id, name, role, status, state)
+
+    def update_document(
+        self,
+        id: int,
+        title: str,
+        content: str,
+        metadata: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("update_document", id, title, content, metadata)
+
+
+class ThreadedReducers:
+    """The reducers of the module, typed (blocking until applied)."""
+
+    def __init__(self, conn: ThreadedConnection) -> None:
+        self.conn = conn
+
+    def append_events(
+        self,
+        store: str,
+        events: Sequence[NewEvent],
+        tracking: NewTracking | None,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("append_events", store, events, tracking)
+
+    def append_message(self, id: int, delta: str) -> ReducerEvent:
+        return self.conn.call_reducer("append_message", id, delta)
+
+    def append_snapshots(self, store: str, snapshots: Sequence[NewEvent]) -> ReducerEvent:
+        return self.conn.call_reducer("append_snapshots", store, snapshots)
+
+    def create_conversation(self, title: str) -> ReducerEvent:
+        return self.conn.call_reducer("create_conversation", title)
+
+    def create_document(self, title: str, content: str, metadata: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("create_document", title, content, metadata)
+
+    def delete_agent(self, id: int) -> ReducerEvent:
+        return self.conn.call_reducer("delete_agent", id)
+
+    def delete_conversation(self, id: int) -> ReducerEvent:
+        return self.conn.call_reducer("delete_conversation", id)
+
+    def delete_document(self, id: int) -> ReducerEvent:
+        return self.conn.call_reducer("delete_document", id)
+
+    def delete_message(self, id: int) -> ReducerEvent:
+        return self.conn.call_reducer("delete_message", id)
+
+    def edit_message(self, id: int, content: str) -> ReducerEvent:
+        return self.conn.call_reducer("edit_message", id, content)
+
+    def post_message(self, conversation_id: int, role: str, content: str) -> ReducerEvent:
+        return self.conn.call_reducer("post_message", conversation_id, role, content)
+
+    def register_agent(self, name: str, role: str, state: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("register_agent", name, role, state)
+
+    def rename_conversation(self, id: int, title: str) -> ReducerEvent:
+        return self.conn.call_reducer("rename_conversation", id, title)
+
+    def set_agent_status(self, id: int, status: str) -> ReducerEvent:
+        return self.conn.call_reducer("set_agent_status", id, status)
+
+    def update_agent(
+        self,
+        id: int,
+        name: str,
+        role: str,
+        status: str,
+        state: bytes,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("update_agent", id, name, role, status, state)
+
+    def update_document(self, id: int, title: str, content: str, metadata: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("update_document", id, title, content, metadata)
+
+
+class Module:
+    """A DbConnection's tables and reducers, typed: ``Module(conn).db.<table>``."""
+
+    def __init__(self, conn: DbConnection) -> None:
+        self.conn = conn
+        self.db = Tables(conn)
+        self.reducers = Reducers(conn)
+
+
+class ThreadedModule:
+    """A ThreadedConnection's tables and reducers, typed (reducer calls block)."""
+
+    def __init__(self, conn: ThreadedConnection) -> None:
+        self.conn = conn
+        self.db = Tables(conn)
+        self.reducers = ThreadedReducers(conn)
