@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from inner_universe.app import Universe, register_service
 from inner_universe.errors import InvalidStateError, ServerError
-from inner_universe.home import config_home, find_running, load_identity
+from inner_universe.home import find_running, load_identity, token_file
 from inner_universe.nerv.bus import BusEvent
 from inner_universe.spacetime.connection import DbConnection, ThreadedConnection
 from tests.conftest import PublishedDatabase, until
@@ -68,7 +68,7 @@ def test_sync_use_and_the_stored_identity(universe_db: PublishedDatabase, user_h
         assert universe.connection.db.agent.find("name", "sync-app") is not None
     stored = load_identity(universe_db.uri)
     assert stored is not None and stored.identity == first
-    path = config_home() / "identities.json"
+    path = token_file(universe_db.uri).path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with Universe(universe_db.uri, universe_db.name) as again:
         assert again.identity == first  # the same identity comes back

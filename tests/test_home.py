@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from pathlib import Path
 
 import pytest
 
+from inner_universe.errors import ServerError
 from inner_universe.home import (
     LOCAL,
     config_home,
@@ -15,6 +17,7 @@ from inner_universe.home import (
     find_running,
     load_identity,
     save_identity,
+    token_file,
 )
 from inner_universe.spacetime.server import Credentials
 from inner_universe.spacetime.types import Identity
@@ -29,15 +32,30 @@ def test_folders_follow_xdg_and_the_overrides(
     assert config_home() == user_home / "elsewhere"
 
 
-def test_identities_are_kept_per_server_in_a_private_file(user_home: Path) -> None:
+def token_for(identity: Identity) -> str:
+    """A token of the shape SpacetimeDB issues: the identity is in its payload's claims."""
+    claims = json.dumps({"hex_identity": identity.to_hex(), "iss": "localhost"}).encode()
+    return f"header.{base64.urlsafe_b64encode(claims).decode().rstrip('=')}.signature"
+
+
+def test_identities_are_kept_per_server_in_private_token_files(user_home: Path) -> None:
     assert load_identity(LOCAL) is None
-    local = Credentials(Identity.from_hex("aa" * 32), "token-a")
-    remote = Credentials(Identity.from_hex("bb" * 32), "token-b")
+    local_id, remote_id = Identity.from_hex("aa" * 32), Identity.from_hex("bb" * 32)
+    local = Credentials(local_id, token_for(local_id))
+    remote = Credentials(remote_id, token_for(remote_id))
     path = save_identity(LOCAL, local)
     save_identity("http://example:3000", remote)
+    assert path == config_home() / "credentials" / "local"
+    assert token_file("http://example:3000").path.name == "http-example-3000"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_identity(LOCAL) == local
     assert load_identity("http://example:3000") == remote
+
+
+def test_a_token_without_an_identity_is_an_error(user_home: Path) -> None:
+    token_file(LOCAL).save("not-a-jwt")
+    with pytest.raises(ServerError, match="does not name its identity"):
+        load_identity(LOCAL)
 
 
 def test_a_state_file_of_a_dead_owner_is_forgotten(user_home: Path) -> None:

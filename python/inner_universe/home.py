@@ -4,19 +4,22 @@ Why a module of its own: ``inner-universe up``, ``down``, ``status`` and every
 :class:`~inner_universe.app.Universe` opened without a URI must agree on one
 place for the local server (a persistent data directory), on how to tell that
 it is running (a state file naming the process that owns it), and on the
-identity a user comes back as (a token file readable by the user alone).
+identity a user comes back as (the SDK's token file, one per server, readable by
+the user alone).
 
 Folders follow the XDG conventions: data under ``$XDG_DATA_HOME/inner-universe``
 (``~/.local/share/inner-universe``), the identity under
-``$XDG_CONFIG_HOME/inner-universe`` (``~/.config/inner-universe``);
+``$XDG_CONFIG_HOME/inner-universe/credentials`` (``~/.config/inner-universe``);
 ``INNER_UNIVERSE_DATA_DIR`` / ``INNER_UNIVERSE_CONFIG_DIR`` override them.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 import urllib.error
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ServerError
+from .spacetime.credentials import TokenFile
 from .spacetime.server import Credentials, LocalServer
 from .spacetime.types import Identity
 
@@ -36,11 +40,13 @@ __all__ = [
     "data_home",
     "find_running",
     "forget_running",
+    "identity_of",
     "load_identity",
     "ping",
     "save_identity",
     "start_local_server",
     "stop_running",
+    "token_file",
 ]
 
 DEFAULT_DATABASE = "inner-universe"
@@ -67,46 +73,34 @@ def config_home() -> Path:
 
 
 # --- stored identities -------------------------------------------------------------------
-# A small private helper until the SDK's own credentials file lands (spacetime/credentials.py).
+# One token per server, in the SDK's token files (0600, under the config folder).
 
 
-def _identities_path() -> Path:
-    return config_home() / "identities.json"
+def token_file(server_key: str) -> TokenFile:
+    """The token file of a server: ``local``, or its URI made a plain file name."""
+    name = server_key if server_key == LOCAL else re.sub(r"[^A-Za-z0-9._-]+", "-", server_key)
+    return TokenFile(name.strip("-.") or "server", config_home() / "credentials")
 
 
-def _read_identities() -> dict[str, dict[str, str]]:
+def identity_of(token: str) -> Identity:
+    """The identity a SpacetimeDB token proves (its ``hex_identity`` claim), read offline."""
     try:
-        data = json.loads(_identities_path().read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ServerError(
-            f"cannot read the stored identities in {_identities_path()}: {exc}"
-        ) from None
-    return data if isinstance(data, dict) else {}
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return Identity.from_hex(claims["hex_identity"])
+    except (IndexError, ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"a stored token does not name its identity ({exc})") from None
 
 
 def load_identity(server_key: str) -> Credentials | None:
     """The identity stored for a server (``LOCAL`` or its URI), if any."""
-    entry = _read_identities().get(server_key)
-    if not entry:
-        return None
-    return Credentials(Identity.from_hex(entry["identity"]), entry["token"])
+    token = token_file(server_key).load()
+    return None if token is None else Credentials(identity_of(token), token)
 
 
 def save_identity(server_key: str, credentials: Credentials) -> Path:
-    """Store an identity for a server; the file is created readable by the user alone (0600)."""
-    path = _identities_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    entries = _read_identities()
-    entries[server_key] = {"identity": str(credentials.identity), "token": credentials.token}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(entries, out, indent=2)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
+    """Store an identity's token for a server, in a file readable by the user alone (0600)."""
+    return token_file(server_key).save(credentials.token)
 
 
 # --- the running local server ------------------------------------------------------------

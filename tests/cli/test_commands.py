@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from inner_universe.cli.commands import app
-from inner_universe.home import config_home
+from inner_universe.home import config_home, identity_of
 from inner_universe.spacetime.connection import ConnectionBuilder
+from inner_universe.spacetime.types import Identity
 from tests.conftest import PublishedDatabase
 
 pytestmark = pytest.mark.integration
@@ -82,9 +83,9 @@ def test_identity_is_created_once_in_a_private_file(
     assert first.exit_code == 0, first.output
     created = json.loads(first.stdout)
     assert created["created"] is True
-    path = config_home() / "identities.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert created["identity"] in path.read_text()
+    path = Path(created["file"])
+    assert path.parent.parent == config_home() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert identity_of(path.read_text().strip()) == Identity.from_hex(created["identity"])
 
     again = json.loads(on(universe_db, "identity", "--json").stdout)
     assert again["created"] is False and again["identity"] == created["identity"]

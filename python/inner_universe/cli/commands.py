@@ -34,6 +34,7 @@ from ..home import (
     load_identity,
     start_local_server,
     stop_running,
+    token_file,
 )
 from .actions import run_sql, sql_tables, status_info, status_view
 from .render import jsonable
@@ -283,9 +284,7 @@ def identity(
         _run(_nothing)  # connecting without a token mints an identity; the Universe stores it
         stored = load_identity(key)
         assert stored is not None
-    from ..home import config_home
-
-    path = config_home() / "identities.json"
+    path = token_file(key).path
     info = {"server": key, "identity": str(stored.identity), "file": str(path), "created": created}
     if as_json:
         out.print(json.dumps(info))

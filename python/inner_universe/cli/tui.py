@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
 from ..app import Universe
 from ..errors import InnerUniverseError
-from ..home import config_home
+from ..home import token_file
 from ..spacetime.connection import ConnectionBuilder, DbConnection
 from .actions import db_connection, run_sql, sql_tables, status_info, status_view
 from .render import short
@@ -434,9 +434,8 @@ class UniverseApp(App[None]):
         elif name == "watch":
             await self._watch(rest)
         elif name == "identity":
-            where = config_home() / "identities.json"
             key = self.universe.server_key
-            say(f"{self.universe.identity} (stored for {key} in {where})")
+            say(f"{self.universe.identity} (token for {key}: {token_file(key).path})")
         elif name == "say":
             await self._say(rest)
         elif name == "conversation":
