@@ -21,6 +21,8 @@ pub enum Quota {
     Documents,
     /// Stored events and snapshots together, over all stores.
     Events,
+    /// Event stores opened (owned).
+    Stores,
 }
 
 impl Quota {
@@ -32,6 +34,7 @@ impl Quota {
             Quota::Messages => "messages",
             Quota::Documents => "documents",
             Quota::Events => "events",
+            Quota::Stores => "stores",
         }
     }
 
@@ -43,6 +46,7 @@ impl Quota {
             Quota::Messages => 100_000,
             Quota::Documents => 1_000,
             Quota::Events => 1_000_000,
+            Quota::Stores => 100,
         }
     }
 
@@ -54,6 +58,7 @@ impl Quota {
             Quota::Messages => 64 * MIB,
             Quota::Documents => 64 * MIB,
             Quota::Events => 256 * MIB,
+            Quota::Stores => MIB,
         }
     }
 }
