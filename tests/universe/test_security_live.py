@@ -128,6 +128,7 @@ async def test_a_stranger_cannot_read_private_rows(
         "session": "SELECT * FROM session",
         "agent": "SELECT * FROM agent",
         "agent_state": "SELECT * FROM agent_state",
+        "conversation_participant": "SELECT * FROM conversation_participant",
     }
     seen_once = {t: (await b.one_off_query(q))[t] for t, q in queries.items()}
     await b.subscribe(*queries.values())
@@ -139,6 +140,8 @@ async def test_a_stranger_cannot_read_private_rows(
     assert [m.content for m in b.db.message] == ["hi all"]
     assert {s.identity for s in b.db.session} == {b.identity}
     assert [x.name for x in b.db.agent] == ["spy"] and len(b.db.agent_state) == 0
+    lobby, plans = by_title["lobby"].id, by_title["plans"].id
+    assert [p.conversation_id for p in b.db.conversation_participant] == [lobby]
     [state] = (await a.one_off_query("SELECT * FROM agent_state"))["agent_state"]
     assert state.state == b"secret state"
     # The owner sees everything it owns; the rows exist (SQL as the database owner).
@@ -147,12 +150,13 @@ async def test_a_stranger_cannot_read_private_rows(
 
     # Admitted to the private conversation, b reads what it writes there, nothing more;
     # the owner reads everything.
-    plans = by_title["plans"].id
     await a.reducers.admit_participant(plans, b.identity, ["user"])
     await b.reducers.post_message(plans, "user", "b's idea")
     await until(lambda: len(b.db.message) == 2)
     assert sorted(m.content for m in b.db.message) == ["b's idea", "hi all"]
     assert [c.title for c in b.db.conversation] == ["lobby"]
+    mine = [(p.conversation_id, p.identity) for p in b.db.conversation_participant]
+    assert sorted(mine) == sorted([(lobby, a.identity), (plans, b.identity)])
     seen_by_a = await a.one_off_query(f"SELECT * FROM message WHERE conversation_id = {plans}")
     assert sorted(m.content for m in seen_by_a["message"]) == ["b's idea", "secret plan"]
 
