@@ -42,7 +42,7 @@ impl Quota {
     pub fn max_rows(self) -> u64 {
         match self {
             Quota::Agents => 100,
-            Quota::Conversations => 1_000,
+            Quota::Conversations => 10_000,
             Quota::Messages => 100_000,
             Quota::Documents => 1_000,
             Quota::Events => 1_000_000,
@@ -54,7 +54,7 @@ impl Quota {
     pub fn max_bytes(self) -> u64 {
         match self {
             Quota::Agents => 16 * MIB,
-            Quota::Conversations => MIB,
+            Quota::Conversations => 4 * MIB,
             Quota::Messages => 64 * MIB,
             Quota::Documents => 64 * MIB,
             Quota::Events => 256 * MIB,
