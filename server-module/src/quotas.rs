@@ -41,7 +41,7 @@ impl Quota {
     /// The most rows one identity may hold.
     pub fn max_rows(self) -> u64 {
         match self {
-            Quota::Agents => 100,
+            Quota::Agents => 10_000,
             Quota::Conversations => 10_000,
             Quota::Messages => 100_000,
             Quota::Documents => 1_000,
