@@ -25,6 +25,8 @@ from inner_universe.spacetime.types import ConnectionId, Identity, ScheduleAt, T
 
 __all__ = [
     "Agent",
+    "AgentState",
+    "AgentStateTable",
     "AgentTable",
     "CallKey",
     "CallReceipt",
@@ -32,21 +34,29 @@ __all__ = [
     "CallReceiptPruningTable",
     "CallReceiptTable",
     "Conversation",
+    "ConversationParticipantTable",
     "ConversationTable",
     "Document",
     "DocumentTable",
     "EventLog",
     "EventLogTable",
+    "EventStoreMemberTable",
     "EventTracking",
     "EventTrackingTable",
     "Message",
+    "MessageCleanup",
+    "MessageCleanupTable",
     "MessageTable",
     "Module",
     "NewEvent",
     "NewTracking",
+    "Participant",
+    "QuotaUsage",
+    "QuotaUsageTable",
     "Reducers",
     "Session",
     "SessionTable",
+    "StoreMember",
     "StoredEvent",
     "StoredEventTable",
     "StoredSnapshot",
@@ -67,10 +77,19 @@ class Agent:
     name: str
     role: str
     status: str
-    state: bytes
     version: int
     created_at: Timestamp
     updated_at: Timestamp
+
+
+@register_row_class("AgentState")
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """A row of table agent_state."""
+
+    agent_id: int
+    owner: Identity
+    state: bytes
 
 
 @register_row_class("CallKey")
@@ -110,6 +129,7 @@ class Conversation:
     id: int
     owner: Identity
     title: str
+    private: bool
     last_sequence: int
     created_at: Timestamp
     updated_at: Timestamp
@@ -125,6 +145,7 @@ class Document:
     title: str
     content: str
     metadata: bytes
+    private: bool
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -136,7 +157,7 @@ class EventLog:
 
     store: str
     last_notification_id: int
-    created_by: Identity
+    owner: Identity
     created_at: Timestamp
 
 
@@ -161,8 +182,20 @@ class Message:
     role: str
     content: str
     sequence: int
+    private: bool
+    conversation_owner: Identity
     created_at: Timestamp
     updated_at: Timestamp
+
+
+@register_row_class("MessageCleanup")
+@dataclass(frozen=True, slots=True)
+class MessageCleanup:
+    """A row of table message_cleanup."""
+
+    scheduled_id: int
+    scheduled_at: ScheduleAt
+    conversation_id: int
 
 
 @register_row_class("NewEvent")
@@ -185,6 +218,32 @@ class NewTracking:
     notification_id: int
 
 
+@register_row_class("Participant")
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A row of table conversation_participant."""
+
+    id: int
+    conversation_id: int
+    identity: Identity
+    roles: tuple[str, ...]
+    private: bool
+    conversation_owner: Identity
+    admitted_at: Timestamp
+
+
+@register_row_class("QuotaUsage")
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """A row of table quota_usage."""
+
+    id: int
+    owner: Identity
+    kind: str
+    rows: int
+    bytes: int
+
+
 @register_row_class("Session")
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -193,6 +252,17 @@ class Session:
     connection_id: ConnectionId
     identity: Identity
     connected_at: Timestamp
+
+
+@register_row_class("StoreMember")
+@dataclass(frozen=True, slots=True)
+class StoreMember:
+    """A row of table event_store_member."""
+
+    id: int
+    store: str
+    identity: Identity
+    writer: bool
 
 
 @register_row_class("StoredEvent")
@@ -206,6 +276,7 @@ class StoredEvent:
     originator_version: int
     topic: str
     state: bytes
+    writer: Identity
 
 
 @register_row_class("StoredSnapshot")
@@ -218,6 +289,7 @@ class StoredSnapshot:
     originator_version: int
     topic: str
     state: bytes
+    writer: Identity
 
 
 class AgentTable:
@@ -235,8 +307,8 @@ class AgentTable:
     def find_by_id(self, id: int) -> Agent | None:
         return cast("Agent | None", self.handle.find("id", id))
 
-    def find_by_name(self, name: str) -> Agent | None:
-        return cast("Agent | None", self.handle.find("name", name))
+    def filter_by_name(self, name: str) -> list[Agent]:
+        return cast(list[Agent], self.handle.filter("name", name))
 
     def filter_by_owner(self, owner: Identity) -> list[Agent]:
         return cast(list[Agent], self.handle.filter("owner", owner))
@@ -263,6 +335,46 @@ class AgentTable:
         return callback
 
 
+class AgentStateTable:
+    """Table agent_state: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[AgentState]:
+        return cast(Iterator[AgentState], self.handle.iter())
+
+    def find_by_agent_id(self, agent_id: int) -> AgentState | None:
+        return cast("AgentState | None", self.handle.find("agent_id", agent_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[AgentState]:
+        return cast(list[AgentState], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, AgentState], object],
+    ) -> Callable[[EventContext, AgentState], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, AgentState], object],
+    ) -> Callable[[EventContext, AgentState], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, AgentState, AgentState], object],
+    ) -> Callable[[EventContext, AgentState, AgentState], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class CallReceiptTable:
     """Table call_receipt: the rows this client has, and their callbacks."""
 
@@ -277,6 +389,9 @@ class CallReceiptTable:
 
     def filter_by_at_micros(self, at_micros: int) -> list[CallReceipt]:
         return cast(list[CallReceipt], self.handle.filter("at_micros", at_micros))
+
+    def filter_by_caller(self, caller: Identity) -> list[CallReceipt]:
+        return cast(list[CallReceipt], self.handle.filter("caller", caller))
 
     def on_insert(
         self,
@@ -370,6 +485,52 @@ class ConversationTable:
         return callback
 
 
+class ConversationParticipantTable:
+    """Table conversation_participant: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Participant]:
+        return cast(Iterator[Participant], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Participant | None:
+        return cast("Participant | None", self.handle.find("id", id))
+
+    def filter_by_conversation_id(self, conversation_id: int) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("conversation_id", conversation_id))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("conversation_owner", conversation_owner))
+
+    def filter_by_identity(self, identity: Identity) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("identity", identity))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Participant], object],
+    ) -> Callable[[EventContext, Participant], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Participant], object],
+    ) -> Callable[[EventContext, Participant], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Participant, Participant], object],
+    ) -> Callable[[EventContext, Participant, Participant], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class DocumentTable:
     """Table document: the rows this client has, and their callbacks."""
 
@@ -425,6 +586,9 @@ class EventLogTable:
     def find_by_store(self, store: str) -> EventLog | None:
         return cast("EventLog | None", self.handle.find("store", store))
 
+    def filter_by_owner(self, owner: Identity) -> list[EventLog]:
+        return cast(list[EventLog], self.handle.filter("owner", owner))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, EventLog], object],
@@ -447,6 +611,46 @@ class EventLogTable:
         return callback
 
 
+class EventStoreMemberTable:
+    """Table event_store_member: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[StoreMember]:
+        return cast(Iterator[StoreMember], self.handle.iter())
+
+    def find_by_id(self, id: int) -> StoreMember | None:
+        return cast("StoreMember | None", self.handle.find("id", id))
+
+    def filter_by_store(self, store: str) -> list[StoreMember]:
+        return cast(list[StoreMember], self.handle.filter("store", store))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, StoreMember, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember, StoreMember], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class EventTrackingTable:
     """Table event_tracking: the rows this client has, and their callbacks."""
 
@@ -458,6 +662,9 @@ class EventTrackingTable:
 
     def __iter__(self) -> Iterator[EventTracking]:
         return cast(Iterator[EventTracking], self.handle.iter())
+
+    def filter_by_store(self, store: str) -> list[EventTracking]:
+        return cast(list[EventTracking], self.handle.filter("store", store))
 
     def on_insert(
         self,
@@ -489,8 +696,14 @@ class MessageTable:
     def find_by_id(self, id: int) -> Message | None:
         return cast("Message | None", self.handle.find("id", id))
 
+    def filter_by_author(self, author: Identity) -> list[Message]:
+        return cast(list[Message], self.handle.filter("author", author))
+
     def filter_by_conversation_id(self, conversation_id: int) -> list[Message]:
         return cast(list[Message], self.handle.filter("conversation_id", conversation_id))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[Message]:
+        return cast(list[Message], self.handle.filter("conversation_owner", conversation_owner))
 
     def on_insert(
         self,
@@ -510,6 +723,83 @@ class MessageTable:
         self,
         callback: Callable[[EventContext, Message, Message], object],
     ) -> Callable[[EventContext, Message, Message], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class MessageCleanupTable:
+    """Table message_cleanup: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[MessageCleanup]:
+        return cast(Iterator[MessageCleanup], self.handle.iter())
+
+    def find_by_scheduled_id(self, scheduled_id: int) -> MessageCleanup | None:
+        return cast("MessageCleanup | None", self.handle.find("scheduled_id", scheduled_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, MessageCleanup, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup, MessageCleanup], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class QuotaUsageTable:
+    """Table quota_usage: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[QuotaUsage]:
+        return cast(Iterator[QuotaUsage], self.handle.iter())
+
+    def find_by_id(self, id: int) -> QuotaUsage | None:
+        return cast("QuotaUsage | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[QuotaUsage]:
+        return cast(list[QuotaUsage], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, QuotaUsage, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage, QuotaUsage], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -566,6 +856,9 @@ class StoredEventTable:
     def __iter__(self) -> Iterator[StoredEvent]:
         return cast(Iterator[StoredEvent], self.handle.iter())
 
+    def filter_by_store(self, store: str) -> list[StoredEvent]:
+        return cast(list[StoredEvent], self.handle.filter("store", store))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, StoredEvent], object],
@@ -593,6 +886,9 @@ class StoredSnapshotTable:
     def __iter__(self) -> Iterator[StoredSnapshot]:
         return cast(Iterator[StoredSnapshot], self.handle.iter())
 
+    def filter_by_store(self, store: str) -> list[StoredSnapshot]:
+        return cast(list[StoredSnapshot], self.handle.filter("store", store))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, StoredSnapshot], object],
@@ -613,13 +909,18 @@ class Tables:
 
     def __init__(self, conn: DbConnection | ThreadedConnection) -> None:
         self.agent = AgentTable(conn.db["agent"])
+        self.agent_state = AgentStateTable(conn.db["agent_state"])
         self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
         self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
         self.conversation = ConversationTable(conn.db["conversation"])
+        self.conversation_participant = ConversationParticipantTable(conn.db["conversation_participant"])
         self.document = DocumentTable(conn.db["document"])
         self.event_log = EventLogTable(conn.db["event_log"])
+        self.event_store_member = EventStoreMemberTable(conn.db["event_store_member"])
         self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
         self.message = MessageTable(conn.db["message"])
+        self.message_cleanup = MessageCleanupTable(conn.db["message_cleanup"])
+        self.quota_usage = QuotaUsageTable(conn.db["quota_usage"])
         self.session = SessionTable(conn.db["session"])
         self.stored_event = StoredEventTable(conn.db["stored_event"])
         self.stored_snapshot = StoredSnapshotTable(conn.db["stored_snapshot"])
@@ -630,6 +931,14 @@ class Reducers:
 
     def __init__(self, conn: DbConnection) -> None:
         self.conn = conn
+
+    def admit_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+        roles: Sequence[str],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
 
     def append_events(
         self,
@@ -660,6 +969,17 @@ class Reducers:
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_document", title, content, metadata)
 
+    def create_private_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_private_conversation", title)
+
+    def create_private_document(
+        self,
+        title: str,
+        content: str,
+        metadata: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_private_document", title, content, metadata)
+
     def delete_agent(self, id: int) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("delete_agent", id)
 
@@ -675,6 +995,9 @@ class Reducers:
     def edit_message(self, id: int, content: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def open_store(self, store: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("open_store", store)
+
     def post_message(
         self,
         conversation_id: int,
@@ -686,11 +1009,29 @@ class Reducers:
     def register_agent(self, name: str, role: str, state: bytes) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("register_agent", name, role, state)
 
+    def remove_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("remove_participant", conversation_id, identity)
+
+    def remove_store_member(self, store: str, identity: Identity) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("remove_store_member", store, identity)
+
     def rename_conversation(self, id: int, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("rename_conversation", id, title)
 
     def set_agent_status(self, id: int, status: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("set_agent_status", id, status)
+
+    def set_store_member(
+        self,
+        store: str,
+        identity: Identity,
+        writer: bool,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("set_store_member", store, identity, writer)
 
     def update_agent(
         self,
@@ -718,6 +1059,14 @@ class ThreadedReducers:
     def __init__(self, conn: ThreadedConnection) -> None:
         self.conn = conn
 
+    def admit_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+        roles: Sequence[str],
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
+
     def append_events(
         self,
         store: str,
@@ -738,6 +1087,12 @@ class ThreadedReducers:
     def create_document(self, title: str, content: str, metadata: bytes) -> ReducerEvent:
         return self.conn.call_reducer("create_document", title, content, metadata)
 
+    def create_private_conversation(self, title: str) -> ReducerEvent:
+        return self.conn.call_reducer("create_private_conversation", title)
+
+    def create_private_document(self, title: str, content: str, metadata: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("create_private_document", title, content, metadata)
+
     def delete_agent(self, id: int) -> ReducerEvent:
         return self.conn.call_reducer("delete_agent", id)
 
@@ -753,17 +1108,29 @@ class ThreadedReducers:
     def edit_message(self, id: int, content: str) -> ReducerEvent:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def open_store(self, store: str) -> ReducerEvent:
+        return self.conn.call_reducer("open_store", store)
+
     def post_message(self, conversation_id: int, role: str, content: str) -> ReducerEvent:
         return self.conn.call_reducer("post_message", conversation_id, role, content)
 
     def register_agent(self, name: str, role: str, state: bytes) -> ReducerEvent:
         return self.conn.call_reducer("register_agent", name, role, state)
 
+    def remove_participant(self, conversation_id: int, identity: Identity) -> ReducerEvent:
+        return self.conn.call_reducer("remove_participant", conversation_id, identity)
+
+    def remove_store_member(self, store: str, identity: Identity) -> ReducerEvent:
+        return self.conn.call_reducer("remove_store_member", store, identity)
+
     def rename_conversation(self, id: int, title: str) -> ReducerEvent:
         return self.conn.call_reducer("rename_conversation", id, title)
 
     def set_agent_status(self, id: int, status: str) -> ReducerEvent:
         return self.conn.call_reducer("set_agent_status", id, status)
+
+    def set_store_member(self, store: str, identity: Identity, writer: bool) -> ReducerEvent:
+        return self.conn.call_reducer("set_store_member", store, identity, writer)
 
     def update_agent(
         self,
