@@ -913,7 +913,9 @@ class Tables:
         self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
         self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
         self.conversation = ConversationTable(conn.db["conversation"])
-        self.conversation_participant = ConversationParticipantTable(conn.db["conversation_participant"])
+        self.conversation_participant = ConversationParticipantTable(
+            conn.db["conversation_participant"]
+        )
         self.document = DocumentTable(conn.db["document"])
         self.event_log = EventLogTable(conn.db["event_log"])
         self.event_store_member = EventStoreMemberTable(conn.db["event_store_member"])
