@@ -84,6 +84,7 @@ pub fn update_document(
     };
     validate_fields(&document)?;
     ctx.db.document().id().update(document);
+    crate::chunks::remove_for_document(ctx, id);
     Ok(())
 }
 
@@ -92,5 +93,6 @@ pub fn update_document(
 pub fn delete_document(ctx: &ReducerContext, id: u64) -> Result<(), String> {
     owned_by_caller(ctx, ctx.db.document().id().find(id), id)?;
     ctx.db.document().id().delete(id);
+    crate::chunks::remove_for_document(ctx, id);
     Ok(())
 }

@@ -16,6 +16,7 @@
 use spacetimedb::{Identity, ReducerContext};
 
 pub mod agents;
+pub mod chunks;
 pub mod conversations;
 pub mod documents;
 pub mod events;

@@ -1,0 +1,270 @@
+//! Chunks: the passages of a document, each with its embedding, for knowledge retrieval.
+//!
+//! A document's owner writes its chunks in batches. `begin_chunks` declares the set
+//! (embedding model, dimension, how many chunks will come, a fingerprint of what was
+//! chunked) and drops any earlier set; `add_chunks` appends the next positions. Every
+//! chunk's text is checked to be exactly the document's text at its character offsets,
+//! so provenance cannot lie. Deleting or replacing a document removes its chunks in the
+//! same transaction ([`remove_for_document`], called from the document reducers).
+//!
+//! Sizes and counts are bounded here: a document has at most [`MAX_CHUNKS_PER_DOCUMENT`]
+//! chunks (so chunks per identity are bounded by its documents), a batch at most
+//! [`MAX_CHUNKS_PER_BATCH`].
+
+use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
+
+use crate::documents::{document, Document};
+use crate::owned_by_caller;
+use crate::validate;
+
+/// Chunks one document may have.
+pub const MAX_CHUNKS_PER_DOCUMENT: u32 = 8192;
+/// Chunks one `add_chunks` call may carry.
+pub const MAX_CHUNKS_PER_BATCH: usize = 512;
+/// One chunk's text.
+pub const MAX_CHUNK_TEXT_BYTES: usize = 16 * 1024;
+/// Embedding dimensions (values per vector).
+pub const MAX_EMBEDDING_DIMENSION: u32 = 4096;
+/// Embedding model names and chunk-set fingerprints.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Bytes per embedding value: little-endian IEEE 754 float32.
+pub const BYTES_PER_VALUE: usize = 4;
+
+/// One passage of a document with its embedding.
+#[spacetimedb::table(name = chunk, public)]
+pub struct Chunk {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub document_id: u64,
+    /// 0, 1, 2, ... in document order.
+    pub position: u32,
+    /// Exactly the document's content from `start_char` to `end_char`.
+    pub text: String,
+    /// Character (not byte) offsets into the document's content, end exclusive.
+    pub start_char: u32,
+    pub end_char: u32,
+    /// `dimension` little-endian float32 values.
+    pub embedding: Vec<u8>,
+    pub model: String,
+    pub dimension: u32,
+    pub ingested_by: Identity,
+    pub created_at: Timestamp,
+}
+
+/// The chunk set of one document: what made it, and how far its writing got.
+#[spacetimedb::table(name = chunk_set, public)]
+pub struct ChunkSet {
+    #[primary_key]
+    pub document_id: u64,
+    pub model: String,
+    pub dimension: u32,
+    /// Chosen by the writer (e.g. a hash of content, splitter settings and model), so it
+    /// can tell that re-ingesting an unchanged document has nothing to do.
+    pub fingerprint: String,
+    /// How many chunks the set will have; it is complete when `stored == expected`.
+    pub expected: u32,
+    pub stored: u32,
+    pub ingested_by: Identity,
+    pub updated_at: Timestamp,
+}
+
+/// A chunk as the writer sends it (the module adds ids, model and provenance).
+#[derive(SpacetimeType)]
+pub struct NewChunk {
+    pub position: u32,
+    pub text: String,
+    pub start_char: u32,
+    pub end_char: u32,
+    pub embedding: Vec<u8>,
+}
+
+/// Removes a document's chunks and its chunk set; returns how many chunks went.
+/// Called by the reducers that delete or replace a document, in their transaction.
+pub fn remove_for_document(ctx: &ReducerContext, document_id: u64) -> u64 {
+    ctx.db.chunk_set().document_id().delete(document_id);
+    ctx.db.chunk().document_id().delete(document_id)
+}
+
+/// Starts (or restarts) a document's chunk set, dropping any chunks it had. Owner only.
+#[spacetimedb::reducer]
+pub fn begin_chunks(
+    ctx: &ReducerContext,
+    document_id: u64,
+    model: String,
+    dimension: u32,
+    fingerprint: String,
+    expected: u32,
+) -> Result<(), String> {
+    owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
+    validate_name("embedding model", &model)?;
+    validate_name("chunk set fingerprint", &fingerprint)?;
+    if dimension == 0 || dimension > MAX_EMBEDDING_DIMENSION {
+        return Err(format!(
+            "embedding dimension is {dimension}; it must be 1 to {MAX_EMBEDDING_DIMENSION}"
+        ));
+    }
+    if expected == 0 || expected > MAX_CHUNKS_PER_DOCUMENT {
+        return Err(format!(
+            "a document has 1 to {MAX_CHUNKS_PER_DOCUMENT} chunks; {expected} were announced"
+        ));
+    }
+    let removed = remove_for_document(ctx, document_id);
+    ctx.db.chunk_set().insert(ChunkSet {
+        document_id,
+        model,
+        dimension,
+        fingerprint,
+        expected,
+        stored: 0,
+        ingested_by: ctx.sender,
+        updated_at: ctx.timestamp,
+    });
+    log::info!("document {document_id}: chunk set started ({expected} chunks, {removed} dropped)");
+    Ok(())
+}
+
+/// Appends the next chunks of a document's set, in position order. Owner only.
+#[spacetimedb::reducer]
+pub fn add_chunks(
+    ctx: &ReducerContext,
+    document_id: u64,
+    chunks: Vec<NewChunk>,
+) -> Result<(), String> {
+    let document = owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
+    let set = ctx
+        .db
+        .chunk_set()
+        .document_id()
+        .find(document_id)
+        .ok_or_else(|| format!("document {document_id} has no chunk set: call begin_chunks first"))?;
+    if chunks.is_empty() || chunks.len() > MAX_CHUNKS_PER_BATCH {
+        return Err(format!(
+            "a batch has 1 to {MAX_CHUNKS_PER_BATCH} chunks; this one has {}",
+            chunks.len()
+        ));
+    }
+    let remaining = set.expected - set.stored;
+    if chunks.len() > remaining as usize {
+        return Err(format!(
+            "document {document_id} expects {remaining} more chunks; the batch has {}",
+            chunks.len()
+        ));
+    }
+    let content = CharOffsets::new(&document);
+    for (i, new) in chunks.iter().enumerate() {
+        validate_chunk(new, set.stored + i as u32, set.dimension, &content)?;
+    }
+    let stored = set.stored + chunks.len() as u32;
+    for new in chunks {
+        ctx.db.chunk().insert(Chunk {
+            id: 0,
+            document_id,
+            position: new.position,
+            text: new.text,
+            start_char: new.start_char,
+            end_char: new.end_char,
+            embedding: new.embedding,
+            model: set.model.clone(),
+            dimension: set.dimension,
+            ingested_by: ctx.sender,
+            created_at: ctx.timestamp,
+        });
+    }
+    ctx.db.chunk_set().document_id().update(ChunkSet {
+        stored,
+        updated_at: ctx.timestamp,
+        ..set
+    });
+    Ok(())
+}
+
+fn validate_name(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be blank"));
+    }
+    validate::size(field, value.len(), MAX_NAME_BYTES)
+}
+
+/// Checks one chunk: its position comes next, its embedding has the set's dimension,
+/// and its text is the document's text at its offsets.
+fn validate_chunk(
+    chunk: &NewChunk,
+    position: u32,
+    dimension: u32,
+    content: &CharOffsets,
+) -> Result<(), String> {
+    if chunk.position != position {
+        return Err(format!(
+            "chunk position {} is out of order; the next position is {position}",
+            chunk.position
+        ));
+    }
+    let what = format!("chunk {position}");
+    if chunk.text.trim().is_empty() {
+        return Err(format!("{what} text must not be blank"));
+    }
+    validate::size(&format!("{what} text"), chunk.text.len(), MAX_CHUNK_TEXT_BYTES)?;
+    let want = dimension as usize * BYTES_PER_VALUE;
+    if chunk.embedding.len() != want {
+        return Err(format!(
+            "{what} embedding is {} bytes; {dimension} float32 values are {want}",
+            chunk.embedding.len()
+        ));
+    }
+    match content.slice(chunk.start_char, chunk.end_char) {
+        Some(text) if text == chunk.text => Ok(()),
+        Some(_) => Err(format!(
+            "{what} text is not the document's text at characters {}..{}",
+            chunk.start_char, chunk.end_char
+        )),
+        None => Err(format!(
+            "{what} offsets {}..{} are outside the document ({} characters)",
+            chunk.start_char,
+            chunk.end_char,
+            content.len()
+        )),
+    }
+}
+
+/// A document's content addressable by character offset (byte offsets computed once).
+struct CharOffsets<'a> {
+    text: &'a str,
+    /// Byte offset of each character, and the text's length at the end; empty when ASCII.
+    bytes_at: Vec<usize>,
+}
+
+impl<'a> CharOffsets<'a> {
+    fn new(document: &'a Document) -> Self {
+        let text = document.content.as_str();
+        let bytes_at = if text.is_ascii() {
+            Vec::new()
+        } else {
+            text.char_indices()
+                .map(|(at, _)| at)
+                .chain([text.len()])
+                .collect()
+        };
+        CharOffsets { text, bytes_at }
+    }
+
+    fn len(&self) -> usize {
+        if self.bytes_at.is_empty() {
+            self.text.len()
+        } else {
+            self.bytes_at.len() - 1
+        }
+    }
+
+    fn slice(&self, start: u32, end: u32) -> Option<&'a str> {
+        let (start, end) = (start as usize, end as usize);
+        if start >= end || end > self.len() {
+            return None;
+        }
+        if self.bytes_at.is_empty() {
+            return Some(&self.text[start..end]);
+        }
+        Some(&self.text[self.bytes_at[start]..self.bytes_at[end]])
+    }
+}
