@@ -13,7 +13,7 @@
 
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
-use crate::documents::{document, Document};
+use crate::documents::document;
 use crate::owned_by_caller;
 use crate::validate;
 
@@ -138,7 +138,9 @@ pub fn add_chunks(
         .chunk_set()
         .document_id()
         .find(document_id)
-        .ok_or_else(|| format!("document {document_id} has no chunk set: call begin_chunks first"))?;
+        .ok_or_else(|| {
+            format!("document {document_id} has no chunk set: call begin_chunks first")
+        })?;
     if chunks.is_empty() || chunks.len() > MAX_CHUNKS_PER_BATCH {
         return Err(format!(
             "a batch has 1 to {MAX_CHUNKS_PER_BATCH} chunks; this one has {}",
@@ -152,7 +154,7 @@ pub fn add_chunks(
             chunks.len()
         ));
     }
-    let content = CharOffsets::new(&document);
+    let content = CharOffsets::new(&document.content);
     for (i, new) in chunks.iter().enumerate() {
         validate_chunk(new, set.stored + i as u32, set.dimension, &content)?;
     }
@@ -205,7 +207,11 @@ fn validate_chunk(
     if chunk.text.trim().is_empty() {
         return Err(format!("{what} text must not be blank"));
     }
-    validate::size(&format!("{what} text"), chunk.text.len(), MAX_CHUNK_TEXT_BYTES)?;
+    validate::size(
+        &format!("{what} text"),
+        chunk.text.len(),
+        MAX_CHUNK_TEXT_BYTES,
+    )?;
     let want = dimension as usize * BYTES_PER_VALUE;
     if chunk.embedding.len() != want {
         return Err(format!(
@@ -236,8 +242,7 @@ struct CharOffsets<'a> {
 }
 
 impl<'a> CharOffsets<'a> {
-    fn new(document: &'a Document) -> Self {
-        let text = document.content.as_str();
+    fn new(text: &'a str) -> Self {
         let bytes_at = if text.is_ascii() {
             Vec::new()
         } else {
@@ -266,5 +271,29 @@ impl<'a> CharOffsets<'a> {
             return Some(&self.text[start..end]);
         }
         Some(&self.text[self.bytes_at[start]..self.bytes_at[end]])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CharOffsets;
+
+    #[test]
+    fn offsets_count_characters_not_bytes() {
+        let text = "héllo wörld";
+        let offsets = CharOffsets::new(text);
+        assert_eq!(offsets.len(), 11);
+        assert_eq!(offsets.slice(6, 11), Some("wörld"));
+        assert_eq!(offsets.slice(0, 5), Some("héllo"));
+        assert_eq!(offsets.slice(6, 12), None);
+        assert_eq!(offsets.slice(3, 3), None);
+    }
+
+    #[test]
+    fn ascii_text_slices_directly() {
+        let offsets = CharOffsets::new("alpha beta");
+        assert_eq!(offsets.len(), 10);
+        assert_eq!(offsets.slice(6, 10), Some("beta"));
+        assert_eq!(offsets.slice(0, 11), None);
     }
 }

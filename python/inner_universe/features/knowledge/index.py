@@ -94,13 +94,24 @@ class LiveIndex:
         self._lock = threading.RLock()
 
     def attach(self, conn: _Connection) -> LiveIndex:
-        """Follow ``conn``: index what its replica holds now, then every transaction."""
-        conn.on_transaction(self._on_transaction)
-        with self._lock:
+        """Follow ``conn``: index what its replica holds now, then every transaction.
+
+        For a ThreadedConnection this runs on the connection's thread, so no
+        transaction can slip between the snapshot and the first callback.
+        """
+
+        def hook() -> None:
+            conn.on_transaction(self._on_transaction)
             self.apply(
                 document_inserts=list(conn.db.document.iter()),
                 chunk_inserts=list(conn.db.chunk.iter()),
             )
+
+        run_on_connection_thread = getattr(conn, "run_on_connection_thread", None)
+        if run_on_connection_thread is None:
+            hook()
+        else:
+            run_on_connection_thread(hook)
         return self
 
     def _on_transaction(self, ctx: EventContext) -> None:
