@@ -13,6 +13,7 @@
 
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::documents::document;
 use crate::owned_by_caller;
 use crate::validate;
@@ -91,12 +92,16 @@ pub fn remove_for_document(ctx: &ReducerContext, document_id: u64) -> u64 {
 #[spacetimedb::reducer]
 pub fn begin_chunks(
     ctx: &ReducerContext,
+    call_key: CallKey,
     document_id: u64,
     model: String,
     dimension: u32,
     fingerprint: String,
     expected: u32,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
     validate_name("embedding model", &model)?;
     validate_name("chunk set fingerprint", &fingerprint)?;
@@ -129,9 +134,13 @@ pub fn begin_chunks(
 #[spacetimedb::reducer]
 pub fn add_chunks(
     ctx: &ReducerContext,
+    call_key: CallKey,
     document_id: u64,
     chunks: Vec<NewChunk>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let document = owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
     let set = ctx
         .db
