@@ -7,9 +7,11 @@
 //! so provenance cannot lie. Deleting or replacing a document removes its chunks in the
 //! same transaction ([`remove_for_document`], called from the document reducers).
 //!
-//! Sizes and counts are bounded here: a document has at most [`MAX_CHUNKS_PER_DOCUMENT`]
-//! chunks (so chunks per identity are bounded by its documents), a batch at most
-//! [`MAX_CHUNKS_PER_BATCH`].
+//! Sizes and counts are bounded here, per document: at most [`MAX_CHUNKS_PER_DOCUMENT`]
+//! chunks, [`MAX_VECTOR_BYTES_PER_DOCUMENT`] of embeddings, and chunk text of at most
+//! [`MAX_TEXT_PER_CONTENT`] times the document's content; so what an identity stores
+//! in chunks is bounded by its documents (and their quota). A batch carries at most
+//! [`MAX_CHUNKS_PER_BATCH`] chunks, so every transaction here does bounded work.
 
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
@@ -28,6 +30,11 @@ pub const MAX_CHUNK_TEXT_BYTES: usize = 16 * 1024;
 pub const MAX_EMBEDDING_DIMENSION: u32 = 4096;
 /// Embedding model names and chunk-set fingerprints.
 pub const MAX_NAME_BYTES: usize = 128;
+/// All of one document's embeddings together (e.g. 4,096 chunks of 1,024 values).
+pub const MAX_VECTOR_BYTES_PER_DOCUMENT: u64 = 16 * 1024 * 1024;
+/// All of one document's chunk texts together, as a multiple of its content: overlap
+/// repeats text, but never more than this.
+pub const MAX_TEXT_PER_CONTENT: u64 = 2;
 /// Bytes per embedding value: little-endian IEEE 754 float32.
 pub const BYTES_PER_VALUE: usize = 4;
 
@@ -67,6 +74,8 @@ pub struct ChunkSet {
     /// How many chunks the set will have; it is complete when `stored == expected`.
     pub expected: u32,
     pub stored: u32,
+    /// Bytes of chunk text stored so far.
+    pub text_bytes: u64,
     pub ingested_by: Identity,
     pub updated_at: Timestamp,
 }
@@ -115,6 +124,13 @@ pub fn begin_chunks(
             "a document has 1 to {MAX_CHUNKS_PER_DOCUMENT} chunks; {expected} were announced"
         ));
     }
+    let vector_bytes = expected as u64 * dimension as u64 * BYTES_PER_VALUE as u64;
+    if vector_bytes > MAX_VECTOR_BYTES_PER_DOCUMENT {
+        return Err(format!(
+            "{expected} embeddings of {dimension} values are {vector_bytes} bytes; \
+             the limit per document is {MAX_VECTOR_BYTES_PER_DOCUMENT}"
+        ));
+    }
     let removed = remove_for_document(ctx, document_id);
     ctx.db.chunk_set().insert(ChunkSet {
         document_id,
@@ -123,6 +139,7 @@ pub fn begin_chunks(
         fingerprint,
         expected,
         stored: 0,
+        text_bytes: 0,
         ingested_by: ctx.sender,
         updated_at: ctx.timestamp,
     });
@@ -167,6 +184,14 @@ pub fn add_chunks(
     for (i, new) in chunks.iter().enumerate() {
         validate_chunk(new, set.stored + i as u32, set.dimension, &content)?;
     }
+    let text_bytes = set.text_bytes + chunks.iter().map(|c| c.text.len() as u64).sum::<u64>();
+    let text_limit = MAX_TEXT_PER_CONTENT * document.content.len() as u64;
+    if text_bytes > text_limit {
+        return Err(format!(
+            "document {document_id}'s chunks would hold {text_bytes} bytes of text; \
+             the limit is {MAX_TEXT_PER_CONTENT} times its content ({text_limit})"
+        ));
+    }
     let stored = set.stored + chunks.len() as u32;
     for new in chunks {
         ctx.db.chunk().insert(Chunk {
@@ -185,6 +210,7 @@ pub fn add_chunks(
     }
     ctx.db.chunk_set().document_id().update(ChunkSet {
         stored,
+        text_bytes,
         updated_at: ctx.timestamp,
         ..set
     });

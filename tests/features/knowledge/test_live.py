@@ -215,6 +215,8 @@ async def test_the_module_checks_chunks_and_who_writes_them(
         await begin(document.id, embedder.name, 0, "fp", 2)
     with pytest.raises(ReducerError, match="1 to 8192 chunks; 9000 were announced"):
         await begin(document.id, embedder.name, 256, "fp", 9000)
+    with pytest.raises(ReducerError, match="bytes; the limit per document is 16777216"):
+        await begin(document.id, embedder.name, 4096, "fp", 8192)
     with pytest.raises(ReducerError, match="no chunk set"):
         await owner.reducers.add_chunks(document.id, [chunk(0, 0, 17, "Alpha beta gamma.")])
     await begin(document.id, embedder.name, 256, "fp", 2)
@@ -233,6 +235,14 @@ async def test_the_module_checks_chunks_and_who_writes_them(
     with pytest.raises(ReducerError, match="expects 2 more chunks; the batch has 3"):
         await add(document.id, [chunk(i, 0, 17, "Alpha beta gamma.") for i in range(3)])
     assert next(iter(owner.db.chunk_set.iter())).stored == 0
+
+    # Overlapping chunks may repeat text, up to twice the content (32 bytes here).
+    await begin(document.id, embedder.name, 256, "fp", 8)
+    with pytest.raises(
+        ReducerError, match=r"68 bytes of text; the limit is 2 times its content \(64\)"
+    ):
+        await add(document.id, [chunk(i, 0, 17, "Alpha beta gamma.") for i in range(4)])
+    await begin(document.id, embedder.name, 256, "fp", 2)
 
     await add(
         document.id, [chunk(0, 0, 17, "Alpha beta gamma."), chunk(1, 18, 32, "Delta epsilon.")]
