@@ -7,12 +7,19 @@
 //! so provenance cannot lie. Deleting or replacing a document removes its chunks in the
 //! same transaction ([`remove_for_document`], called from the document reducers).
 //!
+//! Visibility follows the document's, by the same mechanism as documents and
+//! messages: each row carries its document's `private` flag and owner (both fixed
+//! when the document is created), and row-level filters show a private document's
+//! chunks and chunk set to that owner only. A stranger's subscription, one-off query
+//! and so search index never receive them.
+//!
 //! Sizes and counts are bounded here, per document: at most [`MAX_CHUNKS_PER_DOCUMENT`]
 //! chunks, [`MAX_VECTOR_BYTES_PER_DOCUMENT`] of embeddings, and chunk text of at most
 //! [`MAX_TEXT_PER_CONTENT`] times the document's content; so what an identity stores
 //! in chunks is bounded by its documents (and their quota). A batch carries at most
 //! [`MAX_CHUNKS_PER_BATCH`] chunks, so every transaction here does bounded work.
 
+use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
 use crate::calls::{self, CallKey};
@@ -57,6 +64,11 @@ pub struct Chunk {
     pub embedding: Vec<u8>,
     pub model: String,
     pub dimension: u32,
+    /// The document's `private` flag, copied (visibility rules filter on it).
+    pub private: bool,
+    /// The document's owner, copied (visibility rules filter on it).
+    #[index(btree)]
+    pub owner: Identity,
     pub ingested_by: Identity,
     pub created_at: Timestamp,
 }
@@ -76,9 +88,33 @@ pub struct ChunkSet {
     pub stored: u32,
     /// Bytes of chunk text stored so far.
     pub text_bytes: u64,
+    /// The document's `private` flag, copied.
+    pub private: bool,
+    /// The document's owner, copied.
+    #[index(btree)]
+    pub owner: Identity,
     pub ingested_by: Identity,
     pub updated_at: Timestamp,
 }
+
+// Visibility, from each row alone (as for documents): a column compared with
+// `:sender` has an index of its own, which the 1.2 server needs to apply the rule
+// to later transactions, not only to the initial rows.
+
+#[client_visibility_filter]
+const CHUNKS_OF_PUBLIC_DOCUMENTS: Filter = Filter::Sql("SELECT * FROM chunk WHERE private = false");
+
+#[client_visibility_filter]
+const CHUNKS_OF_PRIVATE_DOCUMENTS_OF_THEIR_OWNER: Filter =
+    Filter::Sql("SELECT * FROM chunk WHERE private = true AND owner = :sender");
+
+#[client_visibility_filter]
+const CHUNK_SETS_OF_PUBLIC_DOCUMENTS: Filter =
+    Filter::Sql("SELECT * FROM chunk_set WHERE private = false");
+
+#[client_visibility_filter]
+const CHUNK_SETS_OF_PRIVATE_DOCUMENTS_OF_THEIR_OWNER: Filter =
+    Filter::Sql("SELECT * FROM chunk_set WHERE private = true AND owner = :sender");
 
 /// A chunk as the writer sends it (the module adds ids, model and provenance).
 #[derive(SpacetimeType)]
@@ -111,7 +147,7 @@ pub fn begin_chunks(
     if !calls::first_call(ctx, &call_key)? {
         return Ok(());
     }
-    owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
+    let document = owned_by_caller(ctx, ctx.db.document().id().find(document_id), document_id)?;
     validate_name("embedding model", &model)?;
     validate_name("chunk set fingerprint", &fingerprint)?;
     if dimension == 0 || dimension > MAX_EMBEDDING_DIMENSION {
@@ -140,6 +176,8 @@ pub fn begin_chunks(
         expected,
         stored: 0,
         text_bytes: 0,
+        private: document.private,
+        owner: document.owner,
         ingested_by: ctx.sender,
         updated_at: ctx.timestamp,
     });
@@ -204,6 +242,8 @@ pub fn add_chunks(
             embedding: new.embedding,
             model: set.model.clone(),
             dimension: set.dimension,
+            private: document.private,
+            owner: document.owner,
             ingested_by: ctx.sender,
             created_at: ctx.timestamp,
         });

@@ -25,6 +25,7 @@ from inner_universe.features.knowledge import (
     Ingester,
     IngestProgress,
     LiveIndex,
+    PerspectiveAware,
     SearchFilter,
     UnknownFormatError,
     WordLlamaEmbedder,
@@ -267,3 +268,45 @@ async def test_search_filters_by_owner_and_metadata_on_live_rows(
     sea = SearchFilter(metadata={"team": "sea"})
     assert {h.title for h in index.search("lighthouse", 5, where=sea)} == {"alice notes"}
     await asyncio.gather(conn.disconnect(), a.disconnect(), b.disconnect())
+
+
+async def test_private_documents_stay_out_of_a_strangers_results(
+    fresh_db: PublishedDatabase, embedder: WordLlamaEmbedder
+) -> None:
+    owner, ingester = await writer(fresh_db, embedder)
+    owners_index = LiveIndex(embedder).attach(owner)
+    await owner.subscribe("SELECT * FROM chunk")
+    stranger, strangers_index = await reader(fresh_db, embedder)
+    public = await ingester.ingest("harbour notes", NOTES)
+    secret = await ingester.ingest(
+        "salaries", "# Salaries\n\nThe lighthouse keeper earns a secret bonus.", private=True
+    )
+    await until(lambda: len(strangers_index) == public.chunks)
+    await until(lambda: len(owners_index) == public.chunks + secret.chunks)
+
+    query = "lighthouse keeper bonus"
+    assert "salaries" in titles(owners_index, query)
+    for mode in ("vector", "lexical", "hybrid"):
+        assert "salaries" not in titles(strangers_index, query, mode)
+    assert secret.document_id not in strangers_index.documents
+    # Not in the stranger's replica, nor in what it can ask the server for.
+    rows = await stranger.one_off_query("SELECT * FROM chunk")
+    assert {row.document_id for row in rows.get("chunk", [])} == {public.document_id}
+    rows = await stranger.one_off_query("SELECT * FROM chunk_set")
+    assert {row.document_id for row in rows.get("chunk_set", [])} == {public.document_id}
+    # The owner's process renders for the stranger: no perspective shows the secret.
+    hits = owners_index.search(query, 10)
+    for perspective in ("prompt", "ui", "audit"):
+        shown = PerspectiveAware().render(hits, perspective, stranger.identity)
+        assert shown and "secret bonus" not in repr(shown) and "salaries" not in repr(shown)
+    assert "salaries" in repr(PerspectiveAware().render(hits, "audit", owner.identity))
+    # Later chunks of a private document stay invisible too (live, not only initially).
+    await ingester.ingest("salaries", "# Salaries\n\nRevised: the bonus doubles.", private=True)
+    # A public document ingested after it is a fence: transactions reach the stranger in
+    # commit order, so once the fence is there, anything visible of the revision would be.
+    fence = await ingester.ingest("fence", "# Fence\n\nCommitted after the revision.")
+    await until(lambda: fence.document_id in strangers_index.documents)
+    await until(lambda: len(strangers_index) == public.chunks + fence.chunks)
+    assert "Revised" in " ".join(c.text for c in owners_index.chunks.values())
+    assert all("Revised" not in c.text for c in strangers_index.chunks.values())
+    await asyncio.gather(owner.disconnect(), stranger.disconnect())

@@ -63,7 +63,7 @@ class DocumentInfo:
             owner=row.owner,
             title=row.title,
             metadata=decode_metadata(row.metadata),
-            private=bool(getattr(row, "private", False)),
+            private=row.private,
             row=row,
         )
 

@@ -110,11 +110,13 @@ class Ingester:
         *,
         title: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        private: bool = False,
     ) -> IngestResult:
         """Ingest a text or Markdown file; its path is its source, its name the default title."""
         text, fmt = read_file(path)
+        name = title or Path(path).name
         return await self.ingest(
-            title or Path(path).name, text, fmt=fmt, metadata=metadata, source=str(path)
+            name, text, fmt=fmt, metadata=metadata, source=str(path), private=private
         )
 
     async def ingest(
@@ -125,8 +127,11 @@ class Ingester:
         fmt: str = MARKDOWN,
         metadata: Mapping[str, Any] | None = None,
         source: str | None = None,
+        private: bool = False,
     ) -> IngestResult:
         """Store ``text`` as a document with its chunks; a no-op if it is already stored so.
+
+        A ``private`` document, and so its chunks, is read by its owner only.
 
         Raises:
             UnknownFormatError, EmptyDocumentError, DocumentTooLargeError: before anything
@@ -146,6 +151,10 @@ class Ingester:
         payload = msgpack.packb({**(metadata or {}), "source": source, "format": fmt})
         fingerprint = self._fingerprint(text, fmt)
         existing = self._find(source)
+        if existing is not None and existing.private != private:
+            # Privacy is fixed when a document is created: a change makes a new one.
+            await self.delete(existing.id)
+            existing = None
         if existing is not None:
             stored = self._stored_chunks(existing, title, text, payload, fingerprint)
             if stored is not None:
@@ -154,7 +163,12 @@ class Ingester:
         passages = split(text, fmt, self.chunking)
         vectors = self._embed(title, passages)
         if existing is None:
-            await self.conn.reducers.create_document(title, text, payload)
+            create = (
+                self.conn.reducers.create_private_document
+                if private
+                else self.conn.reducers.create_document
+            )
+            await create(title, text, payload)
             document_id = self._created(source)
         else:
             document_id = existing.id
