@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from inner_universe.features.knowledge import (
@@ -99,3 +101,19 @@ def test_reciprocal_rank_fusion() -> None:
     assert [item for item, _ in fused] == [1, 3, 2, 4]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
     assert fused[-1][1] == pytest.approx(1 / 63)
+
+
+async def test_wait_for_wakes_when_a_change_makes_the_predicate_true(
+    index: LiveIndex, embedder: WordLlamaEmbedder
+) -> None:
+    document, chunks = document_rows(
+        embedder, 9, "late", "# Late\n\nArrives later.", first_chunk_id=900
+    )
+    asyncio.get_running_loop().call_soon(
+        lambda: index.apply(document_inserts=[document], chunk_inserts=chunks)
+    )
+    await index.wait_for(lambda ix: 900 in ix.chunks, timeout=5)
+    assert index.search("arrives later", 1)[0].title == "late"
+    with pytest.raises(TimeoutError):
+        await index.wait_for(lambda ix: False, timeout=0.05)
+    assert index._waiters == []

@@ -9,8 +9,6 @@ reaches it. Called from ``inner_universe.demo`` after the agents' act.
 
 from __future__ import annotations
 
-import asyncio
-
 from ...spacetime.connection import connect
 from .. import knowledge as kn
 from .evaluation import EVALSET
@@ -41,16 +39,11 @@ async def act(uri: str, database: str) -> bool:
         # Transactions reach the reader in commit order: once the chunks of a public
         # page written last are there, everything before it that it may see is too.
         fence = await ingester.ingest("fence", "# Fence\n\nThe last public page.")
-        arrived = asyncio.Event()
-
-        def check(_: object = None) -> None:
-            chunks = [c for c in index.chunks.values() if c.document_id == fence.document_id]
-            if len(chunks) == fence.chunks:
-                arrived.set()
-
-        reader.on_transaction(check)
-        check()
-        await asyncio.wait_for(arrived.wait(), 30)
+        await index.wait_for(
+            lambda ix: (
+                sum(c.document_id == fence.document_id for c in ix.chunks.values()) == fence.chunks
+            )
+        )
         print(f"  reader's index: {len(index)} chunks of {len(index.documents)} documents\n")
         for mode in ("vector", "lexical", "hybrid"):
             [hit] = index.search(QUESTION, 1, mode=mode)

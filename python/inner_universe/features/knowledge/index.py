@@ -14,8 +14,9 @@ never reach a stranger's replica, so they cannot reach its index either.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +93,7 @@ class LiveIndex:
         self.version = 0
         """Increases once per applied transaction that changed the index."""
         self._lock = threading.RLock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def attach(self, conn: _Connection) -> LiveIndex:
         """Follow ``conn``: index what its replica holds now, then every transaction.
@@ -147,6 +149,25 @@ class LiveIndex:
                 self._add_chunk(row)
             self.lexical.commit()
             self.version += 1
+            for loop, changed in list(self._waiters):
+                loop.call_soon_threadsafe(changed.set)
+
+    async def wait_for(
+        self, predicate: Callable[[LiveIndex], object], timeout: float = 30.0
+    ) -> None:
+        """Wait until ``predicate(index)`` holds, re-checking after each applied change.
+
+        Raises TimeoutError if it does not hold within ``timeout`` seconds.
+        """
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate(self):
+                    await waiter[1].wait()
+                    waiter[1].clear()
+        finally:
+            self._waiters.remove(waiter)
 
     def _add_chunk(self, row: Any) -> None:
         if row.id in self.chunks:
