@@ -261,10 +261,14 @@ async def test_search_filters_by_owner_and_metadata_on_live_rows(
         writer(fresh_db, embedder), writer(fresh_db, embedder)
     )
     await alice.ingest("alice notes", NOTES, metadata={"team": "sea"})
-    await bob.ingest("bob notes", NOTES.replace("Field", "Bob's"), metadata={"team": "land"})
+    # Offsets count characters, as Python does: non-ASCII text must agree with the module.
+    bobs = NOTES.replace("Field notes", "Bob's café ☕ notes — naïve 🪐")
+    await bob.ingest("bob notes", bobs, metadata={"team": "land"})
     await until(lambda: len(index.documents) == 2 and len(index) > 4)
     only_bob = SearchFilter(owner=b.identity)
     assert {h.title for h in index.search("lighthouse", 5, where=only_bob)} == {"bob notes"}
+    for hit in index.search("café notes", 5, where=only_bob):
+        assert bobs[hit.start_char : hit.end_char] == hit.text
     sea = SearchFilter(metadata={"team": "sea"})
     assert {h.title for h in index.search("lighthouse", 5, where=sea)} == {"alice notes"}
     await asyncio.gather(conn.disconnect(), a.disconnect(), b.disconnect())
@@ -309,4 +313,19 @@ async def test_private_documents_stay_out_of_a_strangers_results(
     await until(lambda: len(strangers_index) == public.chunks + fence.chunks)
     assert "Revised" in " ".join(c.text for c in owners_index.chunks.values())
     assert all("Revised" not in c.text for c in strangers_index.chunks.values())
+    await asyncio.gather(owner.disconnect(), stranger.disconnect())
+
+
+async def test_making_a_document_private_replaces_it(
+    fresh_db: PublishedDatabase, embedder: WordLlamaEmbedder
+) -> None:
+    owner, ingester = await writer(fresh_db, embedder)
+    stranger, strangers_index = await reader(fresh_db, embedder)
+    public = await ingester.ingest("notes", NOTES)
+    await strangers_index.wait_for(lambda ix: len(ix) == public.chunks)
+    private = await ingester.ingest("notes", NOTES, private=True)
+    assert private.changed and private.document_id != public.document_id
+    await strangers_index.wait_for(lambda ix: len(ix) == 0 and not ix.documents)
+    [row] = list(owner.db.document.iter())
+    assert (row.id, row.private) == (private.document_id, True)
     await asyncio.gather(owner.disconnect(), stranger.disconnect())

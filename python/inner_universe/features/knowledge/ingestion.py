@@ -151,33 +151,22 @@ class Ingester:
         payload = msgpack.packb({**(metadata or {}), "source": source, "format": fmt})
         fingerprint = self._fingerprint(text, fmt)
         existing = self._find(source)
-        if existing is not None and existing.private != private:
-            # Privacy is fixed when a document is created: a change makes a new one.
-            await self.delete(existing.id)
-            existing = None
-        if existing is not None:
+        if existing is not None and existing.private == private:
             stored = self._stored_chunks(existing, title, text, payload, fingerprint)
             if stored is not None:
                 return IngestResult(existing.id, stored, False, fingerprint)
 
         passages = split(text, fmt, self.chunking)
         vectors = self._embed(title, passages)
+        if existing is not None and existing.private != private:
+            # Privacy is fixed when a document is created: a change makes a new one.
+            await self.delete(existing.id)
+            existing = None
         if existing is None:
-            create = (
-                self.conn.reducers.create_private_document
-                if private
-                else self.conn.reducers.create_document
-            )
-            await create(title, text, payload)
-            document_id = self._created(source)
+            document_id = await self._create(title, text, payload, source, private)
         else:
             document_id = existing.id
-            same_row = (existing.title, existing.content, existing.metadata) == (
-                title,
-                text,
-                payload,
-            )
-            if not same_row:
+            if (existing.title, existing.content, existing.metadata) != (title, text, payload):
                 await self.conn.reducers.update_document(document_id, title, text, payload)
         await self._store(document_id, title, passages, vectors, fingerprint)
         return IngestResult(document_id, len(passages), True, fingerprint)
@@ -211,9 +200,15 @@ class Ingester:
         ]
         return max(matches, key=lambda row: row.id, default=None)
 
-    def _created(self, source: str) -> int:
+    async def _create(
+        self, title: str, text: str, payload: bytes, source: str, private: bool
+    ) -> int:
+        """Create the document; its id, read from the replica the call has updated."""
+        reducers = self.conn.reducers
+        create = reducers.create_private_document if private else reducers.create_document
+        await create(title, text, payload)
         row = self._find(source)
-        if row is None:  # the reducer committed, so the replica must have the row
+        if row is None:
             raise RuntimeError(
                 "the new document is not in the replica: subscribe with ingester.subscribe()"
             )
