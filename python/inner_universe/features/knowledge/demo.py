@@ -39,11 +39,7 @@ async def act(uri: str, database: str) -> bool:
         # Transactions reach the reader in commit order: once the chunks of a public
         # page written last are there, everything before it that it may see is too.
         fence = await ingester.ingest("fence", "# Fence\n\nThe last public page.")
-        await index.wait_for(
-            lambda ix: (
-                sum(c.document_id == fence.document_id for c in ix.chunks.values()) == fence.chunks
-            )
-        )
+        await index.wait_for(lambda ix: len(ix.chunks_of(fence.document_id)) == fence.chunks)
         print(f"  reader's index: {len(index)} chunks of {len(index.documents)} documents\n")
         for mode in ("vector", "lexical", "hybrid"):
             [hit] = index.search(QUESTION, 1, mode=mode)

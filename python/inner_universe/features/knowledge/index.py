@@ -184,6 +184,12 @@ class LiveIndex:
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def chunks_of(self, document_id: int) -> list[Any]:
+        """The chunk rows of one document held here, in position order."""
+        with self._lock:
+            rows = [row for row in self.chunks.values() if row.document_id == document_id]
+        return sorted(rows, key=lambda row: row.position)
+
     def search(
         self,
         query: str,
