@@ -256,12 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(researcher(args.uri, args.database)))
         return 0
 
+    from .features.knowledge.demo import act as knowledge_act  # heavy: only where it runs
+
     with LocalServer() as server:
         database = publish(server, "inner-universe-demo")
         print(f"SpacetimeDB {server.uri} (pid {server.pid}), database {database!r} published\n")
         workers: list[subprocess.Popen[str]] = []
         try:
-            return asyncio.run(observe(server.uri, database, workers))
+            status = asyncio.run(observe(server.uri, database, workers))
+            if status == 0 and not asyncio.run(knowledge_act(server.uri, database)):
+                status = 1
+            return status
         finally:
             for proc in workers:
                 if proc.poll() is None:

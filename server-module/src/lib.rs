@@ -35,6 +35,7 @@ use spacetimedb::{Identity, ReducerContext};
 
 pub mod agents;
 pub mod calls;
+pub mod chunks;
 pub mod conversations;
 pub mod documents;
 pub mod events;
