@@ -33,6 +33,10 @@ __all__ = [
     "CallReceiptPruning",
     "CallReceiptPruningTable",
     "CallReceiptTable",
+    "Chunk",
+    "ChunkSet",
+    "ChunkSetTable",
+    "ChunkTable",
     "Conversation",
     "ConversationParticipantTable",
     "ConversationTable",
@@ -48,6 +52,7 @@ __all__ = [
     "MessageCleanupTable",
     "MessageTable",
     "Module",
+    "NewChunk",
     "NewEvent",
     "NewTracking",
     "Participant",
@@ -119,6 +124,44 @@ class CallReceiptPruning:
 
     scheduled_id: int
     scheduled_at: ScheduleAt
+
+
+@register_row_class("Chunk")
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A row of table chunk."""
+
+    id: int
+    document_id: int
+    position: int
+    text: str
+    start_char: int
+    end_char: int
+    embedding: bytes
+    model: str
+    dimension: int
+    private: bool
+    owner: Identity
+    ingested_by: Identity
+    created_at: Timestamp
+
+
+@register_row_class("ChunkSet")
+@dataclass(frozen=True, slots=True)
+class ChunkSet:
+    """A row of table chunk_set."""
+
+    document_id: int
+    model: str
+    dimension: int
+    fingerprint: str
+    expected: int
+    stored: int
+    text_bytes: int
+    private: bool
+    owner: Identity
+    ingested_by: Identity
+    updated_at: Timestamp
 
 
 @register_row_class("Conversation")
@@ -196,6 +239,18 @@ class MessageCleanup:
     scheduled_id: int
     scheduled_at: ScheduleAt
     conversation_id: int
+
+
+@register_row_class("NewChunk")
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """The type NewChunk."""
+
+    position: int
+    text: str
+    start_char: int
+    end_char: int
+    embedding: bytes
 
 
 @register_row_class("NewEvent")
@@ -441,6 +496,89 @@ class CallReceiptPruningTable:
         self,
         callback: Callable[[EventContext, CallReceiptPruning, CallReceiptPruning], object],
     ) -> Callable[[EventContext, CallReceiptPruning, CallReceiptPruning], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ChunkTable:
+    """Table chunk: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return cast(Iterator[Chunk], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Chunk | None:
+        return cast("Chunk | None", self.handle.find("id", id))
+
+    def filter_by_document_id(self, document_id: int) -> list[Chunk]:
+        return cast(list[Chunk], self.handle.filter("document_id", document_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Chunk]:
+        return cast(list[Chunk], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Chunk], object],
+    ) -> Callable[[EventContext, Chunk], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Chunk], object],
+    ) -> Callable[[EventContext, Chunk], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Chunk, Chunk], object],
+    ) -> Callable[[EventContext, Chunk, Chunk], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ChunkSetTable:
+    """Table chunk_set: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[ChunkSet]:
+        return cast(Iterator[ChunkSet], self.handle.iter())
+
+    def find_by_document_id(self, document_id: int) -> ChunkSet | None:
+        return cast("ChunkSet | None", self.handle.find("document_id", document_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[ChunkSet]:
+        return cast(list[ChunkSet], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, ChunkSet, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet, ChunkSet], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -912,6 +1050,8 @@ class Tables:
         self.agent_state = AgentStateTable(conn.db["agent_state"])
         self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
         self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
+        self.chunk = ChunkTable(conn.db["chunk"])
+        self.chunk_set = ChunkSetTable(conn.db["chunk_set"])
         self.conversation = ConversationTable(conn.db["conversation"])
         self.conversation_participant = ConversationParticipantTable(
             conn.db["conversation_participant"]
@@ -933,6 +1073,13 @@ class Reducers:
 
     def __init__(self, conn: DbConnection) -> None:
         self.conn = conn
+
+    def add_chunks(
+        self,
+        document_id: int,
+        chunks: Sequence[NewChunk],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("add_chunks", document_id, chunks)
 
     def admit_participant(
         self,
@@ -959,6 +1106,18 @@ class Reducers:
         snapshots: Sequence[NewEvent],
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("append_snapshots", store, snapshots)
+
+    def begin_chunks(
+        self,
+        document_id: int,
+        model: str,
+        dimension: int,
+        fingerprint: str,
+        expected: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "begin_chunks", document_id, model, dimension, fingerprint, expected
+        )
 
     def create_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_conversation", title)
@@ -1061,6 +1220,9 @@ class ThreadedReducers:
     def __init__(self, conn: ThreadedConnection) -> None:
         self.conn = conn
 
+    def add_chunks(self, document_id: int, chunks: Sequence[NewChunk]) -> ReducerEvent:
+        return self.conn.call_reducer("add_chunks", document_id, chunks)
+
     def admit_participant(
         self,
         conversation_id: int,
@@ -1082,6 +1244,18 @@ class ThreadedReducers:
 
     def append_snapshots(self, store: str, snapshots: Sequence[NewEvent]) -> ReducerEvent:
         return self.conn.call_reducer("append_snapshots", store, snapshots)
+
+    def begin_chunks(
+        self,
+        document_id: int,
+        model: str,
+        dimension: int,
+        fingerprint: str,
+        expected: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "begin_chunks", document_id, model, dimension, fingerprint, expected
+        )
 
     def create_conversation(self, title: str) -> ReducerEvent:
         return self.conn.call_reducer("create_conversation", title)
