@@ -37,12 +37,13 @@ from inner_universe import _native
 from inner_universe.spacetime import codec, connect, fetch_schema
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.bsatn import BsatnWriter
-from inner_universe.spacetime.schema import ModuleSchema, TableSchema
+from inner_universe.spacetime.schema import CallKey, ModuleSchema, TableSchema
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.spacetime.transport import SUBPROTOCOL, subscribe_url
 from inner_universe.spacetime.types import Identity, Timestamp
 from inner_universe.universe import publish
 
+NO_KEY = CallKey(0, 0)  # client 0: the call is not deduplicated and leaves no receipt
 CONTENT = "The SDK first, then the NERV layer. " * 6  # ~200 characters, as chat messages are
 
 
@@ -173,7 +174,11 @@ async def bench_calls(
     database, raw_database = databases
     create = fetch_schema(uri, database).reducer("create_conversation")
     results: dict[str, list[float]] = {
-        k: [] for k in ("sdk_seq", "raw_seq", "sdk_pipe", "raw_pipe", "sdk_cpu", "raw_cpu")
+        k: []
+        for k in (
+            *("sdk_seq", "raw_seq", "sdk_pipe", "sdk_pipe_nokey"),
+            *("raw_pipe", "sdk_cpu", "raw_cpu"),
+        )
     }
     warm_args = codec.encode_args(create, "warm")
     async with connect(uri, database) as conn:
@@ -202,6 +207,16 @@ async def bench_calls(
             await asyncio.gather(*futures)
             results["sdk_pipe"].append(time.perf_counter() - t0)
             results["sdk_cpu"].append((time.process_time() - cpu) / calls)
+
+            # The same calls without call keys (client 0: the module records no receipt),
+            # as the raw client sends them: what exactly-once costs.
+            t0 = time.perf_counter()
+            unkeyed = [
+                conn.call_reducer("create_conversation", f"nokey {r}.{i}", call_key=NO_KEY)
+                for i in range(calls)
+            ]
+            await asyncio.gather(*unkeyed)
+            results["sdk_pipe_nokey"].append(time.perf_counter() - t0)
 
             seq = calls // 4
             results["raw_seq"].append(await raw_calls(ws, frames[:seq], pipelined=False) / seq)
@@ -309,6 +324,9 @@ def main() -> None:
         print(f"\nreducer calls (create_conversation, {n} pipelined per round)")
         print(f"  pipelined, SDK           {rate(n, c['sdk_pipe'])}")
         print(f"  pipelined, raw client    {rate(n, c['raw_pipe'])}")
+        print(f"  pipelined, SDK, no keys  {rate(n, c['sdk_pipe_nokey'])}")
+        key_cost = c["sdk_pipe"] / c["sdk_pipe_nokey"]
+        print(f"  call keys (exactly-once receipts): keyed calls take {key_cost:.2f}x the time")
         print(f"  sequential, SDK          {rate(1, c['sdk_seq'])}")
         print(f"  sequential, raw client   {rate(1, c['raw_seq'])}")
         sdk_us, raw_us = c["sdk_cpu"] * 1e6, c["raw_cpu"] * 1e6

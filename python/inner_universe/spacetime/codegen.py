@@ -292,7 +292,8 @@ class _Generator:
         ]
         for table in tables:
             attr, handle = attribute_name(table.name), f"conn.db[{_quote(table.name)}]"
-            lines.append(f"        self.{attr} = {_table_class_name(table.name)}({handle})")
+            prefix = f"        self.{attr} = {_table_class_name(table.name)}("
+            lines.append(_wrap_call(prefix, handle))
         return "\n".join(lines)
 
     def reducers_class(self, name: str, reducers: Iterable[ReducerSchema], threaded: bool) -> str:

@@ -25,28 +25,43 @@ from inner_universe.spacetime.types import ConnectionId, Identity, ScheduleAt, T
 
 __all__ = [
     "Agent",
+    "AgentState",
+    "AgentStateTable",
     "AgentTable",
     "CallKey",
     "CallReceipt",
     "CallReceiptPruning",
     "CallReceiptPruningTable",
     "CallReceiptTable",
+    "Chunk",
+    "ChunkSet",
+    "ChunkSetTable",
+    "ChunkTable",
     "Conversation",
+    "ConversationParticipantTable",
     "ConversationTable",
     "Document",
     "DocumentTable",
     "EventLog",
     "EventLogTable",
+    "EventStoreMemberTable",
     "EventTracking",
     "EventTrackingTable",
     "Message",
+    "MessageCleanup",
+    "MessageCleanupTable",
     "MessageTable",
     "Module",
+    "NewChunk",
     "NewEvent",
     "NewTracking",
+    "Participant",
+    "QuotaUsage",
+    "QuotaUsageTable",
     "Reducers",
     "Session",
     "SessionTable",
+    "StoreMember",
     "StoredEvent",
     "StoredEventTable",
     "StoredSnapshot",
@@ -67,10 +82,19 @@ class Agent:
     name: str
     role: str
     status: str
-    state: bytes
     version: int
     created_at: Timestamp
     updated_at: Timestamp
+
+
+@register_row_class("AgentState")
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """A row of table agent_state."""
+
+    agent_id: int
+    owner: Identity
+    state: bytes
 
 
 @register_row_class("CallKey")
@@ -102,6 +126,44 @@ class CallReceiptPruning:
     scheduled_at: ScheduleAt
 
 
+@register_row_class("Chunk")
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A row of table chunk."""
+
+    id: int
+    document_id: int
+    position: int
+    text: str
+    start_char: int
+    end_char: int
+    embedding: bytes
+    model: str
+    dimension: int
+    private: bool
+    owner: Identity
+    ingested_by: Identity
+    created_at: Timestamp
+
+
+@register_row_class("ChunkSet")
+@dataclass(frozen=True, slots=True)
+class ChunkSet:
+    """A row of table chunk_set."""
+
+    document_id: int
+    model: str
+    dimension: int
+    fingerprint: str
+    expected: int
+    stored: int
+    text_bytes: int
+    private: bool
+    owner: Identity
+    ingested_by: Identity
+    updated_at: Timestamp
+
+
 @register_row_class("Conversation")
 @dataclass(frozen=True, slots=True)
 class Conversation:
@@ -110,6 +172,7 @@ class Conversation:
     id: int
     owner: Identity
     title: str
+    private: bool
     last_sequence: int
     created_at: Timestamp
     updated_at: Timestamp
@@ -125,6 +188,7 @@ class Document:
     title: str
     content: str
     metadata: bytes
+    private: bool
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -136,7 +200,7 @@ class EventLog:
 
     store: str
     last_notification_id: int
-    created_by: Identity
+    owner: Identity
     created_at: Timestamp
 
 
@@ -161,8 +225,32 @@ class Message:
     role: str
     content: str
     sequence: int
+    private: bool
+    conversation_owner: Identity
     created_at: Timestamp
     updated_at: Timestamp
+
+
+@register_row_class("MessageCleanup")
+@dataclass(frozen=True, slots=True)
+class MessageCleanup:
+    """A row of table message_cleanup."""
+
+    scheduled_id: int
+    scheduled_at: ScheduleAt
+    conversation_id: int
+
+
+@register_row_class("NewChunk")
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """The type NewChunk."""
+
+    position: int
+    text: str
+    start_char: int
+    end_char: int
+    embedding: bytes
 
 
 @register_row_class("NewEvent")
@@ -185,6 +273,32 @@ class NewTracking:
     notification_id: int
 
 
+@register_row_class("Participant")
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A row of table conversation_participant."""
+
+    id: int
+    conversation_id: int
+    identity: Identity
+    roles: tuple[str, ...]
+    private: bool
+    conversation_owner: Identity
+    admitted_at: Timestamp
+
+
+@register_row_class("QuotaUsage")
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """A row of table quota_usage."""
+
+    id: int
+    owner: Identity
+    kind: str
+    rows: int
+    bytes: int
+
+
 @register_row_class("Session")
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -193,6 +307,17 @@ class Session:
     connection_id: ConnectionId
     identity: Identity
     connected_at: Timestamp
+
+
+@register_row_class("StoreMember")
+@dataclass(frozen=True, slots=True)
+class StoreMember:
+    """A row of table event_store_member."""
+
+    id: int
+    store: str
+    identity: Identity
+    writer: bool
 
 
 @register_row_class("StoredEvent")
@@ -206,6 +331,7 @@ class StoredEvent:
     originator_version: int
     topic: str
     state: bytes
+    writer: Identity
 
 
 @register_row_class("StoredSnapshot")
@@ -218,6 +344,7 @@ class StoredSnapshot:
     originator_version: int
     topic: str
     state: bytes
+    writer: Identity
 
 
 class AgentTable:
@@ -235,8 +362,8 @@ class AgentTable:
     def find_by_id(self, id: int) -> Agent | None:
         return cast("Agent | None", self.handle.find("id", id))
 
-    def find_by_name(self, name: str) -> Agent | None:
-        return cast("Agent | None", self.handle.find("name", name))
+    def filter_by_name(self, name: str) -> list[Agent]:
+        return cast(list[Agent], self.handle.filter("name", name))
 
     def filter_by_owner(self, owner: Identity) -> list[Agent]:
         return cast(list[Agent], self.handle.filter("owner", owner))
@@ -263,6 +390,46 @@ class AgentTable:
         return callback
 
 
+class AgentStateTable:
+    """Table agent_state: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[AgentState]:
+        return cast(Iterator[AgentState], self.handle.iter())
+
+    def find_by_agent_id(self, agent_id: int) -> AgentState | None:
+        return cast("AgentState | None", self.handle.find("agent_id", agent_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[AgentState]:
+        return cast(list[AgentState], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, AgentState], object],
+    ) -> Callable[[EventContext, AgentState], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, AgentState], object],
+    ) -> Callable[[EventContext, AgentState], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, AgentState, AgentState], object],
+    ) -> Callable[[EventContext, AgentState, AgentState], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class CallReceiptTable:
     """Table call_receipt: the rows this client has, and their callbacks."""
 
@@ -277,6 +444,9 @@ class CallReceiptTable:
 
     def filter_by_at_micros(self, at_micros: int) -> list[CallReceipt]:
         return cast(list[CallReceipt], self.handle.filter("at_micros", at_micros))
+
+    def filter_by_caller(self, caller: Identity) -> list[CallReceipt]:
+        return cast(list[CallReceipt], self.handle.filter("caller", caller))
 
     def on_insert(
         self,
@@ -330,6 +500,89 @@ class CallReceiptPruningTable:
         return callback
 
 
+class ChunkTable:
+    """Table chunk: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return cast(Iterator[Chunk], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Chunk | None:
+        return cast("Chunk | None", self.handle.find("id", id))
+
+    def filter_by_document_id(self, document_id: int) -> list[Chunk]:
+        return cast(list[Chunk], self.handle.filter("document_id", document_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Chunk]:
+        return cast(list[Chunk], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Chunk], object],
+    ) -> Callable[[EventContext, Chunk], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Chunk], object],
+    ) -> Callable[[EventContext, Chunk], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Chunk, Chunk], object],
+    ) -> Callable[[EventContext, Chunk, Chunk], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ChunkSetTable:
+    """Table chunk_set: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[ChunkSet]:
+        return cast(Iterator[ChunkSet], self.handle.iter())
+
+    def find_by_document_id(self, document_id: int) -> ChunkSet | None:
+        return cast("ChunkSet | None", self.handle.find("document_id", document_id))
+
+    def filter_by_owner(self, owner: Identity) -> list[ChunkSet]:
+        return cast(list[ChunkSet], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, ChunkSet, ChunkSet], object],
+    ) -> Callable[[EventContext, ChunkSet, ChunkSet], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class ConversationTable:
     """Table conversation: the rows this client has, and their callbacks."""
 
@@ -366,6 +619,52 @@ class ConversationTable:
         self,
         callback: Callable[[EventContext, Conversation, Conversation], object],
     ) -> Callable[[EventContext, Conversation, Conversation], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ConversationParticipantTable:
+    """Table conversation_participant: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Participant]:
+        return cast(Iterator[Participant], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Participant | None:
+        return cast("Participant | None", self.handle.find("id", id))
+
+    def filter_by_conversation_id(self, conversation_id: int) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("conversation_id", conversation_id))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("conversation_owner", conversation_owner))
+
+    def filter_by_identity(self, identity: Identity) -> list[Participant]:
+        return cast(list[Participant], self.handle.filter("identity", identity))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Participant], object],
+    ) -> Callable[[EventContext, Participant], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Participant], object],
+    ) -> Callable[[EventContext, Participant], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Participant, Participant], object],
+    ) -> Callable[[EventContext, Participant, Participant], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -425,6 +724,9 @@ class EventLogTable:
     def find_by_store(self, store: str) -> EventLog | None:
         return cast("EventLog | None", self.handle.find("store", store))
 
+    def filter_by_owner(self, owner: Identity) -> list[EventLog]:
+        return cast(list[EventLog], self.handle.filter("owner", owner))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, EventLog], object],
@@ -447,6 +749,46 @@ class EventLogTable:
         return callback
 
 
+class EventStoreMemberTable:
+    """Table event_store_member: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[StoreMember]:
+        return cast(Iterator[StoreMember], self.handle.iter())
+
+    def find_by_id(self, id: int) -> StoreMember | None:
+        return cast("StoreMember | None", self.handle.find("id", id))
+
+    def filter_by_store(self, store: str) -> list[StoreMember]:
+        return cast(list[StoreMember], self.handle.filter("store", store))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, StoreMember, StoreMember], object],
+    ) -> Callable[[EventContext, StoreMember, StoreMember], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class EventTrackingTable:
     """Table event_tracking: the rows this client has, and their callbacks."""
 
@@ -458,6 +800,9 @@ class EventTrackingTable:
 
     def __iter__(self) -> Iterator[EventTracking]:
         return cast(Iterator[EventTracking], self.handle.iter())
+
+    def filter_by_store(self, store: str) -> list[EventTracking]:
+        return cast(list[EventTracking], self.handle.filter("store", store))
 
     def on_insert(
         self,
@@ -489,8 +834,14 @@ class MessageTable:
     def find_by_id(self, id: int) -> Message | None:
         return cast("Message | None", self.handle.find("id", id))
 
+    def filter_by_author(self, author: Identity) -> list[Message]:
+        return cast(list[Message], self.handle.filter("author", author))
+
     def filter_by_conversation_id(self, conversation_id: int) -> list[Message]:
         return cast(list[Message], self.handle.filter("conversation_id", conversation_id))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[Message]:
+        return cast(list[Message], self.handle.filter("conversation_owner", conversation_owner))
 
     def on_insert(
         self,
@@ -510,6 +861,83 @@ class MessageTable:
         self,
         callback: Callable[[EventContext, Message, Message], object],
     ) -> Callable[[EventContext, Message, Message], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class MessageCleanupTable:
+    """Table message_cleanup: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[MessageCleanup]:
+        return cast(Iterator[MessageCleanup], self.handle.iter())
+
+    def find_by_scheduled_id(self, scheduled_id: int) -> MessageCleanup | None:
+        return cast("MessageCleanup | None", self.handle.find("scheduled_id", scheduled_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, MessageCleanup, MessageCleanup], object],
+    ) -> Callable[[EventContext, MessageCleanup, MessageCleanup], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class QuotaUsageTable:
+    """Table quota_usage: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[QuotaUsage]:
+        return cast(Iterator[QuotaUsage], self.handle.iter())
+
+    def find_by_id(self, id: int) -> QuotaUsage | None:
+        return cast("QuotaUsage | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[QuotaUsage]:
+        return cast(list[QuotaUsage], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, QuotaUsage, QuotaUsage], object],
+    ) -> Callable[[EventContext, QuotaUsage, QuotaUsage], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -566,6 +994,9 @@ class StoredEventTable:
     def __iter__(self) -> Iterator[StoredEvent]:
         return cast(Iterator[StoredEvent], self.handle.iter())
 
+    def filter_by_store(self, store: str) -> list[StoredEvent]:
+        return cast(list[StoredEvent], self.handle.filter("store", store))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, StoredEvent], object],
@@ -593,6 +1024,9 @@ class StoredSnapshotTable:
     def __iter__(self) -> Iterator[StoredSnapshot]:
         return cast(Iterator[StoredSnapshot], self.handle.iter())
 
+    def filter_by_store(self, store: str) -> list[StoredSnapshot]:
+        return cast(list[StoredSnapshot], self.handle.filter("store", store))
+
     def on_insert(
         self,
         callback: Callable[[EventContext, StoredSnapshot], object],
@@ -613,13 +1047,22 @@ class Tables:
 
     def __init__(self, conn: DbConnection | ThreadedConnection) -> None:
         self.agent = AgentTable(conn.db["agent"])
+        self.agent_state = AgentStateTable(conn.db["agent_state"])
         self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
         self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
+        self.chunk = ChunkTable(conn.db["chunk"])
+        self.chunk_set = ChunkSetTable(conn.db["chunk_set"])
         self.conversation = ConversationTable(conn.db["conversation"])
+        self.conversation_participant = ConversationParticipantTable(
+            conn.db["conversation_participant"]
+        )
         self.document = DocumentTable(conn.db["document"])
         self.event_log = EventLogTable(conn.db["event_log"])
+        self.event_store_member = EventStoreMemberTable(conn.db["event_store_member"])
         self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
         self.message = MessageTable(conn.db["message"])
+        self.message_cleanup = MessageCleanupTable(conn.db["message_cleanup"])
+        self.quota_usage = QuotaUsageTable(conn.db["quota_usage"])
         self.session = SessionTable(conn.db["session"])
         self.stored_event = StoredEventTable(conn.db["stored_event"])
         self.stored_snapshot = StoredSnapshotTable(conn.db["stored_snapshot"])
@@ -630,6 +1073,21 @@ class Reducers:
 
     def __init__(self, conn: DbConnection) -> None:
         self.conn = conn
+
+    def add_chunks(
+        self,
+        document_id: int,
+        chunks: Sequence[NewChunk],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("add_chunks", document_id, chunks)
+
+    def admit_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+        roles: Sequence[str],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
 
     def append_events(
         self,
@@ -649,6 +1107,18 @@ class Reducers:
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("append_snapshots", store, snapshots)
 
+    def begin_chunks(
+        self,
+        document_id: int,
+        model: str,
+        dimension: int,
+        fingerprint: str,
+        expected: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "begin_chunks", document_id, model, dimension, fingerprint, expected
+        )
+
     def create_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_conversation", title)
 
@@ -659,6 +1129,17 @@ class Reducers:
         metadata: bytes,
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_document", title, content, metadata)
+
+    def create_private_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_private_conversation", title)
+
+    def create_private_document(
+        self,
+        title: str,
+        content: str,
+        metadata: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("create_private_document", title, content, metadata)
 
     def delete_agent(self, id: int) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("delete_agent", id)
@@ -675,6 +1156,9 @@ class Reducers:
     def edit_message(self, id: int, content: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def open_store(self, store: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("open_store", store)
+
     def post_message(
         self,
         conversation_id: int,
@@ -686,11 +1170,29 @@ class Reducers:
     def register_agent(self, name: str, role: str, state: bytes) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("register_agent", name, role, state)
 
+    def remove_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("remove_participant", conversation_id, identity)
+
+    def remove_store_member(self, store: str, identity: Identity) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("remove_store_member", store, identity)
+
     def rename_conversation(self, id: int, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("rename_conversation", id, title)
 
     def set_agent_status(self, id: int, status: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("set_agent_status", id, status)
+
+    def set_store_member(
+        self,
+        store: str,
+        identity: Identity,
+        writer: bool,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("set_store_member", store, identity, writer)
 
     def update_agent(
         self,
@@ -718,6 +1220,17 @@ class ThreadedReducers:
     def __init__(self, conn: ThreadedConnection) -> None:
         self.conn = conn
 
+    def add_chunks(self, document_id: int, chunks: Sequence[NewChunk]) -> ReducerEvent:
+        return self.conn.call_reducer("add_chunks", document_id, chunks)
+
+    def admit_participant(
+        self,
+        conversation_id: int,
+        identity: Identity,
+        roles: Sequence[str],
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
+
     def append_events(
         self,
         store: str,
@@ -732,11 +1245,29 @@ class ThreadedReducers:
     def append_snapshots(self, store: str, snapshots: Sequence[NewEvent]) -> ReducerEvent:
         return self.conn.call_reducer("append_snapshots", store, snapshots)
 
+    def begin_chunks(
+        self,
+        document_id: int,
+        model: str,
+        dimension: int,
+        fingerprint: str,
+        expected: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "begin_chunks", document_id, model, dimension, fingerprint, expected
+        )
+
     def create_conversation(self, title: str) -> ReducerEvent:
         return self.conn.call_reducer("create_conversation", title)
 
     def create_document(self, title: str, content: str, metadata: bytes) -> ReducerEvent:
         return self.conn.call_reducer("create_document", title, content, metadata)
+
+    def create_private_conversation(self, title: str) -> ReducerEvent:
+        return self.conn.call_reducer("create_private_conversation", title)
+
+    def create_private_document(self, title: str, content: str, metadata: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("create_private_document", title, content, metadata)
 
     def delete_agent(self, id: int) -> ReducerEvent:
         return self.conn.call_reducer("delete_agent", id)
@@ -753,17 +1284,29 @@ class ThreadedReducers:
     def edit_message(self, id: int, content: str) -> ReducerEvent:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def open_store(self, store: str) -> ReducerEvent:
+        return self.conn.call_reducer("open_store", store)
+
     def post_message(self, conversation_id: int, role: str, content: str) -> ReducerEvent:
         return self.conn.call_reducer("post_message", conversation_id, role, content)
 
     def register_agent(self, name: str, role: str, state: bytes) -> ReducerEvent:
         return self.conn.call_reducer("register_agent", name, role, state)
 
+    def remove_participant(self, conversation_id: int, identity: Identity) -> ReducerEvent:
+        return self.conn.call_reducer("remove_participant", conversation_id, identity)
+
+    def remove_store_member(self, store: str, identity: Identity) -> ReducerEvent:
+        return self.conn.call_reducer("remove_store_member", store, identity)
+
     def rename_conversation(self, id: int, title: str) -> ReducerEvent:
         return self.conn.call_reducer("rename_conversation", id, title)
 
     def set_agent_status(self, id: int, status: str) -> ReducerEvent:
         return self.conn.call_reducer("set_agent_status", id, status)
+
+    def set_store_member(self, store: str, identity: Identity, writer: bool) -> ReducerEvent:
+        return self.conn.call_reducer("set_store_member", store, identity, writer)
 
     def update_agent(
         self,

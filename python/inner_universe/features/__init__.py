@@ -1,0 +1,1 @@
+"""Feature slices built on the Inner Universe: one sub-package per feature."""
