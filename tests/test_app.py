@@ -65,7 +65,7 @@ def test_sync_use_and_the_stored_identity(universe_db: PublishedDatabase, user_h
         first = universe.identity
         universe.connection.subscribe("SELECT * FROM agent")
         universe.connection.reducers.register_agent("sync-app", "testing", b"")
-        assert universe.connection.db.agent.find("name", "sync-app") is not None
+        assert any(a.name == "sync-app" for a in universe.connection.db.agent.iter())
     stored = load_identity(universe_db.uri)
     assert stored is not None and stored.identity == first
     path = token_file(universe_db.uri).path
@@ -102,10 +102,11 @@ class Counter(Aggregate):
 def test_an_event_sourced_application_on_the_temporal_store(
     universe_db: PublishedDatabase, user_home: Path
 ) -> None:
-    def sessions_of(identity: object) -> int:
-        with universe_db.universe() as observer:
+    def my_sessions(token: str) -> int:
+        """Sessions of this identity (a client sees its own identity's sessions only)."""
+        with Universe(universe_db.uri, universe_db.name, token=token) as observer:
             rows = observer.connection.one_off_query("SELECT * FROM session")["session"]
-        return sum(row.identity == identity for row in rows)
+        return len(rows) - 1  # not the observer's own
 
     with Universe(universe_db.uri, universe_db.name) as universe:
         counters = universe.application(Application, store="counters")
@@ -115,6 +116,7 @@ def test_an_event_sourced_application_on_the_temporal_store(
         assert counters.repository.get(counter.id).count == 1
         rows = universe.connection.one_off_query("SELECT * FROM stored_event")["stored_event"]
         assert {row.store for row in rows} == {"counters"} and len(rows) == 2
-        me = universe.identity
-        assert sessions_of(me) == 2  # the Universe's connection and the application's
-    assert sessions_of(me) == 0  # both closed with the Universe
+        token = universe.connection.token
+        assert token is not None
+        assert my_sessions(token) == 2  # the Universe's connection and the application's
+    assert my_sessions(token) == 0  # both closed with the Universe

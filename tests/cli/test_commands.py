@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from inner_universe.cli.commands import app
-from inner_universe.home import config_home, identity_of
+from inner_universe.home import config_home, identity_of, load_identity
 from inner_universe.spacetime.connection import ConnectionBuilder
 from inner_universe.spacetime.types import Identity
 from tests.conftest import PublishedDatabase
@@ -63,17 +63,21 @@ def test_sql_prints_a_table_and_json(with_agents: PublishedDatabase, user_home: 
 def test_status_shows_tables_counts_and_sessions(
     with_agents: PublishedDatabase, user_home: Path
 ) -> None:
+    assert on(with_agents, "identity").exit_code == 0  # the identity the commands use
+    stored = load_identity(with_agents.uri)
+    assert stored is not None
     builder = ConnectionBuilder().with_uri(with_agents.uri).with_database(with_agents.name)
-    with builder.connect_threaded() as other:
+    with builder.with_token(stored.token).connect_threaded() as other:
         result = on(with_agents, "status", "--json")
         assert result.exit_code == 0, result.output
         info = json.loads(result.stdout)
         assert info["tables"]["agent"] == 2
         assert info["database"] == with_agents.name and info["local"] is False
-        assert str(other.identity) in [s["identity"] for s in info["sessions"]]
+        # Each identity sees its own sessions: the other connection of this identity.
+        assert [s["connection_id"] for s in info["sessions"]] == [str(other.connection_id)]
 
         text = on(with_agents, "status").stdout
-        assert "agent" in text and "sessions" in text and with_agents.name in text
+        assert "agent" in text and "1 other connections" in text and with_agents.name in text
 
 
 def test_identity_is_created_once_in_a_private_file(

@@ -15,7 +15,7 @@ from rich.console import Console
 from textual.widgets import Input, RichLog, Static
 
 from inner_universe.app import Universe
-from inner_universe.cli.tui import AgentsPane, ConversationPane, UniverseApp
+from inner_universe.cli.tui import AgentsPane, ConversationPane, SessionsPane, UniverseApp
 from inner_universe.home import start_local_server
 from tests.conftest import PublishedDatabase, until
 
@@ -84,13 +84,16 @@ async def test_commands_and_another_process_s_changes_appear(
         await until(lambda: "sessions" in activity(app))
         assert universe_db.name in activity(app)
 
+        await command(app, pilot, "say hello from the terminal")  # starts a conversation
+        await until(lambda: any("hello from the terminal" in m for m in messages(app)))
+
         await visit(universe_db.uri, universe_db.name)
         await until(lambda: "visitor" in agent_names(app))
         await until(lambda: any("The SDK first, then the NERV layer." in m for m in messages(app)))
         assert "content += 'NERV '" in activity(app)  # the reply streamed in, token by token
 
-        await command(app, pilot, "say hello from the terminal")
-        await until(lambda: any("hello from the terminal" in m for m in messages(app)))
+        await command(app, pilot, "say may I join?")  # the visitor's conversation: not ours
+        await until(lambda: "error: reducer 'post_message' failed" in activity(app))
 
         await command(app, pilot, "sql SELECT * FROM agent WHERE name = 'visitor'")
         await until(lambda: "agent: 1 rows" in activity(app))
@@ -119,7 +122,8 @@ async def test_screen_snapshot(fresh_db: PublishedDatabase, user_home: Path) -> 
         await until(app.connected.is_set)
         await visit(fresh_db.uri, fresh_db.name)
         await until(lambda: any("NERV layer." in m for m in messages(app)))
-        await until(lambda: "- session" in activity(app))  # the visitor has gone
+        await until(lambda: "content += 'layer.'" in activity(app))
+        await until(lambda: app.query_one(SessionsPane).table.row_count == 1)  # our own session
         log = app.query_one(RichLog)
         await until(lambda: log.scroll_y == log.max_scroll_y)  # scrolled to the last line
         await pilot.pause()

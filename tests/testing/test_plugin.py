@@ -24,7 +24,7 @@ async def test_two_clients_see_each_other(spacetimedb_db: PublishedDatabase) -> 
     async with spacetimedb_db.universe() as alice, spacetimedb_db.universe() as bob:
         await bob.subscribe("SELECT * FROM agent")
         await alice.connection.reducers.register_agent("alice", "testing", b"")
-        await until(lambda: bob.connection.db.agent.find("name", "alice") is not None)
+        await until(lambda: any(a.name == "alice" for a in bob.connection.db.agent.iter()))
 
 
 def test_each_test_can_have_a_fresh_database(

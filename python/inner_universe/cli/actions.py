@@ -55,7 +55,11 @@ def sql_tables(result: dict[str, list[Any]]) -> list[Table]:
 
 
 async def status_info(universe: Universe) -> dict[str, Any]:
-    """Server, database, module version, row counts, and the other connected sessions."""
+    """Server, database, module version, row counts, and the other connected sessions.
+
+    Counts and sessions are what this identity may see: the module filters rows per
+    identity (each identity sees its own sessions, for one).
+    """
     # Imported here: only status compares against the module this checkout builds.
     from ..universe.module import module_source_hash
 
@@ -71,7 +75,13 @@ async def status_info(universe: Universe) -> dict[str, Any]:
     if "session" in conn.schema.tables:
         for row in (await conn.one_off_query("SELECT * FROM session")).get("session", []):
             if row.connection_id != conn.connection_id:  # not this status check itself
-                sessions.append({"identity": str(row.identity), "since": str(row.connected_at)})
+                sessions.append(
+                    {
+                        "identity": str(row.identity),
+                        "connection_id": str(row.connection_id),
+                        "since": str(row.connected_at),
+                    }
+                )
     running = universe.running
     return {
         "running": True,
@@ -109,8 +119,10 @@ def status_view(info: dict[str, Any]) -> RenderableType:
     sessions = Table.grid(padding=(0, 2))
     sessions.add_row(
         Text("sessions", style="bold"),
-        Text(f"{len(info['sessions'])} connected (besides this one)"),
+        Text(f"{len(info['sessions'])} other connections of this identity"),
     )
     for session in info["sessions"]:
-        sessions.add_row("", Text(f"{short(session['identity'], 16)}  since {session['since']}"))
+        sessions.add_row(
+            "", Text(f"{short(session['connection_id'], 16)}  since {session['since']}")
+        )
     return Group(head, counts, sessions)
