@@ -19,7 +19,10 @@ pub mod agents;
 pub mod conversations;
 pub mod documents;
 pub mod events;
+pub mod ledger;
+pub mod providers;
 pub mod sessions;
+pub mod streams;
 pub mod validate;
 
 /// A row that belongs to one identity: only that identity may change or delete it.
