@@ -21,3 +21,4 @@ def test_demo_runs_and_replicas_agree() -> None:
     assert "all three replicas hold the same agents and messages" in done.stdout
     assert "The SDK first, then the NERV layer." in done.stdout
     assert "belongs to another identity" in done.stderr  # the refused overstep
+    assert "chat act: as expected" in done.stdout  # features/chat/demo.py checks its own story

@@ -113,6 +113,7 @@ pub fn delete_conversation(ctx: &ReducerContext, call_key: CallKey, id: u64) -> 
         return Ok(());
     }
     owned_by_caller(ctx, ctx.db.conversation().id().find(id), id)?;
+    crate::streams::forget_conversation(ctx, id);
     let messages = ctx.db.message().conversation_id().delete(id);
     ctx.db.conversation().id().delete(id);
     log::info!("conversation {id} deleted with its {messages} messages");
@@ -212,6 +213,7 @@ pub fn delete_message(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Resul
         return Ok(());
     }
     owned_by_caller(ctx, ctx.db.message().id().find(id), id)?;
+    crate::streams::forget_message(ctx, id);
     ctx.db.message().id().delete(id);
     Ok(())
 }

@@ -10,6 +10,7 @@
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
+use crate::calls::{self, CallKey};
 use crate::providers::{self, CallOutcome};
 use crate::streams::{stream, STREAMING};
 use crate::validate;
@@ -69,6 +70,7 @@ impl OwnedRow for ModelCall {
 #[allow(clippy::too_many_arguments)] // the ledger row's fields, checked in one transaction
 pub fn begin_model_call(
     ctx: &ReducerContext,
+    call_key: CallKey,
     message_id: u64,
     agent_id: u64,
     provider: String,
@@ -77,11 +79,18 @@ pub fn begin_model_call(
     estimate_nano_usd: u64,
     resumed_from: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     if agent_id != 0 {
         owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
     }
     if message_id != 0 {
-        let stream = owned_by_caller(ctx, ctx.db.stream().message_id().find(message_id), message_id)?;
+        let stream = owned_by_caller(
+            ctx,
+            ctx.db.stream().message_id().find(message_id),
+            message_id,
+        )?;
         if stream.status != STREAMING {
             return Err(format!(
                 "stream of message {message_id} is {}: no model call may start on it",
@@ -132,6 +141,7 @@ pub fn begin_model_call(
 #[allow(clippy::too_many_arguments)] // the ledger row's fields, recorded in one transaction
 pub fn end_model_call(
     ctx: &ReducerContext,
+    call_key: CallKey,
     call_id: u64,
     outcome: String,
     tokens_in: u64,
@@ -142,9 +152,15 @@ pub fn end_model_call(
     error: String,
     cooldown_ms: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let call = owned_by_caller(ctx, ctx.db.model_call().id().find(call_id), call_id)?;
     if call.status != RUNNING {
-        return Err(format!("model call {call_id} already ended as {}", call.status));
+        return Err(format!(
+            "model call {call_id} already ended as {}",
+            call.status
+        ));
     }
     if !OUTCOMES.contains(&outcome.as_str()) {
         return Err(format!(

@@ -13,6 +13,7 @@
 use spacetimedb::{Identity, ReducerContext, Table, TimeDuration, Timestamp};
 
 use crate::agents::agent;
+use crate::calls::{self, CallKey};
 use crate::owned_by_caller;
 use crate::validate::{self, MAX_TITLE_BYTES};
 
@@ -58,9 +59,13 @@ pub struct Spend {
 #[spacetimedb::reducer]
 pub fn set_budget(
     ctx: &ReducerContext,
+    call_key: CallKey,
     agent_id: u64,
     budget_nano_usd: Option<u64>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     if agent_id != 0 {
         owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
     }
@@ -82,7 +87,7 @@ pub(crate) fn check_call_allowed(
     estimate_nano_usd: u64,
 ) -> Result<(), String> {
     validate::size("provider", provider.len(), MAX_TITLE_BYTES)?;
-    if let Some(row) = ctx.db.provider().name().find(&provider.to_string()) {
+    if let Some(row) = ctx.db.provider().name().find(provider.to_string()) {
         if row.cooldown_until > ctx.timestamp {
             let left = row
                 .cooldown_until
@@ -146,16 +151,16 @@ pub(crate) fn record_call(ctx: &ReducerContext, call: CallOutcome<'_>) -> Result
     let existing = ctx.db.provider().name().find(&name);
     let known = existing.is_some();
     let mut row = existing.unwrap_or(Provider {
-            name,
-            model: String::new(),
-            calls: 0,
-            failures: 0,
-            consecutive_failures: 0,
-            last_error: String::new(),
-            cooldown_until: now,
-            spent_nano_usd: 0,
-            updated_at: now,
-        });
+        name,
+        model: String::new(),
+        calls: 0,
+        failures: 0,
+        consecutive_failures: 0,
+        last_error: String::new(),
+        cooldown_until: now,
+        spent_nano_usd: 0,
+        updated_at: now,
+    });
     row.model = call.model.to_string();
     row.calls += 1;
     row.spent_nano_usd = row.spent_nano_usd.saturating_add(call.cost_nano_usd);
@@ -216,7 +221,11 @@ fn spend_row(ctx: &ReducerContext, owner: Identity, agent_id: u64) -> Spend {
 
 /// Nano-dollars as "$0.000123".
 fn dollars(nano_usd: u64) -> String {
-    format!("${}.{:06}", nano_usd / 1_000_000_000, (nano_usd % 1_000_000_000) / 1000)
+    format!(
+        "${}.{:06}",
+        nano_usd / 1_000_000_000,
+        (nano_usd % 1_000_000_000) / 1000
+    )
 }
 
 #[cfg(test)]

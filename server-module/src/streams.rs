@@ -13,6 +13,7 @@
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
+use crate::calls::{self, CallKey};
 use crate::conversations::{conversation, message, Message};
 use crate::validate::{self, MAX_MESSAGE_BYTES};
 use crate::{found, owned_by_caller, OwnedRow};
@@ -82,11 +83,15 @@ impl OwnedRow for Stream {
 #[spacetimedb::reducer]
 pub fn start_stream(
     ctx: &ReducerContext,
+    call_key: CallKey,
     message_id: u64,
     agent_id: u64,
     provider: String,
     model: String,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let message = owned_by_caller(ctx, ctx.db.message().id().find(message_id), message_id)?;
     if message.role != "assistant" || !message.content.is_empty() {
         return Err(format!(
@@ -124,10 +129,14 @@ pub fn start_stream(
 #[spacetimedb::reducer]
 pub fn append_chunk(
     ctx: &ReducerContext,
+    call_key: CallKey,
     message_id: u64,
     sequence: u64,
     text: String,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let stream = live_stream_of_caller(ctx, message_id)?;
     let stream = write_chunk(ctx, stream, sequence, text)?;
     ctx.db.stream().message_id().update(stream);
@@ -139,12 +148,16 @@ pub fn append_chunk(
 #[spacetimedb::reducer]
 pub fn finish_stream(
     ctx: &ReducerContext,
+    call_key: CallKey,
     message_id: u64,
     provider: String,
     model: String,
     prompt_tokens: u64,
     completion_tokens: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let stream = live_stream_of_caller(ctx, message_id)?;
     validate::title("provider", &provider)?;
     validate::title("model", &model)?;
@@ -164,7 +177,15 @@ pub fn finish_stream(
 
 /// Ends a stream as failed with the provider's message; what was written stays. Author only.
 #[spacetimedb::reducer]
-pub fn fail_stream(ctx: &ReducerContext, message_id: u64, error: String) -> Result<(), String> {
+pub fn fail_stream(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    message_id: u64,
+    error: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let stream = live_stream_of_caller(ctx, message_id)?;
     end(ctx, stream, FAILED, &error)
 }
@@ -172,7 +193,15 @@ pub fn fail_stream(ctx: &ReducerContext, message_id: u64, error: String) -> Resu
 /// Stops a stream: its author or the conversation's owner may, from any
 /// process; the author's next chunk is refused. What was written stays.
 #[spacetimedb::reducer]
-pub fn cancel_stream(ctx: &ReducerContext, message_id: u64, reason: String) -> Result<(), String> {
+pub fn cancel_stream(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    message_id: u64,
+    reason: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let stream = found(ctx.db.stream().message_id().find(message_id), message_id)?;
     let conversation_owner = ctx
         .db
@@ -190,10 +219,24 @@ pub fn cancel_stream(ctx: &ReducerContext, message_id: u64, reason: String) -> R
     end(ctx, stream, CANCELLED, &reason)
 }
 
-/// Removes the stream and chunks of a deleted message (called by the message's deletion).
+/// Removes the stream and chunks of a message being deleted.
 pub(crate) fn forget_message(ctx: &ReducerContext, message_id: u64) {
     ctx.db.stream_chunk().message_id().delete(message_id);
     ctx.db.stream().message_id().delete(message_id);
+}
+
+/// Removes the streams and chunks of a conversation being deleted.
+pub(crate) fn forget_conversation(ctx: &ReducerContext, conversation_id: u64) {
+    let streams: Vec<u64> = ctx
+        .db
+        .stream()
+        .conversation_id()
+        .filter(conversation_id)
+        .map(|s| s.message_id)
+        .collect();
+    for message_id in streams {
+        forget_message(ctx, message_id);
+    }
 }
 
 fn check_agent(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
@@ -205,7 +248,11 @@ fn check_agent(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
 
 /// The caller's own stream of `message_id`, still streaming.
 fn live_stream_of_caller(ctx: &ReducerContext, message_id: u64) -> Result<Stream, String> {
-    let stream = owned_by_caller(ctx, ctx.db.stream().message_id().find(message_id), message_id)?;
+    let stream = owned_by_caller(
+        ctx,
+        ctx.db.stream().message_id().find(message_id),
+        message_id,
+    )?;
     ensure_streaming(&stream)?;
     Ok(stream)
 }
@@ -263,7 +310,12 @@ fn write_chunk(
 fn end(ctx: &ReducerContext, stream: Stream, status: &str, detail: &str) -> Result<(), String> {
     let message_id = stream.message_id;
     let message = found(ctx.db.message().id().find(message_id), message_id)?;
-    let mut chunks: Vec<StreamChunk> = ctx.db.stream_chunk().message_id().filter(message_id).collect();
+    let mut chunks: Vec<StreamChunk> = ctx
+        .db
+        .stream_chunk()
+        .message_id()
+        .filter(message_id)
+        .collect();
     chunks.sort_by_key(|c| c.sequence);
     let content: String = chunks.into_iter().map(|c| c.text).collect();
     ctx.db.message().id().update(Message {
