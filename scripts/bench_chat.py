@@ -5,17 +5,17 @@ same run):
 
 - tokens persisted per second with 1 and with 8 concurrent streams (offline
   provider at full speed, default flush policy), against the offline stream
-  alone, read and dropped;
+  alone, read and dropped; and the same with the writer fed directly (no
+  model), which shows what the database path takes on its own;
 - write-to-watcher latency, p50 and p99: from a writer's ``append_chunk`` call
   to another process seeing the chunk; baseline: the writer's own round trip;
 - bytes sent to a watcher per 1,000 tokens: chunk rows, against the old way
   (``append_message`` rewriting the whole row), same batches, gzip and none;
 - the slowdown of a paced stream (like a real model, 200 tokens/s) with
-  persistence, against the same offline stream without it;
-- a sweep of flush policies: batches written, tokens/s, paced slowdown, and
-  the watcher's latency per batch, to choose the default.
+  persistence, against the same offline stream without it, for four flush
+  policies (with chunks written and tokens/s at full speed), to choose the default.
 
-    .venv/bin/python scripts/bench_chat.py [--tokens N]
+    .venv/bin/python scripts/bench_chat.py [--tokens N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bench_common import machine
 
 from inner_universe.features.chat import ChatSession, Deployment, FlushPolicy, ProviderRouter
 from inner_universe.features.chat.inserts import OwnInserts
+from inner_universe.features.chat.writer import StreamWriter
 from inner_universe.spacetime import ConnectionBuilder, DbConnection, connect
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.universe import publish
@@ -54,9 +55,7 @@ async def new_conversation(conn: DbConnection) -> int:
 async def stream_alone(router: ProviderRouter, script: str) -> float:
     """Seconds to read the offline stream to its end, persisting nothing."""
     started = time.perf_counter()
-    async for _piece in router.stream(
-        router.deployments[0], [{"role": "user", "content": "go"}], script=script
-    ):
+    async for _piece in router.stream(router.deployments[0], [], script=script):
         pass
     return time.perf_counter() - started
 
@@ -85,6 +84,40 @@ async def persisted(
     finally:
         for c in conns:
             await c.disconnect()
+
+
+async def writer_alone(
+    uri: str, database: str, script: str, streams: int, policy: FlushPolicy
+) -> float:
+    """Seconds for ``streams`` StreamWriters fed directly (no model) to persist ``script``."""
+    conns = [await connect(uri, database) for _ in range(streams)]
+    try:
+        writers = []
+        for conn in conns:
+            conversation = await new_conversation(conn)
+            await conn.subscribe(f"SELECT * FROM message WHERE conversation_id = {conversation}")
+            message = await OwnInserts(conn).call(
+                "post_message", "message", conversation, "assistant", ""
+            )
+            await conn.reducers.start_stream(message.id, 0, "bench", "none")
+            writers.append(StreamWriter(conn, message.id, policy))
+        tokens = [word + " " for word in script.split(" ")]
+
+        async def feed(writer: StreamWriter) -> None:
+            for token in tokens:
+                await writer.put(token)
+            await writer.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(feed(w) for w in writers))
+        return time.perf_counter() - started
+    finally:
+        for conn in conns:
+            await conn.disconnect()
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
 
 
 # --- the watcher process -------------------------------------------------------------------------
@@ -197,8 +230,9 @@ def show(label: str, value: str) -> None:
     print(f"  {label:46}: {value}")
 
 
-async def main(tokens: int) -> None:
+async def main(tokens: int, repeat: int) -> None:
     print(machine("litellm"))
+    print(f"each figure: the median of {repeat} runs")
     with LocalServer() as server:
         database = publish(server, "bench-chat")
         uri = server.uri
@@ -209,15 +243,27 @@ async def main(tokens: int) -> None:
         policy_text = f"{default.max_chars} chars / {default.max_delay * 1000:.0f} ms"
         await persisted(uri, database, fast, words(50), 1, default)  # warm up
 
-        alone = await stream_alone(fast, script)
         print(f"\nthroughput: {tokens:,} tokens per stream, full speed, policy {policy_text}")
-        show("offline stream alone, nothing persisted", f"{tokens / alone:>9,.0f} tokens/s")
+        alone = median([await stream_alone(fast, script) for _ in range(repeat)])
+        show("offline stream through LiteLLM, not persisted", f"{tokens / alone:>9,.0f} tokens/s")
         for streams in (1, 8):
-            seconds, batches = await persisted(uri, database, fast, script, streams, default)
+            runs = [
+                await persisted(uri, database, fast, script, streams, default)
+                for _ in range(repeat)
+            ]
+            seconds, batches = median([r[0] for r in runs]), runs[0][1]
             rate = streams * tokens / seconds
             show(
-                f"persisted, {streams} concurrent stream(s)",
+                f"persisted, {streams} stream(s) through LiteLLM",
                 f"{rate:>9,.0f} tokens/s ({batches:,} chunks)",
+            )
+        for streams in (1, 8):
+            seconds = median(
+                [await writer_alone(uri, database, script, streams, default) for _ in range(repeat)]
+            )
+            show(
+                f"persisted, {streams} stream(s), writer fed directly",
+                f"{streams * tokens / seconds:>9,.0f} tokens/s",
             )
 
         lat = await latency(uri, database, 200, 0.01, "a batch of about forty characters here ")
@@ -242,25 +288,26 @@ async def main(tokens: int) -> None:
                 f"{sizes['rewrite']:>9,} B ({ratio:.1f}x)",
             )
 
-        paced_tokens = 400
+        paced_tokens = 200
         paced_script = words(paced_tokens)
-        bare = await stream_alone(paced, paced_script)
-        print(f"\npaced stream: {paced_tokens} tokens at {1 / PACED:.0f} tokens/s")
-        show("offline stream alone, nothing persisted", f"{bare:.3f} s")
-        seconds, batches = await persisted(uri, database, paced, paced_script, 1, default)
-        show(f"persisted, policy {policy_text}", f"{seconds:.3f} s ({seconds / bare:.3f}x)")
-
-        print("\nflush policies: chunks and tokens/s at full speed; paced: time, chunk interval")
+        print(
+            f"\nslowdown by persistence: {paced_tokens} tokens paced at {1 / PACED:.0f} tokens/s,"
+        )
+        print("each run next to the same stream not persisted; then full speed per policy")
         for policy in (FlushPolicy(1, 0.0), FlushPolicy(32, 0.02), default, FlushPolicy(512, 0.2)):
-            seconds, batches = await persisted(uri, database, fast, script, 1, policy)
-            paced_seconds, paced_batches = await persisted(
-                uri, database, paced, paced_script, 1, policy
-            )
+            ratios, paced_batches = [], 0
+            for _ in range(repeat):
+                bare = await stream_alone(paced, paced_script)
+                seconds, paced_batches = await persisted(
+                    uri, database, paced, paced_script, 1, policy
+                )
+                ratios.append(seconds / bare)
+            full = [await persisted(uri, database, fast, script, 1, policy) for _ in range(repeat)]
+            rate = tokens / median([r[0] for r in full])
             show(
                 f"{policy.max_chars} chars / {policy.max_delay * 1000:.0f} ms",
-                f"{batches:5,} chunks, {tokens / seconds:>7,.0f} tokens/s; paced "
-                f"{paced_seconds / bare:.3f}x alone, a chunk every "
-                f"{paced_seconds / paced_batches * 1000:.0f} ms",
+                f"paced {median(ratios):.3f}x ({paced_batches} chunks); "
+                f"full speed {rate:>5,.0f} tokens/s ({full[0][1]:,} chunks)",
             )
 
 
@@ -273,4 +320,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tokens", type=int, default=2000)
-    asyncio.run(main(parser.parse_args().tokens))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.tokens, args.repeat))

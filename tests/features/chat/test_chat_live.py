@@ -282,6 +282,21 @@ async def test_bad_input_is_refused_with_a_typed_error_and_changes_nothing(
     assert (reply.status, reply.text) == ("done", SCRIPT)
 
 
+async def test_the_prompt_is_the_conversation_from_each_sessions_point_of_view(
+    alice: DbConnection, bob: DbConnection
+) -> None:
+    conversation = await new_conversation(alice)
+    mine, theirs = session(alice, echo("pov-a")), session(bob, echo("pov-b"))
+    reply = await mine.send(conversation, "hello")
+    assert reply.text == "You said: hello"  # the echo answers the user message just sent
+    await theirs.follow(conversation)
+    assert mine.prompt(conversation) == [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "You said: hello"},
+    ]
+    assert [m["role"] for m in theirs.prompt(conversation)] == ["user", "user"]
+
+
 async def test_spend_queries_add_up_the_ledger(alice: DbConnection) -> None:
     conversation = await new_conversation(alice)
     chat = session(alice, echo("counted-a"))

@@ -101,14 +101,16 @@ class OfflineProvider(CustomLLM):
         pace = float(optional_params.get("pace", DEFAULT_PACE))
         fail_after = optional_params.get("fail_after")
         words = _WORDS.findall(text)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for count, word in enumerate(words):
             if fail_after is not None and count >= int(fail_after):
                 raise CustomLLMError(  # type: ignore[no-untyped-call]
                     status_code=503,
                     message=f"offline/{model} dropped the stream after {count} words",
                 )
-            if pace > 0:
-                await asyncio.sleep(pace)
+            if pace > 0:  # on a schedule, so late wake-ups do not add up
+                await asyncio.sleep(max(0.0, started + (count + 1) * pace - loop.time()))
             yield {"text": word, "is_finished": False, "finish_reason": "", "usage": None}
         prompt_tokens = litellm.token_counter(model="gpt-3.5-turbo", messages=messages)
         yield {

@@ -14,7 +14,7 @@
 5. ends the model call in the ledger and the stream (done, failed or cancelled).
 
 The prompt is the conversation as this session's identity sees it: its own
-messages are the assistant's, everyone else's are the user's.
+replies are the assistant's; other agents' replies, like user messages, are the user's.
 """
 
 from __future__ import annotations
@@ -165,9 +165,9 @@ class ChatSession:
         for row in rows:
             if not row.content:
                 continue  # a reply still streaming, or an empty one
-            role = "assistant" if row.author == me else "user"
-            if row.role == "system":
-                role = "system"
+            role = "user"  # the user's words, and other agents' replies
+            if row.role == "system" or (row.role == "assistant" and row.author == me):
+                role = row.role
             prompt.append({"role": role, "content": row.content})
         return prompt
 
