@@ -7,14 +7,18 @@
 //! and how it ended; ending it in any way (done, failed, cancelled) folds the
 //! chunks into the message's content in the same transaction.
 //!
-//! Only the stream's author writes its chunks or ends it; the conversation's
-//! owner may also cancel it.
+//! Only the stream's author writes its chunks (while the conversation lets it
+//! post as assistant) or ends it; any participant of the conversation may cancel
+//! it. Chunk bytes count against the author's message quota as they are written.
+//! Streams and chunks of a private conversation are visible as its messages are:
+//! to the conversation's owner and to their author.
 
-use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
+use spacetimedb::{client_visibility_filter, Filter, Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
 use crate::calls::{self, CallKey};
-use crate::conversations::{conversation, message, Message};
+use crate::conversations::{check_may_post, is_participant, message, Message};
+use crate::quotas::{self, Quota};
 use crate::validate::{self, MAX_MESSAGE_BYTES};
 use crate::{found, owned_by_caller, OwnedRow};
 
@@ -36,7 +40,12 @@ pub struct Stream {
     pub message_id: u64,
     #[index(btree)]
     pub conversation_id: u64,
+    #[index(btree)]
     pub author: Identity,
+    /// The conversation's `private` flag and owner, copied (visibility rules filter on them).
+    pub private: bool,
+    #[index(btree)]
+    pub conversation_owner: Identity,
     /// The agent the reply speaks for (0: none), owned by the author.
     pub agent_id: u64,
     /// [`STREAMING`], [`DONE`], [`CANCELLED`] or [`FAILED`].
@@ -65,11 +74,44 @@ pub struct StreamChunk {
     pub id: u64,
     #[index(btree)]
     pub message_id: u64,
+    /// The stream's author, and the conversation's `private` flag and owner, copied.
+    #[index(btree)]
+    pub author: Identity,
+    pub private: bool,
+    #[index(btree)]
+    pub conversation_owner: Identity,
     /// 1, 2, 3, ... within the stream, without gaps.
     pub sequence: u64,
     pub text: String,
     pub created_at: Timestamp,
 }
+
+// Visibility as for messages (see conversations.rs), decided from each row alone.
+
+#[client_visibility_filter]
+const PUBLIC_STREAMS: Filter = Filter::Sql("SELECT * FROM stream WHERE private = false");
+
+#[client_visibility_filter]
+const PRIVATE_STREAMS_OF_THE_CONVERSATION_OWNER: Filter =
+    Filter::Sql("SELECT * FROM stream WHERE private = true AND conversation_owner = :sender");
+
+#[client_visibility_filter]
+const PRIVATE_STREAMS_OF_THEIR_AUTHOR: Filter = Filter::Sql(
+    "SELECT * FROM stream WHERE private = true AND author = :sender AND conversation_owner <> :sender",
+);
+
+#[client_visibility_filter]
+const PUBLIC_CHUNKS: Filter = Filter::Sql("SELECT * FROM stream_chunk WHERE private = false");
+
+#[client_visibility_filter]
+const PRIVATE_CHUNKS_OF_THE_CONVERSATION_OWNER: Filter =
+    Filter::Sql("SELECT * FROM stream_chunk WHERE private = true AND conversation_owner = :sender");
+
+#[client_visibility_filter]
+const PRIVATE_CHUNKS_OF_THEIR_AUTHOR: Filter = Filter::Sql(
+    "SELECT * FROM stream_chunk \
+     WHERE private = true AND author = :sender AND conversation_owner <> :sender",
+);
 
 impl OwnedRow for Stream {
     const KIND: &'static str = "stream of message";
@@ -108,6 +150,8 @@ pub fn start_stream(
         message_id,
         conversation_id: message.conversation_id,
         author: ctx.sender,
+        private: message.private,
+        conversation_owner: message.conversation_owner,
         agent_id,
         status: STREAMING.into(),
         provider,
@@ -190,8 +234,8 @@ pub fn fail_stream(
     end(ctx, stream, FAILED, &error)
 }
 
-/// Stops a stream: its author or the conversation's owner may, from any
-/// process; the author's next chunk is refused. What was written stays.
+/// Stops a stream: its author or any participant of the conversation may, from
+/// any process; the author's next chunk is refused. What was written stays.
 #[spacetimedb::reducer]
 pub fn cancel_stream(
     ctx: &ReducerContext,
@@ -203,16 +247,11 @@ pub fn cancel_stream(
         return Ok(());
     }
     let stream = found(ctx.db.stream().message_id().find(message_id), message_id)?;
-    let conversation_owner = ctx
-        .db
-        .conversation()
-        .id()
-        .find(stream.conversation_id)
-        .map(|c| c.owner);
-    if stream.author != ctx.sender && conversation_owner != Some(ctx.sender) {
+    if stream.author != ctx.sender && !is_participant(ctx, stream.conversation_id, ctx.sender) {
         return Err(format!(
-            "stream of message {message_id} may be cancelled only by its author or the \
-             conversation's owner"
+            "stream of message {message_id} may be cancelled only by its author or a \
+             participant of conversation {}",
+            stream.conversation_id
         ));
     }
     ensure_streaming(&stream)?;
@@ -220,23 +259,17 @@ pub fn cancel_stream(
 }
 
 /// Removes the stream and chunks of a message being deleted.
-pub(crate) fn forget_message(ctx: &ReducerContext, message_id: u64) {
+pub(crate) fn forget_message(ctx: &ReducerContext, message_id: u64) -> Result<(), String> {
+    if let Some(stream) = ctx.db.stream().message_id().find(message_id) {
+        if stream.status == STREAMING {
+            // Its chunks were charged as written, and the message does not hold them yet.
+            let bytes = quotas::signed(stream.length as usize);
+            quotas::charge(ctx, stream.author, Quota::Messages, 0, -bytes)?;
+        }
+    }
     ctx.db.stream_chunk().message_id().delete(message_id);
     ctx.db.stream().message_id().delete(message_id);
-}
-
-/// Removes the streams and chunks of a conversation being deleted.
-pub(crate) fn forget_conversation(ctx: &ReducerContext, conversation_id: u64) {
-    let streams: Vec<u64> = ctx
-        .db
-        .stream()
-        .conversation_id()
-        .filter(conversation_id)
-        .map(|s| s.message_id)
-        .collect();
-    for message_id in streams {
-        forget_message(ctx, message_id);
-    }
+    Ok(())
 }
 
 fn check_agent(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
@@ -291,9 +324,20 @@ fn write_chunk(
     }
     let length = stream.length + text.len() as u64;
     validate::size("streamed message", length as usize, MAX_MESSAGE_BYTES)?;
+    check_may_post(ctx, stream.conversation_id, "assistant")?;
+    quotas::charge(
+        ctx,
+        stream.author,
+        Quota::Messages,
+        0,
+        quotas::signed(text.len()),
+    )?;
     ctx.db.stream_chunk().insert(StreamChunk {
         id: 0,
         message_id: stream.message_id,
+        author: stream.author,
+        private: stream.private,
+        conversation_owner: stream.conversation_owner,
         sequence,
         text,
         created_at: ctx.timestamp,
@@ -306,7 +350,8 @@ fn write_chunk(
     })
 }
 
-/// Ends `stream` with `status`, folding its chunks into the message's content.
+/// Ends `stream` with `status`, folding its chunks into the message's content
+/// (their bytes were charged to the author's quota as they were written).
 fn end(ctx: &ReducerContext, stream: Stream, status: &str, detail: &str) -> Result<(), String> {
     let message_id = stream.message_id;
     let message = found(ctx.db.message().id().find(message_id), message_id)?;

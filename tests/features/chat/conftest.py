@@ -27,10 +27,14 @@ async def bob(universe_db: PublishedDatabase) -> AsyncIterator[DbConnection]:
         yield conn
 
 
-async def new_conversation(conn: DbConnection) -> int:
-    """A fresh conversation owned by ``conn``'s identity; returns its id."""
+async def new_conversation(
+    conn: DbConnection, *, private: bool = False, speakers: tuple[DbConnection, ...] = ()
+) -> int:
+    """A fresh conversation owned by ``conn``'s identity, with ``speakers`` admitted to
+    post as user and assistant; returns its id."""
     await conn.subscribe("SELECT * FROM conversation")
-    row = await OwnInserts(conn).call(
-        "create_conversation", "conversation", f"chat test {uuid.uuid4().hex[:8]}"
-    )
+    reducer = "create_private_conversation" if private else "create_conversation"
+    row = await OwnInserts(conn).call(reducer, "conversation", f"chat test {uuid.uuid4().hex[:8]}")
+    for speaker in speakers:
+        await conn.reducers.admit_participant(row.id, speaker.identity, ["user", "assistant"])
     return int(row.id)

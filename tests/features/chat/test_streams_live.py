@@ -12,8 +12,8 @@ import pytest
 
 from inner_universe.errors import ReducerError
 from inner_universe.features.chat.inserts import OwnInserts
-from inner_universe.spacetime.connection import DbConnection
-from tests.conftest import until
+from inner_universe.spacetime.connection import DbConnection, connect
+from tests.conftest import PublishedDatabase, until
 from tests.features.chat.conftest import new_conversation
 
 pytestmark = pytest.mark.integration
@@ -94,7 +94,7 @@ async def test_only_the_author_writes_and_a_stranger_cannot_cancel(
         await bob.reducers.append_chunk(message_id, 2, "forged")
     with pytest.raises(ReducerError, match="belongs to another identity"):
         await bob.reducers.finish_stream(message_id, "p", "m", 0, 0)
-    with pytest.raises(ReducerError, match="may be cancelled only by its author or the conv"):
+    with pytest.raises(ReducerError, match="may be cancelled only by its author or a partic"):
         await bob.reducers.cancel_stream(message_id, "not yours")
     with pytest.raises(ReducerError, match="no stream of message with id 999999"):
         await bob.reducers.cancel_stream(999999, "")
@@ -106,7 +106,7 @@ async def test_a_cancel_ends_the_stream_keeps_its_text_and_refuses_later_chunks(
     alice: DbConnection, bob: DbConnection
 ) -> None:
     # Bob streams into Alice's conversation; Alice, the conversation's owner, cancels it.
-    conversation = await new_conversation(alice)
+    conversation = await new_conversation(alice, speakers=(bob,))
     message_id = await start(bob, conversation)
     await bob.reducers.append_chunk(message_id, 1, "half a ")
     await alice.reducers.cancel_stream(message_id, "enough")
@@ -122,6 +122,51 @@ async def test_a_cancel_ends_the_stream_keeps_its_text_and_refuses_later_chunks(
     )
     (message,) = await rows(alice, "message", f"id = {message_id}")
     assert message.content == "half a "
+
+
+async def test_any_participant_may_cancel_and_a_removed_author_may_not_write(
+    universe_db: PublishedDatabase, alice: DbConnection, bob: DbConnection
+) -> None:
+    async with connect(universe_db.uri, universe_db.name) as carol:
+        conversation = await new_conversation(alice, speakers=(bob,))
+        await alice.reducers.admit_participant(conversation, carol.identity, [])  # no voice
+        first = await start(bob, conversation)
+        await carol.reducers.cancel_stream(first, "a participant stops it")
+        (stream,) = await rows(alice, "stream", f"message_id = {first}")
+        assert (stream.status, stream.ended_by) == ("cancelled", carol.identity)
+
+        second = await start(bob, conversation)
+        await bob.reducers.append_chunk(second, 1, "before ")
+        await alice.reducers.remove_participant(conversation, bob.identity)
+        with pytest.raises(ReducerError, match="you are not a participant of conversation"):
+            await bob.reducers.append_chunk(second, 2, "after")
+        assert [c.text for c in await rows(alice, "stream_chunk", f"message_id = {second}")] == [
+            "before "
+        ]
+
+
+async def test_a_private_conversations_streams_are_seen_by_its_owner_and_author_only(
+    universe_db: PublishedDatabase, alice: DbConnection, bob: DbConnection
+) -> None:
+    conversation = await new_conversation(alice, private=True, speakers=(bob,))
+    message_id = await start(bob, conversation)
+    await bob.reducers.append_chunk(message_id, 1, "secret")
+    async with connect(universe_db.uri, universe_db.name) as stranger:
+        for conn, visible in ((alice, 1), (bob, 1), (stranger, 0)):
+            for table in ("stream", "stream_chunk"):
+                assert len(await rows(conn, table, f"message_id = {message_id}")) == visible
+        seen: list[Any] = []
+        stranger.db.stream_chunk.on_insert(lambda ctx, row: seen.append(row))
+        await stranger.subscribe("SELECT * FROM stream_chunk")
+        await bob.reducers.append_chunk(message_id, 2, " plans")
+        await bob.reducers.finish_stream(message_id, "p", "m", 1, 2)
+        # A public chunk committed afterwards reaches the stranger; the private ones did not.
+        public = await start(alice, await new_conversation(alice))
+        await alice.reducers.append_chunk(public, 1, "hello all")
+        await until(lambda: any(row.message_id == public for row in seen))
+        assert not [row for row in seen if row.message_id == message_id]
+        (message,) = await rows(alice, "message", f"id = {message_id}")
+        assert message.content == "secret plans"
 
 
 async def test_a_stream_starts_only_on_the_callers_empty_assistant_message(

@@ -12,7 +12,7 @@ This process observes; the others are separate processes:
   persisted prefix, and the broken one cools down for everyone;
 - a late observer process joins turn 2 in the middle, catches up on the
   backlog and follows it live to the end;
-- a third process (the conversation's owner, from elsewhere) cancels turn 3;
+- a third process, a participant the owner admitted without a voice, cancels turn 3;
 - at the end the observer reads the model-call ledger and the spend.
 """
 
@@ -105,6 +105,7 @@ class Observer:
         self.names: dict[int, str] = {}
         self.turn_of: dict[int, int] = {}  # message id -> turn
         self.helpers: dict[str, subprocess.Popen[str]] = {}
+        self.canceller_token = ""  # a third identity, admitted to the conversation
         conn.db.agent.on_insert(lambda _ctx, row: self.names.__setitem__(row.id, row.name))
         conn.db.stream.on_insert(self.on_stream)
         conn.db.stream.on_update(lambda ctx, _old, new: self.on_stream_update(new))
@@ -128,10 +129,9 @@ class Observer:
                 "late", self.uri, self.database, "--message", str(row.message_id)
             )
         if row.sequence == 3 and turn == 2 and "cancel" not in self.helpers:
-            assert self.conn.token is not None
             self.helpers["cancel"] = _spawn(
                 "cancel", self.uri, self.database,
-                "--message", str(row.message_id), "--token", self.conn.token,
+                "--message", str(row.message_id), "--token", self.canceller_token,
             )  # fmt: skip
 
     def on_call(self, _ctx: EventContext, row: Any) -> None:
@@ -163,7 +163,17 @@ async def observe(uri: str, database: str, agents: list[subprocess.Popen[str]]) 
         await conn.reducers.create_conversation(TITLE)
         convo = max(conn.db.conversation.iter(), key=lambda c: c.id)
         print(f"chat: conversation #{convo.id} {TITLE!r}; the agents join it")
+        async with connect(uri, database) as third:  # the canceller's identity
+            assert third.token is not None
+            observer.canceller_token = third.token
+            await conn.reducers.admit_participant(convo.id, third.identity, [])
         try:
+            # Only participants post, in the roles the owner admits them to.
+            await _until(lambda: {a.name for a in conn.db.agent.iter()} >= set(TURNS))
+            for row in conn.db.agent.iter():
+                if row.name in TURNS:
+                    await conn.reducers.admit_participant(convo.id, row.owner, ["assistant"])
+            observer.line("the owner admits critic and writer as assistants, a third identity mute")
             await conn.reducers.post_message(convo.id, "user", QUESTION)
             observer.line(f"user asks: {QUESTION}")
             reports = [await asyncio.to_thread(_report, proc) for proc in agents]
@@ -228,15 +238,16 @@ async def agent(uri: str, database: str, name: str) -> dict[str, Any]:
     async for _piece in router.stream(router.deployments[-1], [], script="warm", pace=0):
         pass
     async with connect(uri, database) as conn:
+        assert conn.identity is not None
         await conn.subscribe(
-            f"SELECT * FROM agent WHERE name = '{name}'",
+            f"SELECT * FROM agent WHERE owner = 0x{conn.identity.to_hex()}",
             f"SELECT * FROM conversation WHERE title = '{TITLE}'",
+            f"SELECT * FROM conversation_participant WHERE identity = 0x{conn.identity.to_hex()}",
         )
-        await _until(lambda: len(conn.db.conversation) > 0)
-        conversation_id = max(c.id for c in conn.db.conversation.iter())
         await conn.reducers.register_agent(name, "chat", b"")
-        me = conn.db.agent.find("name", name)
-        assert me is not None
+        me = next(a for a in conn.db.agent.iter() if a.owner == conn.identity)
+        await _until(lambda: len(conn.db.conversation_participant) > 0)  # admitted
+        conversation_id = max(c.id for c in conn.db.conversation.iter())
         session = ChatSession(conn, router, agent_id=me.id, policy=POLICY, cooldown=60.0)
         await session.follow(conversation_id)
 
