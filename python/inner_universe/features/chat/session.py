@@ -136,9 +136,17 @@ class ChatSession:
         await self.conn.reducers.cancel_stream(message_id, reason)
 
     async def follow(self, conversation_id: int) -> None:
-        """Subscribe to a conversation's messages and streams, and to provider health (once)."""
+        """Subscribe to a conversation's messages and streams, and (once) to provider
+        health and this identity's running model calls."""
         if self._health is None:
-            self._health = asyncio.ensure_future(self.conn.subscribe("SELECT * FROM provider"))
+            self._health = asyncio.ensure_future(
+                self.conn.subscribe(
+                    "SELECT * FROM provider",
+                    # Running calls only (to learn a new call's id), so the replica stays small.
+                    f"SELECT * FROM model_call WHERE caller = 0x{self._identity_hex()} "
+                    "AND status = 'running'",
+                )
+            )
         await self._health
         if conversation_id not in self._followed:
             c = int(conversation_id)
@@ -147,7 +155,6 @@ class ChatSession:
                     f"SELECT * FROM conversation WHERE id = {c}",
                     f"SELECT * FROM message WHERE conversation_id = {c}",
                     f"SELECT * FROM stream WHERE conversation_id = {c}",
-                    f"SELECT * FROM model_call WHERE caller = 0x{self._identity_hex()}",
                 )
             )
         await self._followed[conversation_id]
