@@ -242,14 +242,11 @@ class ChatSession:
                 reply.status = attempt.outcome
                 break
             if reply.status == "done":
-                await writer.close()
-                await self.conn.reducers.finish_stream(
-                    message_id, reply.provider, reply.model, prompt_tokens, completion_tokens
-                )
-            elif cancel.is_set():
+                await self._finish(reply, writer, cancel, prompt_tokens, completion_tokens)
+            if cancel.is_set():
                 reply.status = "cancelled"
                 await writer.abort()
-            else:
+            elif reply.status != "done":
                 await self._end_stream(writer, "fail_stream", _summary(reply.errors))
                 raise ProvidersFailedError(reply.errors, message_id)
         finally:
@@ -297,7 +294,7 @@ class ChatSession:
             if not cancel.is_set():
                 await writer.drain()  # persist everything that arrived, also after a failure
         except ReducerError as refused:  # the module refused a chunk
-            if " is cancelled" in refused.message:  # the cancel's own update may come later
+            if _says_cancelled(refused):  # the cancel's own update may come later
                 cancel.set()
             else:  # the stream cannot take more (too long, say): no provider can fix that
                 attempt.outcome, attempt.error, attempt.fatal = "failed", refused.message, True
@@ -329,6 +326,25 @@ class ChatSession:
             round(self.cooldown * 1000) if attempt.outcome == "failed" else 0,
         )
 
+    async def _finish(
+        self,
+        reply: Reply,
+        writer: StreamWriter,
+        cancel: asyncio.Event,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """Write the rest and end the stream as done, unless a cancel comes first."""
+        try:
+            await writer.close()
+            await self.conn.reducers.finish_stream(
+                reply.message_id, reply.provider, reply.model, prompt_tokens, completion_tokens
+            )
+        except ReducerError as refused:
+            if not _says_cancelled(refused):
+                raise
+            cancel.set()  # cancelled after the model's last token: the cancel stands
+
     async def _end_stream(self, writer: StreamWriter, reducer: str, detail: str) -> None:
         """Write what is queued, then end the stream with ``reducer`` (keeps what was written)."""
         try:
@@ -352,6 +368,11 @@ def check_message(text: str) -> None:
     size = len(text.encode())
     if size > MAX_MESSAGE_BYTES:
         raise ChatInputError(f"a chat message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
+
+
+def _says_cancelled(refused: ReducerError) -> bool:
+    """The module refused a write because the stream was cancelled (streams.rs's wording)."""
+    return " is cancelled" in refused.message
 
 
 async def _stop(task: asyncio.Future[None]) -> None:
