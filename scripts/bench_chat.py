@@ -9,6 +9,7 @@ same run):
   model), which shows what the database path takes on its own;
 - write-to-watcher latency, p50 and p99: from a writer's ``append_chunk`` call
   to another process seeing the chunk; baseline: the writer's own round trip;
+- how soon a cancel stops the producer, against one batch interval;
 - bytes sent to a watcher per 1,000 tokens: chunk rows, against the old way
   (``append_message`` rewriting the whole row), same batches, gzip and none;
 - the slowdown of a paced stream (like a real model, 200 tokens/s) with
@@ -114,6 +115,31 @@ async def writer_alone(
     finally:
         for conn in conns:
             await conn.disconnect()
+
+
+async def cancel_to_stop(uri: str, database: str, router: ProviderRouter, runs: int) -> list[float]:
+    """Seconds from a cancel's commit (seen by the canceller) until the producer has stopped."""
+    seconds = []
+    async with connect(uri, database) as producer, connect(uri, database) as canceller:
+        session = ChatSession(producer, router)
+        for _ in range(runs):
+            conversation = await new_conversation(producer)
+            await producer.reducers.admit_participant(conversation, canceller.identity, [])
+            await session.follow(conversation)
+            reply = asyncio.ensure_future(session.reply(conversation, script=words(2000)))
+            await until_streaming(producer, conversation)
+            stream = next(iter(producer.db.stream.filter("conversation_id", conversation)))
+            await canceller.reducers.cancel_stream(stream.message_id, "bench")
+            committed = time.perf_counter()
+            assert (await reply).status == "cancelled"
+            seconds.append(time.perf_counter() - committed)
+    return seconds
+
+
+async def until_streaming(conn: DbConnection, conversation: int) -> None:
+    """Wait (on the replica) until the conversation's stream has its first chunk."""
+    while not any(s.last_sequence for s in conn.db.stream.filter("conversation_id", conversation)):
+        await asyncio.sleep(0.005)
 
 
 def median(samples: list[float]) -> float:
@@ -275,6 +301,14 @@ async def main(tokens: int, repeat: int) -> None:
         show(
             "baseline: the writer's own round trip",
             f"p50 {lat['rt50']:.2f} ms, p99 {lat['rt99']:.2f} ms",
+        )
+
+        stops = sorted(await cancel_to_stop(uri, database, paced, 5))
+        print("\ncancel: from another connection's commit to the producer having stopped (5 runs)")
+        show(
+            "cancel committed -> reply() returned",
+            f"median {median(stops) * 1000:.1f} ms, max {stops[-1] * 1000:.1f} ms "
+            f"(one batch interval: {default.max_delay * 1000:.0f} ms)",
         )
 
         thousand = batches_of(words(1000), default.max_chars)
