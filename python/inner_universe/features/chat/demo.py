@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -27,8 +28,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ...nerv.adapters import attach_event_bus
+from ...nerv.bus import BusEvent
 from ...spacetime.connection import DbConnection, connect
-from ...spacetime.events import EventContext
 from ...spacetime.server import LocalServer
 from .buffer import FlushPolicy
 from .ledger import dollars, ledger_rows, spend_per_agent, spend_per_provider
@@ -97,7 +99,11 @@ def _report(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 class Observer:
-    """Prints the conversation's streams live, and starts the late observer and the canceller."""
+    """Prints the conversation's streams live, and starts the late observer and the canceller.
+
+    It listens on NERV's EventBus: one named signal per table and kind of change,
+    filtered with ``where`` so each receiver sees only what it prints.
+    """
 
     def __init__(self, conn: DbConnection, uri: str, database: str) -> None:
         self.conn, self.uri, self.database = conn, uri, database
@@ -106,22 +112,26 @@ class Observer:
         self.turn_of: dict[int, int] = {}  # message id -> turn
         self.helpers: dict[str, subprocess.Popen[str]] = {}
         self.canceller_token = ""  # a third identity, admitted to the conversation
-        conn.db.agent.on_insert(lambda _ctx, row: self.names.__setitem__(row.id, row.name))
-        conn.db.stream.on_insert(self.on_stream)
-        conn.db.stream.on_update(lambda ctx, _old, new: self.on_stream_update(new))
-        conn.db.stream_chunk.on_insert(self.on_chunk)
-        conn.db.model_call.on_insert(self.on_call)
-        conn.db.model_call.on_update(lambda _ctx, _old, new: self.on_call_end(new))
+        bus = attach_event_bus(conn, history=0)
+        on = functools.partial(bus.connect, weak=False)
+        on("agent.insert", lambda _s, event: self.names.__setitem__(event.new.id, event.new.name))
+        on("stream.insert", self.on_stream)
+        on("stream.update", self.on_stream_end, where=lambda e: e.new.status in ENDED)
+        on("stream_chunk.insert", self.on_chunk)
+        on("model_call.insert", self.on_fallback, where=lambda e: e.new.resumed_from > 0)
+        on("model_call.update", self.on_failure, where=lambda e: e.new.status == "failed")
 
     def line(self, text: str) -> None:
         print(f"\n  [{time.monotonic() - self.started:5.2f}s] {text}", end="", flush=True)
 
-    def on_stream(self, _ctx: EventContext, row: Any) -> None:
+    def on_stream(self, _sender: object, *, event: BusEvent) -> None:
+        row = event.new
         self.turn_of[row.message_id] = len(self.turn_of)
         who = self.names.get(row.agent_id, "?")
         self.line(f"{who} streams message #{row.message_id} via {row.provider}: ")
 
-    def on_chunk(self, _ctx: EventContext, row: Any) -> None:
+    def on_chunk(self, _sender: object, *, event: BusEvent) -> None:
+        row = event.new
         print(row.text, end="", flush=True)
         turn = self.turn_of.get(row.message_id)
         if row.sequence == 3 and turn == 1 and "late" not in self.helpers:
@@ -134,18 +144,17 @@ class Observer:
                 "--message", str(row.message_id), "--token", self.canceller_token,
             )  # fmt: skip
 
-    def on_call(self, _ctx: EventContext, row: Any) -> None:
-        if row.resumed_from:
-            self.line(f"  -> {row.provider} continues from byte {row.resumed_from}: ")
+    def on_fallback(self, _sender: object, *, event: BusEvent) -> None:
+        row = event.new
+        self.line(f"  -> {row.provider} continues from byte {row.resumed_from}: ")
 
-    def on_call_end(self, row: Any) -> None:
-        if row.status == "failed":
-            self.line(f"  x {row.provider} failed: {row.error}")
+    def on_failure(self, _sender: object, *, event: BusEvent) -> None:
+        self.line(f"  x {event.new.provider} failed: {event.new.error}")
 
-    def on_stream_update(self, row: Any) -> None:
-        if row.status in ENDED:
-            detail = f" ({row.detail})" if row.detail else ""
-            self.line(f"  message #{row.message_id} {row.status}{detail}")
+    def on_stream_end(self, _sender: object, *, event: BusEvent) -> None:
+        row = event.new
+        detail = f" ({row.detail})" if row.detail else ""
+        self.line(f"  message #{row.message_id} {row.status}{detail}")
 
 
 def start_agents(uri: str, database: str) -> list[subprocess.Popen[str]]:
