@@ -39,8 +39,11 @@ pub mod chunks;
 pub mod conversations;
 pub mod documents;
 pub mod events;
+pub mod ledger;
+pub mod providers;
 pub mod quotas;
 pub mod sessions;
+pub mod streams;
 pub mod validate;
 
 /// Runs once, when the database is first published: starts the module's schedules.
