@@ -313,11 +313,10 @@ class _Generator:
                 (attribute_name(p), self.annotation(ty, accept=True)) for p, ty in reducer.params
             ]
             names = [p for p, _ in params]
-            call = ", ".join([_quote(reducer.name), *names])
             lines += [
                 "",
                 _def(attribute_name(reducer.name), [f"{p}: {t}" for p, t in params], result),
-                _wrap_call("        return self.conn.call_reducer(", call),
+                _wrap_call("        return self.conn.call_reducer(", _quote(reducer.name), *names),
             ]
         return "\n".join(lines)
 
@@ -358,10 +357,15 @@ def _def(name: str, params: list[str], result: str) -> str:
     return f"    def {name}(\n{inner}    ) -> {result}:"
 
 
-def _wrap_call(prefix: str, args: str) -> str:
-    if len(prefix) + len(args) + 1 <= _LINE:
-        return f"{prefix}{args})"
-    return f"{prefix}\n            {args}\n        )"
+def _wrap_call(prefix: str, *args: str) -> str:
+    """A call as the formatter writes it: on one line, else the arguments on one indented
+    line, else one argument per line with a trailing comma."""
+    joined = ", ".join(args)
+    if len(prefix) + len(joined) + 1 <= _LINE:
+        return f"{prefix}{joined})"
+    if len("            ") + len(joined) <= _LINE:
+        return f"{prefix}\n            {joined}\n        )"
+    return prefix + "\n" + "".join(f"            {a},\n" for a in args) + "        )"
 
 
 def _wrap_import(prefix: str, names: list[str]) -> str:

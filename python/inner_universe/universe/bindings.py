@@ -51,21 +51,31 @@ __all__ = [
     "MessageCleanup",
     "MessageCleanupTable",
     "MessageTable",
+    "ModelCall",
+    "ModelCallTable",
     "Module",
     "NewChunk",
     "NewEvent",
     "NewTracking",
     "Participant",
+    "Provider",
+    "ProviderTable",
     "QuotaUsage",
     "QuotaUsageTable",
     "Reducers",
     "Session",
     "SessionTable",
+    "Spend",
+    "SpendTable",
     "StoreMember",
     "StoredEvent",
     "StoredEventTable",
     "StoredSnapshot",
     "StoredSnapshotTable",
+    "Stream",
+    "StreamChunk",
+    "StreamChunkTable",
+    "StreamTable",
     "Tables",
     "ThreadedModule",
     "ThreadedReducers",
@@ -241,6 +251,29 @@ class MessageCleanup:
     conversation_id: int
 
 
+@register_row_class("ModelCall")
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A row of table model_call."""
+
+    id: int
+    caller: Identity
+    agent_id: int
+    message_id: int
+    provider: str
+    model: str
+    resumed_from: int
+    status: str
+    tokens_in: int
+    tokens_out: int
+    cost_nano_usd: int
+    first_token_ms: int | None
+    duration_ms: int
+    error: str
+    started_at: Timestamp
+    ended_at: Timestamp | None
+
+
 @register_row_class("NewChunk")
 @dataclass(frozen=True, slots=True)
 class NewChunk:
@@ -287,6 +320,22 @@ class Participant:
     admitted_at: Timestamp
 
 
+@register_row_class("Provider")
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A row of table provider."""
+
+    name: str
+    model: str
+    calls: int
+    failures: int
+    consecutive_failures: int
+    last_error: str
+    cooldown_until: Timestamp
+    spent_nano_usd: int
+    updated_at: Timestamp
+
+
 @register_row_class("QuotaUsage")
 @dataclass(frozen=True, slots=True)
 class QuotaUsage:
@@ -307,6 +356,20 @@ class Session:
     connection_id: ConnectionId
     identity: Identity
     connected_at: Timestamp
+
+
+@register_row_class("Spend")
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """A row of table spend."""
+
+    id: int
+    owner: Identity
+    agent_id: int
+    calls: int
+    spent_nano_usd: int
+    budget_nano_usd: int | None
+    updated_at: Timestamp
 
 
 @register_row_class("StoreMember")
@@ -345,6 +408,45 @@ class StoredSnapshot:
     topic: str
     state: bytes
     writer: Identity
+
+
+@register_row_class("Stream")
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A row of table stream."""
+
+    message_id: int
+    conversation_id: int
+    author: Identity
+    private: bool
+    conversation_owner: Identity
+    agent_id: int
+    status: str
+    provider: str
+    model: str
+    last_sequence: int
+    length: int
+    prompt_tokens: int
+    completion_tokens: int
+    detail: str
+    ended_by: Identity | None
+    started_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("StreamChunk")
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """A row of table stream_chunk."""
+
+    id: int
+    message_id: int
+    author: Identity
+    private: bool
+    conversation_owner: Identity
+    sequence: int
+    text: str
+    created_at: Timestamp
 
 
 class AgentTable:
@@ -902,6 +1004,89 @@ class MessageCleanupTable:
         return callback
 
 
+class ModelCallTable:
+    """Table model_call: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[ModelCall]:
+        return cast(Iterator[ModelCall], self.handle.iter())
+
+    def find_by_id(self, id: int) -> ModelCall | None:
+        return cast("ModelCall | None", self.handle.find("id", id))
+
+    def filter_by_agent_id(self, agent_id: int) -> list[ModelCall]:
+        return cast(list[ModelCall], self.handle.filter("agent_id", agent_id))
+
+    def filter_by_caller(self, caller: Identity) -> list[ModelCall]:
+        return cast(list[ModelCall], self.handle.filter("caller", caller))
+
+    def filter_by_message_id(self, message_id: int) -> list[ModelCall]:
+        return cast(list[ModelCall], self.handle.filter("message_id", message_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, ModelCall], object],
+    ) -> Callable[[EventContext, ModelCall], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, ModelCall], object],
+    ) -> Callable[[EventContext, ModelCall], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, ModelCall, ModelCall], object],
+    ) -> Callable[[EventContext, ModelCall, ModelCall], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class ProviderTable:
+    """Table provider: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Provider]:
+        return cast(Iterator[Provider], self.handle.iter())
+
+    def find_by_name(self, name: str) -> Provider | None:
+        return cast("Provider | None", self.handle.find("name", name))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Provider], object],
+    ) -> Callable[[EventContext, Provider], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Provider], object],
+    ) -> Callable[[EventContext, Provider], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Provider, Provider], object],
+    ) -> Callable[[EventContext, Provider, Provider], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class QuotaUsageTable:
     """Table quota_usage: the rows this client has, and their callbacks."""
 
@@ -982,6 +1167,46 @@ class SessionTable:
         return callback
 
 
+class SpendTable:
+    """Table spend: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Spend]:
+        return cast(Iterator[Spend], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Spend | None:
+        return cast("Spend | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Spend]:
+        return cast(list[Spend], self.handle.filter("owner", owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Spend], object],
+    ) -> Callable[[EventContext, Spend], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Spend], object],
+    ) -> Callable[[EventContext, Spend], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Spend, Spend], object],
+    ) -> Callable[[EventContext, Spend, Spend], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class StoredEventTable:
     """Table stored_event: the rows this client has, and their callbacks."""
 
@@ -1042,6 +1267,98 @@ class StoredSnapshotTable:
         return callback
 
 
+class StreamTable:
+    """Table stream: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Stream]:
+        return cast(Iterator[Stream], self.handle.iter())
+
+    def find_by_message_id(self, message_id: int) -> Stream | None:
+        return cast("Stream | None", self.handle.find("message_id", message_id))
+
+    def filter_by_author(self, author: Identity) -> list[Stream]:
+        return cast(list[Stream], self.handle.filter("author", author))
+
+    def filter_by_conversation_id(self, conversation_id: int) -> list[Stream]:
+        return cast(list[Stream], self.handle.filter("conversation_id", conversation_id))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[Stream]:
+        return cast(list[Stream], self.handle.filter("conversation_owner", conversation_owner))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Stream], object],
+    ) -> Callable[[EventContext, Stream], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Stream], object],
+    ) -> Callable[[EventContext, Stream], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Stream, Stream], object],
+    ) -> Callable[[EventContext, Stream, Stream], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class StreamChunkTable:
+    """Table stream_chunk: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return cast(Iterator[StreamChunk], self.handle.iter())
+
+    def find_by_id(self, id: int) -> StreamChunk | None:
+        return cast("StreamChunk | None", self.handle.find("id", id))
+
+    def filter_by_author(self, author: Identity) -> list[StreamChunk]:
+        return cast(list[StreamChunk], self.handle.filter("author", author))
+
+    def filter_by_conversation_owner(self, conversation_owner: Identity) -> list[StreamChunk]:
+        return cast(list[StreamChunk], self.handle.filter("conversation_owner", conversation_owner))
+
+    def filter_by_message_id(self, message_id: int) -> list[StreamChunk]:
+        return cast(list[StreamChunk], self.handle.filter("message_id", message_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, StreamChunk], object],
+    ) -> Callable[[EventContext, StreamChunk], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, StreamChunk], object],
+    ) -> Callable[[EventContext, StreamChunk], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, StreamChunk, StreamChunk], object],
+    ) -> Callable[[EventContext, StreamChunk, StreamChunk], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class Tables:
     """The tables of a connection, typed."""
 
@@ -1062,10 +1379,15 @@ class Tables:
         self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
         self.message = MessageTable(conn.db["message"])
         self.message_cleanup = MessageCleanupTable(conn.db["message_cleanup"])
+        self.model_call = ModelCallTable(conn.db["model_call"])
+        self.provider = ProviderTable(conn.db["provider"])
         self.quota_usage = QuotaUsageTable(conn.db["quota_usage"])
         self.session = SessionTable(conn.db["session"])
+        self.spend = SpendTable(conn.db["spend"])
         self.stored_event = StoredEventTable(conn.db["stored_event"])
         self.stored_snapshot = StoredSnapshotTable(conn.db["stored_snapshot"])
+        self.stream = StreamTable(conn.db["stream"])
+        self.stream_chunk = StreamChunkTable(conn.db["stream_chunk"])
 
 
 class Reducers:
@@ -1088,6 +1410,14 @@ class Reducers:
         roles: Sequence[str],
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
+
+    def append_chunk(
+        self,
+        message_id: int,
+        sequence: int,
+        text: str,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("append_chunk", message_id, sequence, text)
 
     def append_events(
         self,
@@ -1118,6 +1448,30 @@ class Reducers:
         return self.conn.call_reducer(
             "begin_chunks", document_id, model, dimension, fingerprint, expected
         )
+
+    def begin_model_call(
+        self,
+        message_id: int,
+        agent_id: int,
+        provider: str,
+        model: str,
+        tokens_in: int,
+        estimate_nano_usd: int,
+        resumed_from: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "begin_model_call",
+            message_id,
+            agent_id,
+            provider,
+            model,
+            tokens_in,
+            estimate_nano_usd,
+            resumed_from,
+        )
+
+    def cancel_stream(self, message_id: int, reason: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("cancel_stream", message_id, reason)
 
     def create_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_conversation", title)
@@ -1156,6 +1510,46 @@ class Reducers:
     def edit_message(self, id: int, content: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def end_model_call(
+        self,
+        call_id: int,
+        outcome: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_nano_usd: int,
+        first_token_ms: int | None,
+        duration_ms: int,
+        error: str,
+        cooldown_ms: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "end_model_call",
+            call_id,
+            outcome,
+            tokens_in,
+            tokens_out,
+            cost_nano_usd,
+            first_token_ms,
+            duration_ms,
+            error,
+            cooldown_ms,
+        )
+
+    def fail_stream(self, message_id: int, error: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("fail_stream", message_id, error)
+
+    def finish_stream(
+        self,
+        message_id: int,
+        provider: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
+        )
+
     def open_store(self, store: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("open_store", store)
 
@@ -1186,6 +1580,13 @@ class Reducers:
     def set_agent_status(self, id: int, status: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("set_agent_status", id, status)
 
+    def set_budget(
+        self,
+        agent_id: int,
+        budget_nano_usd: int | None,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("set_budget", agent_id, budget_nano_usd)
+
     def set_store_member(
         self,
         store: str,
@@ -1193,6 +1594,15 @@ class Reducers:
         writer: bool,
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("set_store_member", store, identity, writer)
+
+    def start_stream(
+        self,
+        message_id: int,
+        agent_id: int,
+        provider: str,
+        model: str,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("start_stream", message_id, agent_id, provider, model)
 
     def update_agent(
         self,
@@ -1231,6 +1641,9 @@ class ThreadedReducers:
     ) -> ReducerEvent:
         return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
 
+    def append_chunk(self, message_id: int, sequence: int, text: str) -> ReducerEvent:
+        return self.conn.call_reducer("append_chunk", message_id, sequence, text)
+
     def append_events(
         self,
         store: str,
@@ -1256,6 +1669,30 @@ class ThreadedReducers:
         return self.conn.call_reducer(
             "begin_chunks", document_id, model, dimension, fingerprint, expected
         )
+
+    def begin_model_call(
+        self,
+        message_id: int,
+        agent_id: int,
+        provider: str,
+        model: str,
+        tokens_in: int,
+        estimate_nano_usd: int,
+        resumed_from: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "begin_model_call",
+            message_id,
+            agent_id,
+            provider,
+            model,
+            tokens_in,
+            estimate_nano_usd,
+            resumed_from,
+        )
+
+    def cancel_stream(self, message_id: int, reason: str) -> ReducerEvent:
+        return self.conn.call_reducer("cancel_stream", message_id, reason)
 
     def create_conversation(self, title: str) -> ReducerEvent:
         return self.conn.call_reducer("create_conversation", title)
@@ -1284,6 +1721,46 @@ class ThreadedReducers:
     def edit_message(self, id: int, content: str) -> ReducerEvent:
         return self.conn.call_reducer("edit_message", id, content)
 
+    def end_model_call(
+        self,
+        call_id: int,
+        outcome: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_nano_usd: int,
+        first_token_ms: int | None,
+        duration_ms: int,
+        error: str,
+        cooldown_ms: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "end_model_call",
+            call_id,
+            outcome,
+            tokens_in,
+            tokens_out,
+            cost_nano_usd,
+            first_token_ms,
+            duration_ms,
+            error,
+            cooldown_ms,
+        )
+
+    def fail_stream(self, message_id: int, error: str) -> ReducerEvent:
+        return self.conn.call_reducer("fail_stream", message_id, error)
+
+    def finish_stream(
+        self,
+        message_id: int,
+        provider: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
+        )
+
     def open_store(self, store: str) -> ReducerEvent:
         return self.conn.call_reducer("open_store", store)
 
@@ -1305,8 +1782,20 @@ class ThreadedReducers:
     def set_agent_status(self, id: int, status: str) -> ReducerEvent:
         return self.conn.call_reducer("set_agent_status", id, status)
 
+    def set_budget(self, agent_id: int, budget_nano_usd: int | None) -> ReducerEvent:
+        return self.conn.call_reducer("set_budget", agent_id, budget_nano_usd)
+
     def set_store_member(self, store: str, identity: Identity, writer: bool) -> ReducerEvent:
         return self.conn.call_reducer("set_store_member", store, identity, writer)
+
+    def start_stream(
+        self,
+        message_id: int,
+        agent_id: int,
+        provider: str,
+        model: str,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("start_stream", message_id, agent_id, provider, model)
 
     def update_agent(
         self,
