@@ -28,6 +28,7 @@ from typing import Any
 import msgpack
 
 from .errors import ReducerError
+from .features.delegation.demo import delegation_act
 from .spacetime.connection import ConnectionBuilder, DbConnection, connect
 from .spacetime.events import EventContext, ReducerEvent
 from .spacetime.server import LocalServer
@@ -239,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SpacetimeDB {server.uri} (pid {server.pid}), database {database!r} published\n")
         workers: list[subprocess.Popen[str]] = []
         try:
-            return asyncio.run(observe(server.uri, database, workers))
+            status = asyncio.run(observe(server.uri, database, workers))
+            if status == 0:
+                status = asyncio.run(delegation_act(server.uri, database))
+            return status
         finally:
             for proc in workers:
                 if proc.poll() is None:

@@ -19,8 +19,11 @@ pub mod agents;
 pub mod conversations;
 pub mod documents;
 pub mod events;
+pub mod inbox;
 pub mod sessions;
+pub mod tasks;
 pub mod validate;
+pub mod workflows;
 
 /// A row that belongs to one identity: only that identity may change or delete it.
 trait OwnedRow {

@@ -1,0 +1,89 @@
+//! Agent inboxes: messages from one agent to another, delivered when acknowledged.
+//!
+//! A message stays unacknowledged until the recipient's owner acknowledges it, so a
+//! recipient that was offline or crashed finds it again (its inbox is a subscription).
+//! Acknowledging twice is harmless. Only an agent's owner sends in its name.
+
+use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
+
+use crate::agents::agent;
+use crate::validate::{self, MAX_PAYLOAD_BYTES};
+use crate::{found, owned_by_caller, OwnedRow};
+
+/// One message in an agent's inbox.
+#[spacetimedb::table(name = inbox_message, public)]
+pub struct InboxMessage {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    /// Chosen by the sender to find its new row (reducers return no values).
+    #[index(btree)]
+    pub ticket: u128,
+    pub from_agent: u64,
+    #[index(btree)]
+    pub to_agent: u64,
+    /// msgpack, opaque here.
+    pub body: Vec<u8>,
+    /// The message this one answers (0 for none).
+    pub reply_to: u64,
+    pub sender: Identity,
+    pub sent_at: Timestamp,
+    /// When the recipient confirmed delivery; None until then.
+    pub acknowledged_at: Option<Timestamp>,
+}
+
+impl OwnedRow for InboxMessage {
+    const KIND: &'static str = "inbox message";
+    fn owner(&self) -> Identity {
+        self.sender
+    }
+}
+
+/// Sends `body` from one of the caller's agents to another agent.
+#[spacetimedb::reducer]
+pub fn send_agent_message(
+    ctx: &ReducerContext,
+    ticket: u128,
+    from_agent: u64,
+    to_agent: u64,
+    body: Vec<u8>,
+    reply_to: u64,
+) -> Result<(), String> {
+    owned_by_caller(ctx, ctx.db.agent().id().find(from_agent), from_agent)?;
+    found(ctx.db.agent().id().find(to_agent), to_agent)?;
+    validate::size("message body", body.len(), MAX_PAYLOAD_BYTES)?;
+    if reply_to != 0 {
+        let original = found(ctx.db.inbox_message().id().find(reply_to), reply_to)?;
+        if original.to_agent != from_agent {
+            return Err(format!(
+                "message {reply_to} was not sent to agent {from_agent}; it cannot answer it"
+            ));
+        }
+    }
+    ctx.db.inbox_message().insert(InboxMessage {
+        id: 0,
+        ticket,
+        from_agent,
+        to_agent,
+        body,
+        reply_to,
+        sender: ctx.sender,
+        sent_at: ctx.timestamp,
+        acknowledged_at: None,
+    });
+    Ok(())
+}
+
+/// Confirms delivery of a message. Owner of the recipient agent only.
+#[spacetimedb::reducer]
+pub fn acknowledge_agent_message(ctx: &ReducerContext, message_id: u64) -> Result<(), String> {
+    let message = found(ctx.db.inbox_message().id().find(message_id), message_id)?;
+    owned_by_caller(ctx, ctx.db.agent().id().find(message.to_agent), message.to_agent)?;
+    if message.acknowledged_at.is_none() {
+        ctx.db.inbox_message().id().update(InboxMessage {
+            acknowledged_at: Some(ctx.timestamp),
+            ..message
+        });
+    }
+    Ok(())
+}
