@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -13,18 +15,19 @@ from tests.conftest import PublishedDatabase
 pytestmark = pytest.mark.integration
 
 
+@asynccontextmanager
+async def two_agents(db: PublishedDatabase, a: str, b: str) -> AsyncIterator[tuple[Inbox, Inbox]]:
+    """Two agents, each registered by its own connection (its own identity), and their inboxes."""
+    async with connect(db.uri, db.name) as a_conn, connect(db.uri, db.name) as b_conn:
+        await a_conn.call_reducer("register_agent", a, "planning", b"")
+        await b_conn.call_reducer("register_agent", b, "research", b"")
+        yield await Inbox.of(a_conn, a), await Inbox.of(b_conn, b)
+
+
 async def test_messages_arrive_live_and_stay_pending_until_acknowledged(
     universe_db: PublishedDatabase,
 ) -> None:
-    async with (
-        connect(universe_db.uri, universe_db.name) as alice_conn,
-        connect(universe_db.uri, universe_db.name) as bob_conn,
-    ):
-        await alice_conn.call_reducer("register_agent", "alice", "planning", b"")
-        await bob_conn.call_reducer("register_agent", "bob", "research", b"")
-        alice = await Inbox.of(alice_conn, "alice")
-        bob = await Inbox.of(bob_conn, "bob")
-
+    async with two_agents(universe_db, "alice", "bob") as (alice, bob):
         sent = await alice.send("bob", {"ask": "sources?"})
         message = await bob.receive(timeout=15)
         assert (message.id, message.body, message.from_agent) == (
@@ -45,20 +48,13 @@ async def test_messages_arrive_live_and_stay_pending_until_acknowledged(
         await alice.acknowledge(answer)
         # Delivery is visible to the sender too, live.
         await alice.board.until(
-            lambda: alice_conn.db.inbox_message.find("id", sent).acknowledged_at is not None,
+            lambda: alice.board.conn.db.inbox_message.find("id", sent).acknowledged_at is not None,
             timeout=15,
         )
 
 
 async def test_ask_waits_for_the_reply(universe_db: PublishedDatabase) -> None:
-    async with (
-        connect(universe_db.uri, universe_db.name) as a_conn,
-        connect(universe_db.uri, universe_db.name) as b_conn,
-    ):
-        await a_conn.call_reducer("register_agent", "asker", "planning", b"")
-        await b_conn.call_reducer("register_agent", "answerer", "research", b"")
-        asker = await Inbox.of(a_conn, "asker")
-        answerer = await Inbox.of(b_conn, "answerer")
+    async with two_agents(universe_db, "asker", "answerer") as (asker, answerer):
 
         async def answer_one() -> None:
             question = await answerer.receive(timeout=15)
