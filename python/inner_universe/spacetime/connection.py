@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import logging
+import secrets
 import threading
 import urllib.parse
 import urllib.request
@@ -46,7 +48,7 @@ from .events import (
     UnsubscribeAppliedEvent,
 )
 from .messages import DatabaseUpdate, QueryId
-from .schema import ModuleSchema
+from .schema import CallKey, ModuleSchema, ReducerSchema
 from .transport import Compression, Transport, WebSocketTransport, subscribe_url
 from .types import ConnectionId, Identity, TimeDuration
 
@@ -279,6 +281,9 @@ class DbConnection:
         self._on_transaction: list[TransactionCallback] = []
         self._on_reducer: dict[str | None, list[ReducerCallback]] = {}
         self._sequence = 0
+        #: This connection's client id in the call keys it sends (random, never 0).
+        self.client_id = secrets.randbits(128) or 1
+        self._call_seq = itertools.count(1)
         self._tasks = [
             self._loop.create_task(self._receive_loop(), name="spacetimedb-receive"),
             self._loop.create_task(self._send_loop(), name="spacetimedb-send"),
@@ -305,19 +310,32 @@ class DbConnection:
         self._flush()
         return handle
 
-    def call_reducer(self, reducer: str, *args: Any, **kwargs: Any) -> asyncio.Future[ReducerEvent]:
+    def call_reducer(
+        self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
+    ) -> asyncio.Future[ReducerEvent]:
         """Call a reducer; arguments are checked and encoded now, before anything is sent.
 
         Returns a future resolving to the :class:`ReducerEvent` once the reducer's
         transaction is applied to the cache, or failing with :class:`ReducerError`
         carrying the server's message.
 
+        A reducer that takes a call key gets this connection's next one, unless
+        ``call_key`` is given (to resend a call whose outcome is unknown).
+
         Raises:
             ArgumentError: the arguments do not match the reducer's parameters.
             SchemaError: there is no such reducer.
         """
-        encoded = codec.encode_args(self.schema.reducer(reducer), *args, **kwargs)
+        schema = self.schema.reducer(reducer)
+        key = self._call_key(schema, call_key)
+        encoded = codec.encode_args(schema, *args, call_key=key, **kwargs)
         return self._submit_call(reducer, encoded)
+
+    def _call_key(self, reducer: ReducerSchema, given: CallKey | None) -> CallKey | None:
+        """The key to send: ``given``, else the next one if the reducer takes keys."""
+        if given is not None or not reducer.takes_call_key:
+            return given
+        return CallKey(self.client_id, next(self._call_seq))
 
     def _submit_call(self, reducer: str, encoded_args: bytes) -> asyncio.Future[ReducerEvent]:
         """Send an already-encoded reducer call (on the loop thread)."""
@@ -791,11 +809,13 @@ class ThreadedConnection:
             raise TimeoutError(f"reducer {reducer!r} did not complete in time") from None
 
     def call_reducer_async(
-        self, reducer: str, *args: Any, **kwargs: Any
+        self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[ReducerEvent]:
         """Call a reducer without waiting; arguments are checked before this returns."""
         # Encode here, on the caller's thread, so bad arguments raise right away.
-        encoded = codec.encode_args(self.connection.schema.reducer(reducer), *args, **kwargs)
+        schema = self.connection.schema.reducer(reducer)
+        key = self.connection._call_key(schema, call_key)
+        encoded = codec.encode_args(schema, *args, call_key=key, **kwargs)
 
         async def run() -> ReducerEvent:
             return await self.connection._submit_call(reducer, encoded)
