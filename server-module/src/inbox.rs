@@ -7,6 +7,7 @@
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_PAYLOAD_BYTES};
 use crate::{found, owned_by_caller, OwnedRow};
 
@@ -43,12 +44,16 @@ impl OwnedRow for InboxMessage {
 #[spacetimedb::reducer]
 pub fn send_agent_message(
     ctx: &ReducerContext,
+    call_key: CallKey,
     ticket: u128,
     from_agent: u64,
     to_agent: u64,
     body: Vec<u8>,
     reply_to: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.agent().id().find(from_agent), from_agent)?;
     found(ctx.db.agent().id().find(to_agent), to_agent)?;
     validate::size("message body", body.len(), MAX_PAYLOAD_BYTES)?;
@@ -76,9 +81,20 @@ pub fn send_agent_message(
 
 /// Confirms delivery of a message. Owner of the recipient agent only.
 #[spacetimedb::reducer]
-pub fn acknowledge_agent_message(ctx: &ReducerContext, message_id: u64) -> Result<(), String> {
+pub fn acknowledge_agent_message(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    message_id: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let message = found(ctx.db.inbox_message().id().find(message_id), message_id)?;
-    owned_by_caller(ctx, ctx.db.agent().id().find(message.to_agent), message.to_agent)?;
+    owned_by_caller(
+        ctx,
+        ctx.db.agent().id().find(message.to_agent),
+        message.to_agent,
+    )?;
     if message.acknowledged_at.is_none() {
         ctx.db.inbox_message().id().update(InboxMessage {
             acknowledged_at: Some(ctx.timestamp),

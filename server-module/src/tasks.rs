@@ -33,6 +33,7 @@ use std::time::Duration;
 use spacetimedb::{Identity, ReducerContext, ScheduleAt, SpacetimeType, Table, Timestamp};
 
 use crate::agents::agent;
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_LABEL_BYTES};
 use crate::{found, owned_by_caller, workflows, OwnedRow};
 
@@ -205,9 +206,13 @@ pub struct RetryTimer {
 #[spacetimedb::reducer]
 pub fn set_agent_capabilities(
     ctx: &ReducerContext,
+    call_key: CallKey,
     agent_id: u64,
     capabilities: Vec<String>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
     if capabilities.len() > MAX_CAPABILITIES {
         return Err(format!(
@@ -236,10 +241,14 @@ pub fn set_agent_capabilities(
 #[spacetimedb::reducer]
 pub fn allow_delegation(
     ctx: &ReducerContext,
+    call_key: CallKey,
     from_agent: u64,
     to_capability: String,
     to_agent: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.agent().id().find(from_agent), from_agent)?;
     if !to_capability.is_empty() {
         validate::label("capability", &to_capability)?;
@@ -258,14 +267,25 @@ pub fn allow_delegation(
 
 /// Removes a delegation rule. Owner of the rule's agent only.
 #[spacetimedb::reducer]
-pub fn revoke_delegation(ctx: &ReducerContext, rule_id: u64) -> Result<(), String> {
+pub fn revoke_delegation(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    rule_id: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let rule = ctx
         .db
         .delegation_rule()
         .id()
         .find(rule_id)
         .ok_or_else(|| format!("no delegation rule with id {rule_id}"))?;
-    owned_by_caller(ctx, ctx.db.agent().id().find(rule.from_agent), rule.from_agent)?;
+    owned_by_caller(
+        ctx,
+        ctx.db.agent().id().find(rule.from_agent),
+        rule.from_agent,
+    )?;
     ctx.db.delegation_rule().id().delete(rule_id);
     Ok(())
 }
@@ -278,11 +298,15 @@ pub fn revoke_delegation(ctx: &ReducerContext, rule_id: u64) -> Result<(), Strin
 #[spacetimedb::reducer]
 pub fn submit_task(
     ctx: &ReducerContext,
+    call_key: CallKey,
     ticket: u128,
     spec: TaskSpec,
     from_agent: u64,
     parent_id: u64,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let (from_agent, hops, inherited_hops) = lineage(ctx, from_agent, parent_id)?;
     enqueue(
         ctx,
@@ -422,9 +446,7 @@ pub(crate) fn check_spec(ctx: &ReducerContext, spec: &TaskSpec) -> Result<(), St
 fn check_target(ctx: &ReducerContext, spec: &TaskSpec) -> Result<(), String> {
     match (spec.capability.is_empty(), spec.agent_id) {
         (true, 0) => Err("a task needs a capability or an agent to take it".into()),
-        (false, id) if id != 0 => {
-            Err("a task names a capability or an agent, not both".into())
-        }
+        (false, id) if id != 0 => Err("a task names a capability or an agent, not both".into()),
         (true, id) => found(ctx.db.agent().id().find(id), id).map(|_| ()),
         (false, _) => {
             validate::size("capability", spec.capability.len(), MAX_LABEL_BYTES)?;
@@ -514,7 +536,10 @@ fn chain(ctx: &ReducerContext, mut parent_id: u64, spec: &TaskSpec) -> String {
 /// changes). Owner of the agent only. Sets the lease, bumps the epoch and the
 /// attempt count, and schedules the lease's expiry.
 #[spacetimedb::reducer]
-pub fn claim_task(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
+pub fn claim_task(ctx: &ReducerContext, call_key: CallKey, agent_id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
     let Some(task) = next_claimable(ctx, agent_id) else {
         return Ok(());
@@ -560,7 +585,9 @@ fn next_claimable(ctx: &ReducerContext, agent_id: u64) -> Option<Task> {
                 .filter((QUEUED, offer.capability.as_str()))
                 .find(|task| task.agent_id == 0)
         });
-    mine.into_iter().chain(by_capability).min_by_key(|task| task.id)
+    mine.into_iter()
+        .chain(by_capability)
+        .min_by_key(|task| task.id)
 }
 
 /// The task, if the caller holds its current claim with this epoch.
@@ -582,7 +609,15 @@ fn held_by_caller(ctx: &ReducerContext, task_id: u64, epoch: u64) -> Result<Task
 
 /// Extends the lease (and marks the task running). Only with the current epoch.
 #[spacetimedb::reducer]
-pub fn heartbeat_task(ctx: &ReducerContext, task_id: u64, epoch: u64) -> Result<(), String> {
+pub fn heartbeat_task(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    task_id: u64,
+    epoch: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let task = held_by_caller(ctx, task_id, epoch)?;
     let deadline = ctx.timestamp + Duration::from_millis(task.lease_ms.into());
     ctx.db.task().id().update(Task {
@@ -598,10 +633,14 @@ pub fn heartbeat_task(ctx: &ReducerContext, task_id: u64, epoch: u64) -> Result<
 #[spacetimedb::reducer]
 pub fn complete_task(
     ctx: &ReducerContext,
+    call_key: CallKey,
     task_id: u64,
     epoch: u64,
     result: Vec<u8>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let task = held_by_caller(ctx, task_id, epoch)?;
     validate::size("task result", result.len(), MAX_TASK_BYTES)?;
     finish(
@@ -621,11 +660,15 @@ pub fn complete_task(
 #[spacetimedb::reducer]
 pub fn fail_task(
     ctx: &ReducerContext,
+    call_key: CallKey,
     task_id: u64,
     epoch: u64,
     error: String,
     retry: bool,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let task = held_by_caller(ctx, task_id, epoch)?;
     validate::size("task error", error.len(), MAX_ERROR_BYTES)?;
     let task = Task { error, ..task };
@@ -646,7 +689,15 @@ pub fn fail_task(
 /// Cancels a task that has not finished. Submitter only; its worker sees the
 /// status change and stops.
 #[spacetimedb::reducer]
-pub fn cancel_task(ctx: &ReducerContext, task_id: u64, reason: String) -> Result<(), String> {
+pub fn cancel_task(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    task_id: u64,
+    reason: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let task = owned_by_caller(ctx, ctx.db.task().id().find(task_id), task_id)?;
     validate::size("cancel reason", reason.len(), MAX_ERROR_BYTES)?;
     if task.is_finished() {
@@ -704,7 +755,9 @@ fn back_off(ctx: &ReducerContext, task: Task) {
 /// Only the database itself runs the scheduled reducers.
 fn scheduler_only(ctx: &ReducerContext, what: &str) -> Result<(), String> {
     if ctx.sender != ctx.identity() {
-        return Err(format!("{what} runs on the database's schedule, not on request"));
+        return Err(format!(
+            "{what} runs on the database's schedule, not on request"
+        ));
     }
     Ok(())
 }
@@ -733,7 +786,10 @@ pub fn expire_lease(ctx: &ReducerContext, timer: LeaseTimer) -> Result<(), Strin
     log::info!("task {} lease expired at epoch {}", task.id, task.epoch);
     let error = format!(
         "lease expired: agent {} sent no heartbeat within {} ms (attempt {} of {})",
-        task.claimed_by, task.lease_ms, task.attempts, task.max_attempts
+        agent_name(ctx, task.claimed_by),
+        task.lease_ms,
+        task.attempts,
+        task.max_attempts
     );
     if task.attempts < task.max_attempts {
         back_off(ctx, Task { error, ..task });

@@ -16,6 +16,7 @@
 
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::tasks::{self, task, Lineage, Task, TaskSpec};
 use crate::validate;
 use crate::{owned_by_caller, OwnedRow};
@@ -88,11 +89,15 @@ pub struct NewStep {
 #[spacetimedb::reducer]
 pub fn submit_workflow(
     ctx: &ReducerContext,
+    call_key: CallKey,
     ticket: u128,
     name: String,
     from_agent: u64,
     steps: Vec<NewStep>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     validate::label("workflow name", &name)?;
     check_steps(ctx, &steps)?;
     let (from_agent, _, _) = tasks::lineage(ctx, from_agent, 0)?;
@@ -222,7 +227,11 @@ fn release_dependants(ctx: &ReducerContext, workflow_id: u64, position: u32, fro
         if let Err(error) = start(ctx, step.clone(), from_agent) {
             // The task was acceptable at submission; a capability may since have gone.
             let position = step.position;
-            note_failure(ctx, workflow_id, format!("step '{}' failed: {error}", step.name));
+            note_failure(
+                ctx,
+                workflow_id,
+                format!("step '{}' failed: {error}", step.name),
+            );
             close(ctx, step, tasks::FAILED, error);
             cancel_dependants(ctx, workflow_id, position);
         }
@@ -298,11 +307,22 @@ fn note_failure(ctx: &ReducerContext, workflow_id: u64, reason: String) {
 /// Cancels a running workflow: its running tasks are cancelled (their workers see
 /// it) and its waiting steps with them. Submitter only.
 #[spacetimedb::reducer]
-pub fn cancel_workflow(ctx: &ReducerContext, workflow_id: u64, reason: String) -> Result<(), String> {
+pub fn cancel_workflow(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    workflow_id: u64,
+    reason: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let workflow = owned_by_caller(ctx, ctx.db.workflow().id().find(workflow_id), workflow_id)?;
     validate::size("cancel reason", reason.len(), tasks::MAX_ERROR_BYTES)?;
     if workflow.status != RUNNING {
-        return Err(format!("workflow {workflow_id} has already {}", workflow.status));
+        return Err(format!(
+            "workflow {workflow_id} has already {}",
+            workflow.status
+        ));
     }
     ctx.db.workflow().id().update(Workflow {
         status: tasks::CANCELLED.into(),
@@ -330,7 +350,12 @@ pub fn cancel_workflow(ctx: &ReducerContext, workflow_id: u64, reason: String) -
         .filter(|s| s.status == WAITING)
         .collect();
     for step in waiting {
-        close(ctx, step, tasks::CANCELLED, format!("workflow cancelled: {reason}"));
+        close(
+            ctx,
+            step,
+            tasks::CANCELLED,
+            format!("workflow cancelled: {reason}"),
+        );
     }
     Ok(())
 }

@@ -26,14 +26,14 @@ from .processes import WorkerProcess
 from .tasks import CLAIMED, RETRYING, SUCCEEDED, agent_id, unpack
 from .worker import TaskContext
 
-PIECES = [
-    "the SDK speaks the v1 protocol",
-    "the module validates every reducer",
-    "leases fence off a lost worker",
-    "workflows keep readiness in the module",
-    "inboxes confirm delivery",
-    "history is event-sourced",
-]
+PIECES = {
+    "protocol": "the SDK speaks the v1 protocol of SpacetimeDB",
+    "validation": "the module validates every reducer call",
+    "fencing": "leases and epochs fence off a lost worker",
+    "workflows": "workflows keep step readiness in the module",
+    "inboxes": "inboxes confirm delivery by acknowledgement",
+    "history": "agent history is event-sourced",
+}
 LEASE = 1.5
 """Seconds a claim lasts without a heartbeat: short, so the act is quick."""
 WORK = 0.8
@@ -42,9 +42,10 @@ WORK = 0.8
 
 async def summarise(task: TaskContext) -> str:
     """The workers' handler: a piece of simulated work."""
-    print(f"      [{os.getpid()}] working on {task.payload!r}", file=sys.stderr, flush=True)
+    topic, text = task.payload
+    print(f"      [pid {os.getpid()}] working on {topic!r}", file=sys.stderr, flush=True)
     await asyncio.sleep(WORK)
-    return f"{len(task.payload.split())} words on {task.payload.split()[1]}"
+    return f"{topic}: {len(text.split())} words"
 
 
 async def delegation_act(uri: str, database: str) -> int:
@@ -91,6 +92,7 @@ async def delegation_act(uri: str, database: str) -> int:
 
             async def kill_mid_task(task_id: int) -> None:
                 await board.until(lambda: board.known_task(task_id).status == "running")
+                await asyncio.sleep(WORK / 2)  # let it get well into the piece
                 await victim.kill()
                 say(f"killed {victim.name} (pid {victim.pid}) in the middle of task {task_id}")
 
@@ -101,7 +103,7 @@ async def delegation_act(uri: str, database: str) -> int:
             await board.call("allow_delegation", planner, "summarise", 0)
             ids = [
                 await submit(conn, "summarise", piece, from_agent=planner, lease=LEASE, backoff=0.2)
-                for piece in PIECES
+                for piece in PIECES.items()
             ]
             say(f"chief-planner delegated {len(ids)} pieces to 'summarise': tasks {ids}")
             results = await asyncio.gather(*(result_of(conn, i, timeout=60) for i in ids))
@@ -120,12 +122,11 @@ async def delegation_act(uri: str, database: str) -> int:
     finally:
         await asyncio.to_thread(history.close)
     last = transitions[-1]
-    print(
-        f"\n  {victim.name}'s history in the TemporalStore: "
-        + ", ".join(
-            f"v{t.version} {t.status}{f' #{t.task_id}' if t.task_id else ''}" for t in transitions
-        )
-    )
+    print(f"\n  {victim.name}'s history in the TemporalStore (it died mid-task):")
+    for t in transitions:
+        task = f" task {t.task_id}" if t.task_id else ""
+        note = f" ({t.note})" if t.status == "idle" else ""
+        print(f"    v{t.version}: {t.status}{task}{note}")
     retaken = killed[0] if killed else 0
     checks = {
         "every piece has a result": len(results) == len(PIECES),

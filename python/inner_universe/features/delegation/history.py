@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 
 __all__ = ["AgentHistory", "AgentState", "Transition"]
@@ -84,7 +84,7 @@ class AgentHistory:
     def _current(self) -> AgentState:
         try:
             state: AgentState = self._app.repository.get(self.id)
-        except KeyError:  # eventsourcing's AggregateNotFoundError is a KeyError
+        except AggregateNotFoundError:
             state = AgentState(self.agent_id, self._name)
         return state
 
@@ -95,14 +95,14 @@ class AgentHistory:
         self._app.save(state)
         return int(state.version)
 
+    async def record_async(self, status: str, task_id: int = 0, note: str = "") -> int:
+        """:meth:`record` from asyncio code; transitions keep the order they were asked in."""
+        async with self._lock:
+            return await asyncio.to_thread(self.record, status, task_id, note)
+
     def record_soon(self, status: str, task_id: int = 0, note: str = "") -> None:
-        """Record from asyncio code without waiting; transitions keep their order."""
-
-        async def write() -> int:
-            async with self._lock:
-                return await asyncio.to_thread(self.record, status, task_id, note)
-
-        task = asyncio.create_task(write())
+        """:meth:`record_async` without waiting for it (see :meth:`flush`)."""
+        task = asyncio.create_task(self.record_async(status, task_id, note))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -123,7 +123,7 @@ class AgentHistory:
                 int(e.originator_version),
                 getattr(e, "status", "idle"),
                 getattr(e, "task_id", 0),
-                getattr(e, "note", ""),
+                getattr(e, "note", "registered"),
             )
             for e in self._app.repository.event_store.get(self.id)
         ]

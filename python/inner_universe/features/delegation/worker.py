@@ -262,14 +262,20 @@ class Worker:
             job.runner.cancel()
 
     async def _run(self, row: Any, job: _Job) -> None:
+        """Run the handler under heartbeats, then report; reports carry the claim's epoch."""
         board = self.board
-        if self.history is not None:
-            self.history.record_soon("running", row.id, row.kind)
         try:
-            await board.call("heartbeat_task", row.id, row.epoch)
+            if self.history is not None:  # recorded before the task shows as running
+                await self.history.record_async("running", row.id, row.kind)
+            await board.call("heartbeat_task", row.id, row.epoch)  # now running
             beat = asyncio.get_running_loop().create_task(self._heartbeat(row))
             try:
                 result = await self.handler(TaskContext(self, row))
+            except Exception as exc:  # the handler's failure, to report (not ours)
+                job.reporting = True
+                self.stats.failed.append(row.id)
+                await self._report_failure(row, f"{type(exc).__name__}: {exc}")
+                return
             finally:
                 beat.cancel()
             job.reporting = True
@@ -281,13 +287,9 @@ class Worker:
             if reason == "worker stopped":
                 job.reporting = True
                 await self._report_failure(row, "the worker stopped before finishing")
-        except TaskRefused as exc:
+        except TaskRefused as exc:  # a report of ours refused: the claim is over
             self.stats.refused.append((row.id, exc.message))
             log.warning("worker %s: task %s: %s", self.name, row.id, exc.message)
-        except Exception as exc:
-            job.reporting = True
-            self.stats.failed.append(row.id)
-            await self._report_failure(row, f"{type(exc).__name__}: {exc}")
         finally:
             self._jobs.pop(row.id, None)
             if self.history is not None:
