@@ -213,3 +213,34 @@ async def test_bad_input_gets_a_clear_typed_error_and_changes_nothing(
 
 def _tasks(conn: DbConnection) -> list[Any]:
     return sorted(conn.db.task.iter(), key=lambda t: t.id)
+
+
+async def test_heartbeats_keep_a_task_longer_than_its_lease(
+    universe_db: PublishedDatabase,
+) -> None:
+    async def long_work(task: TaskContext) -> str:
+        await asyncio.sleep(1.0)  # the work itself: over three leases long
+        return "done"
+
+    async with (
+        worker(universe_db, "plodder", ["plod"], long_work),
+        connect(universe_db.uri, universe_db.name) as conn,
+    ):
+        task_id = await submit(conn, "plod", None, lease=0.3)
+        assert await result_of(conn, task_id, timeout=15) == "done"
+        row = (await TaskBoard.of(conn)).known_task(task_id)
+        assert (row.epoch, row.attempts) == (1, 1)  # the lease never expired
+
+
+async def test_a_task_whose_last_lease_expires_is_dead(universe_db: PublishedDatabase) -> None:
+    async with connect(universe_db.uri, universe_db.name) as conn:
+        board = await TaskBoard.of(conn)
+        # A worker by hand that claims and then goes silent.
+        await conn.call_reducer("register_agent", "mute", "worker", b"")
+        mute = board.agent("mute").id
+        await board.call("set_agent_capabilities", mute, ["mute"])
+        task_id = await submit(conn, "mute", None, lease=0.2, max_attempts=1)
+        await board.call("claim_task", mute)
+        assert board.known_task(task_id).claimed_by == mute
+        with pytest.raises(TaskFailed, match="dead: lease expired: agent 'mute' sent no heartbeat"):
+            await result_of(conn, task_id, timeout=15)
