@@ -470,7 +470,11 @@ fn check_target(ctx: &ReducerContext, spec: &TaskSpec) -> Result<(), String> {
 }
 
 /// An agent with rules may delegate only to a target one of them names.
-fn check_rules(ctx: &ReducerContext, from_agent: u64, spec: &TaskSpec) -> Result<(), String> {
+pub(crate) fn check_rules(
+    ctx: &ReducerContext,
+    from_agent: u64,
+    spec: &TaskSpec,
+) -> Result<(), String> {
     let rules: Vec<DelegationRule> = ctx
         .db
         .delegation_rule()

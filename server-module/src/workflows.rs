@@ -101,6 +101,11 @@ pub fn submit_workflow(
     validate::label("workflow name", &name)?;
     check_steps(ctx, &steps)?;
     let (from_agent, _, _) = tasks::lineage(ctx, from_agent, 0)?;
+    if from_agent != 0 {
+        for step in &steps {
+            tasks::check_rules(ctx, from_agent, &step.spec)?;
+        }
+    }
     let workflow = ctx.db.workflow().insert(Workflow {
         id: 0,
         ticket,

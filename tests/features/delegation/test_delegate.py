@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from inner_universe.errors import ConnectionClosedError
 from inner_universe.features.delegation import (
     DelegationNotAllowed,
     StaleEpoch,
@@ -219,14 +220,14 @@ async def test_heartbeats_keep_a_task_longer_than_its_lease(
     universe_db: PublishedDatabase,
 ) -> None:
     async def long_work(task: TaskContext) -> str:
-        await asyncio.sleep(1.0)  # the work itself: over three leases long
+        await asyncio.sleep(2.2)  # the work itself: over two leases long
         return "done"
 
     async with (
         worker(universe_db, "plodder", ["plod"], long_work),
         connect(universe_db.uri, universe_db.name) as conn,
     ):
-        task_id = await submit(conn, "plod", None, lease=0.3)
+        task_id = await submit(conn, "plod", None, lease=1.0)
         assert await result_of(conn, task_id, timeout=15) == "done"
         row = (await TaskBoard.of(conn)).known_task(task_id)
         assert (row.epoch, row.attempts) == (1, 1)  # the lease never expired
@@ -244,3 +245,16 @@ async def test_a_task_whose_last_lease_expires_is_dead(universe_db: PublishedDat
         assert board.known_task(task_id).claimed_by == mute
         with pytest.raises(TaskFailed, match="dead: lease expired: agent 'mute' sent no heartbeat"):
             await result_of(conn, task_id, timeout=15)
+
+
+async def test_waiting_for_a_result_ends_when_the_connection_does(
+    universe_db: PublishedDatabase,
+) -> None:
+    async with worker(universe_db, "idler", ["idle"], echo) as idler:
+        conn = await connect(universe_db.uri, universe_db.name)
+        await idler.stop()  # nobody will take the task
+        task_id = await submit(conn, "idle", None)
+        waiting = asyncio.create_task(result_of(conn, task_id))
+        await conn.disconnect()
+        with pytest.raises(ConnectionClosedError):
+            await waiting

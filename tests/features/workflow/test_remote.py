@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from inner_universe.features.delegation import TaskBoard, TaskContext, TaskRefused, Worker
+from inner_universe.features.delegation import (
+    DelegationNotAllowed,
+    TaskBoard,
+    TaskContext,
+    TaskRefused,
+    Worker,
+)
 from inner_universe.features.delegation.processes import WorkerProcess
 from inner_universe.features.delegation.tasks import task_spec
 from inner_universe.features.workflow import (
@@ -138,6 +144,27 @@ async def test_a_cycle_is_rejected_before_anything_is_stored(
         ]
         with pytest.raises(TaskRefused, match="needs position 1, which is not before it"):
             await board.call("submit_workflow", 1, "circular", 0, steps)
+        assert (conn.db.workflow.count(), conn.db.task.count()) == before
+
+
+async def test_a_workflow_is_checked_against_the_delegation_rules_before_it_is_stored(
+    universe_db: PublishedDatabase,
+) -> None:
+    async with (
+        connect(universe_db.uri, universe_db.name) as worker_conn,
+        Worker(worker_conn, "rules-runner", ["allowed", "forbidden"], _noop, history=False),
+        connect(universe_db.uri, universe_db.name) as conn,
+    ):
+        board = await TaskBoard.of(conn)
+        await conn.call_reducer("register_agent", "wf-planner", "planning", b"")
+        planner = board.agent("wf-planner").id
+        await board.call("allow_delegation", planner, "allowed", 0)
+        wf = Workflow("mixed")
+        first = wf.step("first", "allowed")
+        wf.step("later", "forbidden", needs=[first])  # waits, but is checked now
+        before = (conn.db.workflow.count(), conn.db.task.count())
+        with pytest.raises(DelegationNotAllowed, match="capability 'forbidden'"):
+            await submit_workflow(conn, wf, from_agent=planner)
         assert (conn.db.workflow.count(), conn.db.task.count()) == before
 
 

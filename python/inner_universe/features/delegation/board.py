@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...errors import ReducerError
+from ...errors import ConnectionClosedError, ReducerError
 from ...spacetime.connection import DbConnection
 from ...spacetime.events import EventContext, ReducerEvent
 from .errors import refusal
@@ -54,6 +54,7 @@ class TaskBoard:
         self._waiters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         conn.on_transaction(self._on_transaction)
         self._subscription = conn.subscribe(*(f"SELECT * FROM {t}" for t in TABLES))
+        self._watching = asyncio.get_running_loop().create_task(self._fail_waiters_on_close())
 
     @classmethod
     async def of(cls, conn: DbConnection) -> TaskBoard:
@@ -110,6 +111,8 @@ class TaskBoard:
         value = condition()
         if value is not None and value is not False:
             return value
+        if self._watching.done():
+            raise ConnectionClosedError("the connection is closed; nothing more will arrive")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         entry = (condition, future)
         self._waiters.append(entry)
@@ -118,6 +121,14 @@ class TaskBoard:
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)
+
+    async def _fail_waiters_on_close(self) -> None:
+        """Nothing waits forever: when the connection ends, every wait fails."""
+        error = await self.conn.wait_closed()
+        closed = ConnectionClosedError(f"the connection closed while waiting ({error or 'closed'})")
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(closed)
 
     def _on_transaction(self, _ctx: EventContext) -> None:
         for condition, future in list(self._waiters):

@@ -175,6 +175,8 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming; running tasks are stopped and failed for a retry elsewhere."""
+        if self._stopping:
+            return
         self._stopping = True
         self.conn.db.task.remove_on_insert(self._on_insert)
         self.conn.db.task.remove_on_update(self._on_update)
