@@ -23,6 +23,7 @@ from inner_universe.features.delegation import (
     TaskFailed,
     TaskRefused,
     Worker,
+    allow_delegation,
     cancel,
     delegate,
     result_of,
@@ -129,7 +130,7 @@ async def test_a_delegation_the_rules_do_not_allow_is_refused(
         board = await TaskBoard.of(conn)
         await conn.call_reducer("register_agent", "ruled-planner", "planning", b"")
         planner = board.agent("ruled-planner").id
-        await board.call("allow_delegation", planner, "help", 0)
+        await allow_delegation(conn, planner, "help")
         assert await delegate(conn, "help", "ok", from_agent=planner, timeout=15) == "ok"
         before = conn.db.task.count()
         with pytest.raises(DelegationNotAllowed, match="may not delegate to capability 'secrets'"):

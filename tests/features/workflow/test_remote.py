@@ -13,6 +13,7 @@ from inner_universe.features.delegation import (
     TaskContext,
     TaskRefused,
     Worker,
+    allow_delegation,
 )
 from inner_universe.features.delegation.processes import WorkerProcess
 from inner_universe.features.delegation.tasks import task_spec
@@ -158,7 +159,7 @@ async def test_a_workflow_is_checked_against_the_delegation_rules_before_it_is_s
         board = await TaskBoard.of(conn)
         await conn.call_reducer("register_agent", "wf-planner", "planning", b"")
         planner = board.agent("wf-planner").id
-        await board.call("allow_delegation", planner, "allowed", 0)
+        await allow_delegation(conn, "wf-planner", "allowed")
         wf = Workflow("mixed")
         first = wf.step("first", "allowed")
         wf.step("later", "forbidden", needs=[first])  # waits, but is checked now

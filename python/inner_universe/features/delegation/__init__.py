@@ -9,7 +9,7 @@ recorded in the TemporalStore (:class:`AgentHistory`).
 """
 
 from .board import TaskBoard
-from .delegate import cancel, delegate, result_of, submit
+from .delegate import allow_delegation, cancel, delegate, result_of, submit
 from .errors import (
     DelegationError,
     DelegationNotAllowed,
@@ -40,6 +40,7 @@ __all__ = [
     "TaskRefused",
     "Transition",
     "Worker",
+    "allow_delegation",
     "cancel",
     "delegate",
     "result_of",

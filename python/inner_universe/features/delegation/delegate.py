@@ -17,7 +17,7 @@ from .board import TaskBoard, new_ticket
 from .errors import TaskCancelled, TaskFailed
 from .tasks import CANCELLED, FINISHED, SUCCEEDED, agent_id, task_spec, unpack
 
-__all__ = ["cancel", "delegate", "result_of", "submit"]
+__all__ = ["allow_delegation", "cancel", "delegate", "result_of", "submit"]
 
 
 async def submit(
@@ -88,3 +88,13 @@ async def cancel(conn: DbConnection, task_id: int, reason: str = "cancelled") ->
     """Cancel a task you submitted; its worker sees the cancellation and stops."""
     board = await TaskBoard.of(conn)
     await board.call("cancel_task", task_id, reason)
+
+
+async def allow_delegation(conn: DbConnection, agent: str | int, to: str) -> None:
+    """Let one of your agents delegate to ``to`` (a capability, or ``@name``).
+
+    An agent with at least one such rule may delegate only to what its rules name.
+    """
+    board = await TaskBoard.of(conn)
+    capability, target = ("", agent_id(board, to[1:])) if to.startswith("@") else (to, 0)
+    await board.call("allow_delegation", agent_id(board, agent), capability, target)

@@ -20,7 +20,7 @@ from typing import Any
 from ...spacetime.connection import connect
 from ...spacetime.events import EventContext, ReducerEvent
 from .board import TaskBoard
-from .delegate import result_of, submit
+from .delegate import allow_delegation, result_of, submit
 from .history import AgentHistory
 from .processes import WorkerProcess
 from .tasks import CLAIMED, RETRYING, SUCCEEDED, agent_id, unpack
@@ -100,7 +100,7 @@ async def delegation_act(uri: str, database: str) -> int:
             conn.db.task.on_update(on_update)
             await conn.call_reducer("register_agent", "chief-planner", "planning", b"")
             planner = agent_id(board, "chief-planner")
-            await board.call("allow_delegation", planner, "summarise", 0)
+            await allow_delegation(conn, planner, "summarise")
             ids = [
                 await submit(conn, "summarise", piece, from_agent=planner, lease=LEASE, backoff=0.2)
                 for piece in PIECES.items()
