@@ -517,7 +517,7 @@ fn agent_name(ctx: &ReducerContext, id: u64) -> String {
         .map_or_else(|| format!("#{id}"), |a| format!("'{}'", a.name))
 }
 
-/// "capability 'x' <- task 7 (agent 'a') <- task 3 (agent 'b')": who delegated to whom.
+/// "capability 'x' <- task 7 run by 'a' <- task 3 run by 'b'": who delegated to whom.
 fn chain(ctx: &ReducerContext, mut parent_id: u64, spec: &TaskSpec) -> String {
     let mut links = vec![if spec.agent_id != 0 {
         format!("agent {}", agent_name(ctx, spec.agent_id))
@@ -526,9 +526,8 @@ fn chain(ctx: &ReducerContext, mut parent_id: u64, spec: &TaskSpec) -> String {
     }];
     while let Some(task) = ctx.db.task().id().find(parent_id) {
         links.push(format!(
-            "task {} ({} run by {})",
+            "task {} run by {}",
             task.id,
-            task.kind,
             agent_name(ctx, task.claimed_by)
         ));
         parent_id = task.parent_id;
@@ -738,8 +737,7 @@ fn finish(ctx: &ReducerContext, task: Task) {
 
 /// Puts a task aside until its backoff is over: `backoff_ms` doubled per failed attempt.
 fn back_off(ctx: &ReducerContext, task: Task) {
-    let doublings = task.attempts.saturating_sub(1).min(20);
-    let wait_ms = (u64::from(task.backoff_ms) << doublings).min(MAX_BACKOFF_MS);
+    let wait_ms = backoff_ms(task.backoff_ms, task.attempts);
     ctx.db.retry_timer().insert(RetryTimer {
         scheduled_id: 0,
         scheduled_at: (ctx.timestamp + Duration::from_millis(wait_ms)).into(),
@@ -754,6 +752,13 @@ fn back_off(ctx: &ReducerContext, task: Task) {
         updated_at: ctx.timestamp,
         ..task
     });
+}
+
+/// The wait after `attempts` attempts: `base_ms`, doubled per attempt after the
+/// first, at most [`MAX_BACKOFF_MS`].
+fn backoff_ms(base_ms: u32, attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(1).min(20);
+    (u64::from(base_ms) << doublings).min(MAX_BACKOFF_MS)
 }
 
 /// Only the database itself runs the scheduled reducers.
@@ -825,4 +830,19 @@ pub fn end_backoff(ctx: &ReducerContext, timer: RetryTimer) -> Result<(), String
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        assert_eq!(backoff_ms(100, 1), 100);
+        assert_eq!(backoff_ms(100, 2), 200);
+        assert_eq!(backoff_ms(100, 4), 800);
+        assert_eq!(backoff_ms(1_000, 30), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(u32::MAX, 100), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(0, 5), 0);
+    }
 }
