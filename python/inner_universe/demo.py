@@ -12,6 +12,9 @@ it commits:
 
 At the end each process reports what its own replica holds, and the observer
 checks that all replicas agree.
+
+Then the delegation act (``features/delegation/demo.py``): a planner splits work
+between two worker processes, one is killed mid-task, and its task is retaken.
 """
 
 from __future__ import annotations
