@@ -16,7 +16,8 @@ import pytest
 
 from inner_universe.errors import ConnectionClosedError, ReducerError, SubscriptionError
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection
-from inner_universe.spacetime.schema import ModuleSchema
+from inner_universe.spacetime.messages import CallReducer, decode_client_message
+from inner_universe.spacetime.schema import CallKey, ModuleSchema
 from inner_universe.spacetime.transport import MemoryTransport
 
 DATA = Path(__file__).parents[1] / "data"
@@ -57,7 +58,7 @@ async def test_the_captured_session_through_the_driver() -> None:
     assert event.committed and event.reducer == "register_agent"
     assert event.args == {"name": "captured", "role": "capturing", "state": b"\x81\xa1k\xa1v"}
     assert [row.name for row in inserted] == ["captured"]
-    assert conn.db.agent.find("name", "captured").owner == conn.identity
+    assert conn.db.agent.filter("name", "captured")[0].owner == conn.identity
 
     failing = conn.reducers.register_agent("", "empty name", b"")
     transport.feed(captured("plain_0004_transaction_update.bin"))
@@ -97,3 +98,31 @@ async def test_a_malformed_server_message_closes_the_connection_with_a_decode_er
     transport.feed(b"\x00\x01\x02")  # tag none, then a truncated TransactionUpdate
     error = await asyncio.wait_for(conn.wait_closed(), 5)
     assert error is not None and "truncated" in str(error)
+
+
+async def test_each_call_carries_the_connections_next_call_key() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    assert 0 < conn.client_id < 2**128
+    calls = [
+        conn.reducers.create_conversation("first"),
+        conn.call_reducer("create_conversation", "resent", call_key=CallKey(conn.client_id, 1)),
+        conn.reducers.create_conversation("second"),
+    ]
+
+    async def all_sent() -> None:
+        while len(transport.sent) < len(calls):
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(all_sent(), 5)
+    sent = [decode_client_message(data) for data in transport.sent]
+    reducer = SCHEMA.reducer("create_conversation")
+    decoded = [reducer.decode_call(msg.args) for msg in sent if isinstance(msg, CallReducer)]
+    assert decoded == [
+        ({"title": "first"}, CallKey(conn.client_id, 1)),
+        ({"title": "resent"}, CallKey(conn.client_id, 1)),
+        ({"title": "second"}, CallKey(conn.client_id, 2)),
+    ]
+    await conn.disconnect()
+    failed = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(f, ConnectionClosedError) for f in failed)

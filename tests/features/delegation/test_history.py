@@ -24,11 +24,13 @@ async def test_a_workers_transitions_are_recorded_and_readable_at_past_versions(
         connect(universe_db.uri, universe_db.name) as worker_conn,
         connect(universe_db.uri, universe_db.name) as conn,
     ):
+        assert conn.identity is not None
         worker = Worker(
             worker_conn,
             "shouter",
             ["shout"],
             shout,
+            history_readers=[conn.identity],  # the store is its owner's and members'
             uri=universe_db.uri,
             database=universe_db.name,
         )
@@ -36,9 +38,9 @@ async def test_a_workers_transitions_are_recorded_and_readable_at_past_versions(
             assert await delegate(conn, "shout", "hi", timeout=15) == "HI"
             task_id = worker.stats.completed[0]
 
-        # Read back from a separate TemporalStore client, as another process would.
+        # Read back from a separate TemporalStore client, as the identity it was shared with.
         history = await asyncio.to_thread(
-            AgentHistory.open, universe_db.uri, universe_db.name, worker.agent_id
+            AgentHistory.open, universe_db.uri, universe_db.name, worker.agent_id, conn.token
         )
         try:
             transitions = await asyncio.to_thread(history.transitions)
@@ -54,3 +56,26 @@ async def test_a_workers_transitions_are_recorded_and_readable_at_past_versions(
             assert (past.status, past.task_id, past.name) == ("running", task_id, "shouter")
         finally:
             await asyncio.to_thread(history.close)
+
+
+async def test_an_agents_history_is_not_visible_to_identities_it_was_not_shared_with(
+    universe_db: PublishedDatabase,
+) -> None:
+    async with connect(universe_db.uri, universe_db.name) as worker_conn:
+        worker = Worker(
+            worker_conn,
+            "private",
+            ["private"],
+            shout,
+            uri=universe_db.uri,
+            database=universe_db.name,
+        )
+        async with worker:
+            pass
+    stranger = await asyncio.to_thread(
+        AgentHistory.open, universe_db.uri, universe_db.name, worker.agent_id
+    )
+    try:
+        assert await asyncio.to_thread(stranger.transitions) == []
+    finally:
+        await asyncio.to_thread(stranger.close)

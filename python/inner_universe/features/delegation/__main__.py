@@ -18,6 +18,7 @@ import sys
 from typing import cast
 
 from ...spacetime.connection import connect
+from ...spacetime.types import Identity
 from .worker import Handler, Worker
 
 
@@ -43,6 +44,7 @@ async def serve(args: argparse.Namespace) -> None:
             handler,
             concurrency=args.concurrency,
             history=not args.no_history,
+            history_readers=[Identity.from_hex(h) for h in args.history_reader],
             uri=args.uri,
             database=args.database,
         )
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handler", required=True, help="package.module:function")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--no-history", action="store_true", help="do not record transitions")
+    parser.add_argument(
+        "--history-reader", action="append", default=[], help="identity (hex) that may read it"
+    )
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
 

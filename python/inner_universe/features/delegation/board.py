@@ -78,7 +78,20 @@ class TaskBoard:
         return row
 
     def agent(self, name: str) -> Any | None:
-        return self.conn.db.agent.find("name", name)
+        """The agent called ``name``: the caller's own if it has one, else the only one.
+
+        Names are unique per owner; a name that several other identities use is
+        ambiguous and raises :class:`LookupError` (name such an agent by its id).
+        """
+        named = self.conn.db.agent.filter("name", name)
+        mine = [a for a in named if a.owner == self.conn.identity]
+        if mine:
+            return mine[0]
+        if len(named) > 1:
+            raise LookupError(
+                f"{len(named)} agents are named {name!r} (one per owner); use the agent's id"
+            )
+        return named[0] if named else None
 
     def capabilities(self, agent_id: int) -> frozenset[str]:
         offers = self.conn.db.agent_capability.filter("agent_id", agent_id)

@@ -56,10 +56,20 @@ async def delegation_act(uri: str, database: str) -> int:
     def say(text: str) -> None:
         print(f"  [{time.monotonic() - started:6.2f}s] {text}", flush=True)
 
+    conn = await connect(uri, database)
+    assert conn.identity is not None and conn.token is not None
+    planner_token = conn.token
     handler = f"{__name__}:summarise"
     workers = await asyncio.gather(
-        *(
-            WorkerProcess.start(uri, database, name, ["summarise"], handler)
+        *(  # each shares its history with the planner's identity
+            WorkerProcess.start(
+                uri,
+                database,
+                name,
+                ["summarise"],
+                handler,
+                history_readers=[conn.identity.to_hex()],
+            )
             for name in ("worker-a", "worker-b")
         )
     )
@@ -67,7 +77,7 @@ async def delegation_act(uri: str, database: str) -> int:
     names = {w.agent_id: w.name for w in workers}
     say(", ".join(f"{w.name} ready (pid {w.pid})" for w in workers))
     try:
-        async with connect(uri, database) as conn:
+        async with conn:
             board = await TaskBoard.of(conn)
             completions: Counter[int] = Counter()
             killed: list[int] = []
@@ -116,7 +126,9 @@ async def delegation_act(uri: str, database: str) -> int:
         report = await survivor.stop()
         await victim.kill()
 
-    history = await asyncio.to_thread(AgentHistory.open, uri, database, victim.agent_id)
+    history = await asyncio.to_thread(
+        AgentHistory.open, uri, database, victim.agent_id, planner_token
+    )
     try:
         transitions = await asyncio.to_thread(history.transitions)
     finally:

@@ -3,8 +3,8 @@
 Each agent's history is an event-sourced aggregate in its own store
 (``agent-<id>``) of :mod:`inner_universe.nerv.store`: every transition (idle,
 running task 7, idle, stopped) is one event, so the agent's state at any past
-version can be read back, by this process or any other, with
-``AgentHistory.open(...).at(version)``.
+version can be read back, by this process or any other the worker shared it
+with, with ``AgentHistory.open(...).at(version)``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
+
+from ...nerv.store import Factory, StoreReplica
+from ...spacetime.types import Identity
 
 __all__ = ["AgentHistory", "AgentState", "Transition"]
 
@@ -77,9 +80,27 @@ class AgentHistory:
         self._pending: set[asyncio.Task[int]] = set()
 
     @classmethod
-    def open(cls, uri: str, database: str, agent_id: int) -> AgentHistory:
-        """Read an agent's history (from any process)."""
-        return cls(uri, database, agent_id, name="")
+    def open(cls, uri: str, database: str, agent_id: int, token: str | None = None) -> AgentHistory:
+        """Read an agent's history from any process, as an identity it was shared with.
+
+        A store's contents are visible to its members only: the agent's worker owns
+        the store and admits readers (:meth:`share_with`, or ``Worker(history_readers=...)``).
+        """
+        return cls(uri, database, agent_id, name="", token=token)
+
+    def _replica(self) -> StoreReplica:
+        factory = self._app.factory
+        assert isinstance(factory, Factory)
+        return factory.replica
+
+    @property
+    def identity(self) -> Identity | None:
+        """The identity this history reads and writes as."""
+        return self._replica().connection.identity
+
+    def share_with(self, identity: Identity) -> None:
+        """Let ``identity`` read this history (the agent's worker, the store's owner, only)."""
+        self._replica().set_member(identity, writer=False)
 
     def _current(self) -> AgentState:
         try:

@@ -56,8 +56,10 @@ class WorkerProcess:
         *,
         concurrency: int = 1,
         history: bool = True,
+        history_readers: Sequence[str] = (),
         timeout: float = 60.0,
     ) -> WorkerProcess:
+        """Start the child; ``history_readers`` are identities (hex) that may read its history."""
         args = [
             "-m",
             "inner_universe.features.delegation",
@@ -76,6 +78,8 @@ class WorkerProcess:
             args += ["--capability", capability]
         if not history:
             args.append("--no-history")
+        for reader in history_readers:
+            args += ["--history-reader", reader]
         proc = await asyncio.create_subprocess_exec(
             sys.executable, *args, stdout=asyncio.subprocess.PIPE
         )

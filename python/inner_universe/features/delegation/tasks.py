@@ -73,7 +73,10 @@ def agent_id(board: TaskBoard, agent: str | int | None) -> int:
         return 0
     if isinstance(agent, int):
         return agent
-    row = board.agent(agent)
+    try:
+        row = board.agent(agent)
+    except LookupError as exc:
+        raise TaskRefused("submit_task", str(exc)) from None
     if row is None:
         raise TaskRefused("submit_task", f"no agent named {agent!r}")
     return int(row.id)

@@ -25,6 +25,7 @@ from typing import Any
 
 from ...spacetime.connection import DbConnection
 from ...spacetime.events import EventContext
+from ...spacetime.types import Identity
 from .board import TaskBoard
 from .delegate import delegate
 from .errors import StaleEpoch, TaskRefused
@@ -107,7 +108,8 @@ class Worker:
     ``async with Worker(conn, "summariser", ["summarise"], handler) as worker: ...``
     (or ``await worker.start()`` / ``await worker.stop()``). ``concurrency`` tasks
     run at once. With ``history`` (the default), the agent's transitions are
-    recorded in the TemporalStore (:class:`AgentHistory`).
+    recorded in the TemporalStore (:class:`AgentHistory`), readable by this
+    connection's identity and by ``history_readers``.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Worker:
         concurrency: int = 1,
         role: str = "worker",
         history: bool = True,
+        history_readers: Iterable[Identity] = (),
         uri: str | None = None,
         database: str | None = None,
     ) -> None:
@@ -135,6 +138,7 @@ class Worker:
         self.agent_id = 0
         self.history: AgentHistory | None = None
         self._want_history = history
+        self._history_readers = tuple(history_readers)
         self._where = (uri, database)
         self._board: TaskBoard | None = None
         self._jobs: dict[int, _Job] = {}
@@ -153,8 +157,12 @@ class Worker:
     async def start(self) -> Worker:
         """Register the agent and its capabilities, then take tasks as they come."""
         self._board = board = await TaskBoard.of(self.conn)
-        agent = board.agent(self.name)
-        if agent is None or agent.owner != self.conn.identity:
+        mine = [
+            a
+            for a in board.conn.db.agent.filter("name", self.name)
+            if a.owner == self.conn.identity
+        ]
+        if not mine:
             await self.conn.call_reducer("register_agent", self.name, self.role, b"")
         self.agent_id = agent_id(board, self.name)
         await board.call("set_agent_capabilities", self.agent_id, list(self.capabilities))
@@ -165,6 +173,8 @@ class Worker:
             self.history = await asyncio.to_thread(
                 AgentHistory, uri, database, self.agent_id, self.name, self.conn.token
             )
+            for reader in self._history_readers:
+                await asyncio.to_thread(self.history.share_with, reader)
             self.history.record_soon("idle", note="started")
         self.conn.db.task.on_insert(self._on_insert)
         self.conn.db.task.on_update(self._on_update)
