@@ -3,7 +3,12 @@
 //! A message stays unacknowledged until the recipient's owner acknowledges it, so a
 //! recipient that was offline or crashed finds it again (its inbox is a subscription).
 //! Acknowledging twice is harmless. Only an agent's owner sends in its name.
+//!
+//! Messages are private: a client sees those its identity sent and those addressed
+//! to its agents, nothing else. The rules read only the row's own indexed columns
+//! (the recipient's owner is copied into it), so subscriptions stay live.
 
+use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
@@ -27,11 +32,26 @@ pub struct InboxMessage {
     pub body: Vec<u8>,
     /// The message this one answers (0 for none).
     pub reply_to: u64,
+    #[index(btree)]
     pub sender: Identity,
+    /// The owner of `to_agent` when the message was sent.
+    #[index(btree)]
+    pub recipient: Identity,
+    /// Sender and recipient are the same identity (keeps the two rules below disjoint).
+    pub to_self: bool,
     pub sent_at: Timestamp,
     /// When the recipient confirmed delivery; None until then.
     pub acknowledged_at: Option<Timestamp>,
 }
+
+/// Senders see what they sent.
+#[client_visibility_filter]
+const MESSAGES_SENT: Filter = Filter::Sql("SELECT * FROM inbox_message WHERE sender = :sender");
+
+/// Recipients see what was sent to their agents (by others: their own are above).
+#[client_visibility_filter]
+const MESSAGES_RECEIVED: Filter =
+    Filter::Sql("SELECT * FROM inbox_message WHERE recipient = :sender AND to_self = false");
 
 impl OwnedRow for InboxMessage {
     const KIND: &'static str = "inbox message";
@@ -55,7 +75,7 @@ pub fn send_agent_message(
         return Ok(());
     }
     owned_by_caller(ctx, ctx.db.agent().id().find(from_agent), from_agent)?;
-    found(ctx.db.agent().id().find(to_agent), to_agent)?;
+    let recipient = found(ctx.db.agent().id().find(to_agent), to_agent)?.owner;
     validate::size("message body", body.len(), MAX_PAYLOAD_BYTES)?;
     if reply_to != 0 {
         let original = found(ctx.db.inbox_message().id().find(reply_to), reply_to)?;
@@ -73,6 +93,8 @@ pub fn send_agent_message(
         body,
         reply_to,
         sender: ctx.sender,
+        recipient,
+        to_self: recipient == ctx.sender,
         sent_at: ctx.timestamp,
         acknowledged_at: None,
     });

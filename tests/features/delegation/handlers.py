@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from inner_universe.features.delegation import TaskContext
-from inner_universe.features.delegation.tasks import RUNNING
+from inner_universe.features.delegation.tasks import RUNNING, SUCCEEDED
 
 
 async def echo(task: TaskContext) -> dict[str, Any]:
@@ -22,7 +22,8 @@ async def hang_on_first_attempt(task: TaskContext) -> dict[str, Any]:
 
 
 async def diamond(task: TaskContext) -> dict[str, Any]:
-    """Steps of kind "meet" finish only once every "meet" step of the workflow is running.
+    """Steps of kind "meet" finish only once every "meet" step of the workflow is running
+    (or has finished, which it could only do after seeing this one running).
 
     So the workflow can only succeed if those steps run at the same time; with one
     task at a time per worker, that means in different processes.
@@ -38,7 +39,7 @@ async def diamond(task: TaskContext) -> dict[str, Any]:
 
         def all_running() -> bool:
             tasks = [task.board.task(s.task_id) for s in siblings]
-            return all(t is not None and t.status == RUNNING for t in tasks)
+            return all(t is not None and t.status in (RUNNING, SUCCEEDED) for t in tasks)
 
         await task.until(all_running, timeout=30)
     return {"step": task.kind, "inputs": sorted(task.inputs), "pid": os.getpid()}

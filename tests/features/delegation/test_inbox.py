@@ -52,6 +52,11 @@ async def test_messages_arrive_live_and_stay_pending_until_acknowledged(
             timeout=15,
         )
 
+        # Nobody else sees the conversation.
+        async with connect(universe_db.uri, universe_db.name) as stranger:
+            assert (await Inbox.of(stranger, "alice")).pending() == []
+            assert stranger.db.inbox_message.count() == 0
+
 
 async def test_ask_waits_for_the_reply(universe_db: PublishedDatabase) -> None:
     async with two_agents(universe_db, "asker", "answerer") as (asker, answerer):
