@@ -93,10 +93,6 @@ class TaskBoard:
             )
         return named[0] if named else None
 
-    def capabilities(self, agent_id: int) -> frozenset[str]:
-        offers = self.conn.db.agent_capability.filter("agent_id", agent_id)
-        return frozenset(offer.capability for offer in offers)
-
     def by_ticket(self, table: str, ticket: int) -> Any:
         """The row of ``table`` the caller submitted with ``ticket`` (present after the call)."""
         rows = self.conn.db[table].filter("ticket", ticket)

@@ -17,13 +17,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from ...spacetime.connection import connect
+from ...spacetime.connection import DbConnection, connect
 from ...spacetime.events import EventContext, ReducerEvent
 from .board import TaskBoard
 from .delegate import allow_delegation, result_of, submit
-from .history import AgentHistory
+from .history import AgentHistory, Transition
 from .processes import WorkerProcess
-from .tasks import CLAIMED, RETRYING, SUCCEEDED, agent_id, unpack
+from .tasks import CLAIMED, RETRYING, RUNNING, SUCCEEDED, agent_id, unpack
 from .worker import TaskContext
 
 PIECES = {
@@ -48,114 +48,144 @@ async def summarise(task: TaskContext) -> str:
     return f"{topic}: {len(text.split())} words"
 
 
+class _Act:
+    """The act's state: the planner's connection, the two workers, what was seen."""
+
+    def __init__(self, uri: str, database: str) -> None:
+        self.uri = uri
+        self.database = database
+        self.started = time.monotonic()
+        self.completions: Counter[int] = Counter()
+        self.killed: list[int] = []
+        self.victim_claims = 0
+
+    def say(self, text: str) -> None:
+        print(f"  [{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
+
+    async def run(self) -> int:
+        conn = await connect(self.uri, self.database)
+        assert conn.identity is not None and conn.token is not None
+        planner_token = conn.token
+        handler = f"{__name__}:summarise"
+        workers = await asyncio.gather(
+            *(  # each shares its history with the planner's identity
+                WorkerProcess.start(
+                    self.uri,
+                    self.database,
+                    name,
+                    ["summarise"],
+                    handler,
+                    history_readers=[conn.identity.to_hex()],
+                )
+                for name in ("worker-a", "worker-b")
+            )
+        )
+        self.victim, self.survivor = workers
+        self.names = {w.agent_id: w.name for w in workers}
+        self.say(", ".join(f"{w.name} ready (pid {w.pid})" for w in workers))
+        try:
+            async with conn:
+                self.board = await TaskBoard.of(conn)
+                conn.on_reducer("complete_task", self.on_complete)
+                conn.db.task.on_update(self.on_update)
+                ids, results = await self.delegate_pieces(conn)
+        finally:
+            report = await self.survivor.stop()
+            await self.victim.kill()
+        transitions = await self.victims_history(planner_token)
+        return self.check(ids, results, transitions, report)
+
+    async def delegate_pieces(self, conn: DbConnection) -> tuple[list[int], list[Any]]:
+        """The planner: register, allow the delegation, submit every piece, gather results."""
+        await conn.call_reducer("register_agent", "chief-planner", "planning", b"")
+        planner = agent_id(self.board, "chief-planner")
+        await allow_delegation(conn, planner, "summarise")
+        ids = [
+            await submit(conn, "summarise", piece, from_agent=planner, lease=LEASE, backoff=0.2)
+            for piece in PIECES.items()
+        ]
+        self.say(f"chief-planner delegated {len(ids)} pieces to 'summarise': tasks {ids}")
+        results = await asyncio.gather(*(result_of(conn, i, timeout=60) for i in ids))
+        by_worker = Counter(self.names[self.board.known_task(i).claimed_by] for i in ids)
+        self.say(
+            f"chief-planner got {len(results)} results "
+            f"({', '.join(f'{n} by {w}' for w, n in sorted(by_worker.items()))})"
+        )
+        return ids, list(results)
+
+    def on_complete(self, _ctx: EventContext, event: ReducerEvent) -> None:
+        self.completions[event.args["task_id"]] += 1
+
+    def on_update(self, _ctx: EventContext, old: Any, new: Any) -> None:
+        """Narrate the task table; on the victim's second claim, kill it mid-task."""
+        who = self.names.get(new.claimed_by, "")
+        if new.status == CLAIMED:
+            self.say(f"task {new.id} -> {who} (attempt {new.attempts}, epoch {new.epoch})")
+            self.victim_claims += who == self.victim.name
+            if who == self.victim.name and self.victim_claims == 2:
+                self.killed.append(new.id)
+                asyncio.get_running_loop().create_task(self.kill_mid_task(new.id))
+        elif new.status == RETRYING and old.status != RETRYING:
+            self.say(f"task {new.id}: {new.error}; back in the queue after a backoff")
+        elif new.status == SUCCEEDED:
+            self.say(f"task {new.id} done by {who}: {unpack(new.result)!r}")
+
+    async def kill_mid_task(self, task_id: int) -> None:
+        await self.board.until(lambda: self.board.known_task(task_id).status == RUNNING)
+        await asyncio.sleep(WORK / 2)  # let it get well into the piece
+        await self.victim.kill()
+        self.say(
+            f"killed {self.victim.name} (pid {self.victim.pid}) in the middle of task {task_id}"
+        )
+
+    async def victims_history(self, token: str) -> list[Transition]:
+        """What the TemporalStore recorded of the killed worker, read as the planner."""
+        history = await asyncio.to_thread(
+            AgentHistory.open, self.uri, self.database, self.victim.agent_id, token
+        )
+        try:
+            transitions = await asyncio.to_thread(history.transitions)
+        finally:
+            await asyncio.to_thread(history.close)
+        print(f"\n  {self.victim.name}'s history in the TemporalStore (it died mid-task):")
+        for t in transitions:
+            task = f" task {t.task_id}" if t.task_id else ""
+            note = f" ({t.note})" if t.status == "idle" else ""
+            print(f"    v{t.version}: {t.status}{task}{note}")
+        return transitions
+
+    def check(
+        self,
+        ids: list[int],
+        results: list[Any],
+        transitions: list[Transition],
+        report: dict[str, Any],
+    ) -> int:
+        retaken = self.killed[0] if self.killed else 0
+        row = self.board.task(retaken)
+        last = transitions[-1] if transitions else None
+        survivor, victim = self.survivor.name, self.victim.name
+        checks = {
+            "every piece has a result": len(results) == len(PIECES),
+            "each result was committed exactly once": self.completions == Counter(ids),
+            f"the killed worker's task {retaken} was retaken by {survivor}": row is not None
+            and (row.epoch, row.claimed_by) == (2, self.survivor.agent_id),
+            f"{victim}'s last recorded state is 'running task {retaken}'": last is not None
+            and (last.status, last.task_id) == ("running", retaken),
+            f"{survivor} completed {len(report.get('completed', []))} tasks": bool(
+                report.get("completed")
+            ),
+        }
+        print()
+        for check, held in checks.items():
+            print(f"  {'ok ' if held else 'FAILED'} {check}")
+        if not all(checks.values()):
+            return 1
+        print("\nthe planner got every result once, though a worker died mid-task")
+        return 0
+
+
 async def delegation_act(uri: str, database: str) -> int:
     """Run the act against a database with the module; 0 when every check held."""
     print("\n--- delegation: a planner splits work, two worker processes take the pieces ---\n")
-    started = time.monotonic()
-
-    def say(text: str) -> None:
-        print(f"  [{time.monotonic() - started:6.2f}s] {text}", flush=True)
-
-    conn = await connect(uri, database)
-    assert conn.identity is not None and conn.token is not None
-    planner_token = conn.token
-    handler = f"{__name__}:summarise"
-    workers = await asyncio.gather(
-        *(  # each shares its history with the planner's identity
-            WorkerProcess.start(
-                uri,
-                database,
-                name,
-                ["summarise"],
-                handler,
-                history_readers=[conn.identity.to_hex()],
-            )
-            for name in ("worker-a", "worker-b")
-        )
-    )
-    victim, survivor = workers
-    names = {w.agent_id: w.name for w in workers}
-    say(", ".join(f"{w.name} ready (pid {w.pid})" for w in workers))
-    try:
-        async with conn:
-            board = await TaskBoard.of(conn)
-            completions: Counter[int] = Counter()
-            killed: list[int] = []
-            victim_claims = 0
-
-            def on_complete(_ctx: EventContext, event: ReducerEvent) -> None:
-                completions[event.args["task_id"]] += 1
-
-            def on_update(_ctx: EventContext, old: Any, new: Any) -> None:
-                nonlocal victim_claims
-                who = names.get(new.claimed_by, "")
-                if new.status == CLAIMED:
-                    say(f"task {new.id} -> {who} (attempt {new.attempts}, epoch {new.epoch})")
-                    victim_claims += who == victim.name
-                    if who == victim.name and victim_claims == 2:  # its second piece
-                        killed.append(new.id)
-                        asyncio.get_running_loop().create_task(kill_mid_task(new.id))
-                elif new.status == RETRYING and old.status != RETRYING:
-                    say(f"task {new.id}: {new.error}; back in the queue after a backoff")
-                elif new.status == SUCCEEDED:
-                    say(f"task {new.id} done by {who}: {unpack(new.result)!r}")
-
-            async def kill_mid_task(task_id: int) -> None:
-                await board.until(lambda: board.known_task(task_id).status == "running")
-                await asyncio.sleep(WORK / 2)  # let it get well into the piece
-                await victim.kill()
-                say(f"killed {victim.name} (pid {victim.pid}) in the middle of task {task_id}")
-
-            conn.on_reducer("complete_task", on_complete)
-            conn.db.task.on_update(on_update)
-            await conn.call_reducer("register_agent", "chief-planner", "planning", b"")
-            planner = agent_id(board, "chief-planner")
-            await allow_delegation(conn, planner, "summarise")
-            ids = [
-                await submit(conn, "summarise", piece, from_agent=planner, lease=LEASE, backoff=0.2)
-                for piece in PIECES.items()
-            ]
-            say(f"chief-planner delegated {len(ids)} pieces to 'summarise': tasks {ids}")
-            results = await asyncio.gather(*(result_of(conn, i, timeout=60) for i in ids))
-            by_worker = Counter(names[board.known_task(i).claimed_by] for i in ids)
-            say(
-                f"chief-planner got {len(results)} results "
-                f"({', '.join(f'{n} by {w}' for w, n in sorted(by_worker.items()))})"
-            )
-    finally:
-        report = await survivor.stop()
-        await victim.kill()
-
-    history = await asyncio.to_thread(
-        AgentHistory.open, uri, database, victim.agent_id, planner_token
-    )
-    try:
-        transitions = await asyncio.to_thread(history.transitions)
-    finally:
-        await asyncio.to_thread(history.close)
-    last = transitions[-1]
-    print(f"\n  {victim.name}'s history in the TemporalStore (it died mid-task):")
-    for t in transitions:
-        task = f" task {t.task_id}" if t.task_id else ""
-        note = f" ({t.note})" if t.status == "idle" else ""
-        print(f"    v{t.version}: {t.status}{task}{note}")
-    retaken = killed[0] if killed else 0
-    checks = {
-        "every piece has a result": len(results) == len(PIECES),
-        "each result was committed exactly once": completions == Counter(ids),
-        f"the killed worker's task {retaken} was retaken by {survivor.name}": bool(killed)
-        and board.known_task(retaken).epoch == 2
-        and board.known_task(retaken).claimed_by == survivor.agent_id,
-        f"{victim.name}'s last recorded state is 'running #{retaken}'": (last.status, last.task_id)
-        == ("running", retaken),
-        f"{survivor.name} completed {len(report.get('completed', []))} tasks": bool(
-            report.get("completed")
-        ),
-    }
-    print()
-    for check, held in checks.items():
-        print(f"  {'ok ' if held else 'FAILED'} {check}")
-    if not all(checks.values()):
-        return 1
-    print("\nthe planner got every result once, though a worker died mid-task")
-    return 0
+    return await _Act(uri, database).run()
