@@ -6,7 +6,9 @@ in the same run, so the ratios mean something on any machine:
 - sequential reducer calls through the SDK, against the floor of a WebSocket
   ping/pong round trip on the same kind of connection, and against the same
   reducer called over HTTP (``POST /v1/database/{db}/call/{reducer}``);
-- pipelined reducer calls from one client, against the sequential rate;
+- pipelined reducer calls from one client, against the sequential rate, and
+  pipelined again without call keys (the module then records no receipt): the
+  cost of exactly-once calls;
 - pure-Python decoding of ``message`` rows, against msgpack (a C extension)
   unpacking the same fields, and the struct fast path on fixed-size rows.
 
@@ -27,6 +29,7 @@ from bench_common import machine
 
 from inner_universe.spacetime import codec, connect, fetch_schema
 from inner_universe.spacetime.bsatn import BsatnWriter
+from inner_universe.spacetime.schema import CallKey
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.spacetime.types import ConnectionId, Identity, Timestamp
 from inner_universe.universe import publish
@@ -59,6 +62,24 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
         await asyncio.gather(*futures)
         pipelined = time.perf_counter() - t0
 
+        # The cost of exactly-once: keyed and unkeyed batches alternately, best of 3.
+        no_key = CallKey(0, 0)  # client 0: no key, no receipt
+        batch = max(calls // 4, 1)
+        keyed, unkeyed = float("inf"), float("inf")
+        for r in range(3):
+            t0 = time.perf_counter()
+            await asyncio.gather(
+                *[conn.reducers.create_conversation(f"keyed {r} {i}") for i in range(batch)]
+            )
+            keyed = min(keyed, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            unkeyed_calls = [
+                conn.call_reducer("create_conversation", f"unkeyed {r} {i}", call_key=no_key)
+                for i in range(batch)
+            ]
+            await asyncio.gather(*unkeyed_calls)
+            unkeyed = min(unkeyed, time.perf_counter() - t0)
+
     def http_call(i: int) -> None:
         body = json.dumps([{"client": 0, "seq": 0}, f"http {i}"]).encode()  # no call key
         request = urllib.request.Request(
@@ -75,7 +96,15 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
     for i in range(http_calls):
         await asyncio.to_thread(http_call, i)
     http = (time.perf_counter() - t0) / http_calls * calls
-    return {"ping": ping, "sequential": sequential, "pipelined": pipelined, "http": http}
+    return {
+        "ping": ping,
+        "sequential": sequential,
+        "pipelined": pipelined,
+        "keyed": keyed,
+        "unkeyed": unkeyed,
+        "batch": batch,
+        "http": http,
+    }
 
 
 def message_rows(count: int, table: Any) -> tuple[bytes, list[int], list[bytes]]:
@@ -93,6 +122,8 @@ def message_rows(count: int, table: Any) -> tuple[bytes, list[int], list[bytes]]
             role="assistant",
             content=content,
             sequence=i,
+            private=False,
+            conversation_owner=author,
             created_at=Timestamp(1_700_000_000_000_000 + i),
             updated_at=Timestamp(1_700_000_000_000_000 + i),
         )
@@ -106,6 +137,8 @@ def message_rows(count: int, table: Any) -> tuple[bytes, list[int], list[bytes]]
                     "assistant",
                     content,
                     i,
+                    False,
+                    author.to_bytes(),
                     row.created_at.micros_since_epoch,
                     row.updated_at.micros_since_epoch,
                 ]
@@ -167,6 +200,13 @@ def main() -> None:
     print(
         f"  SDK pipelined                 {rate(n, calls['pipelined'])}"
         f"   {calls['sequential'] / calls['pipelined']:.1f}x sequential"
+    )
+    b = int(calls["batch"])
+    print(f"  exactly-once cost ({b} pipelined calls per batch, best of 3 alternating)")
+    print(f"    with call keys (receipts)   {rate(b, calls['keyed'])}")
+    print(
+        f"    without (baseline)          {rate(b, calls['unkeyed'])}"
+        f"   keyed calls take {calls['keyed'] / calls['unkeyed']:.2f}x the time"
     )
     print(f"    SDK sequential vs HTTP /call: {calls['http'] / calls['sequential']:.1f}x")
 

@@ -1,15 +1,16 @@
 //! Conversations, their participants, and their messages.
 //!
 //! A conversation belongs to its owner, who admits participants, each with the
-//! message roles it may speak in ("user", "assistant", "system", "tool"; none
-//! at all makes a reader). Only participants post, and only in their admitted
+//! message roles it may speak in ("user", "assistant", "system", "tool"; an
+//! empty list admits it without a voice). Only participants post, and only in their admitted
 //! roles, so no one speaks as "system" or "assistant" whom the owner has not
 //! admitted to that role. The owner is a participant with every role.
 //!
 //! A conversation is public (every client reads it and its messages) or
 //! private, chosen when it is created. A private conversation is read by its
 //! owner, who reads every message in it; each other participant reads the
-//! messages it wrote itself, and no one else reads anything. Messages copy the
+//! messages it wrote itself and its own participant row, and no one else reads
+//! anything, not even who takes part. Messages and participant rows copy the
 //! conversation's flag and owner so that each row's visibility is decided from
 //! the row alone (see the note on the visibility filters below).
 //!
@@ -66,8 +67,13 @@ pub struct Participant {
     pub conversation_id: u64,
     #[index(btree)]
     pub identity: Identity,
-    /// A subset of [`MESSAGE_ROLES`]; empty for a reader.
+    /// A subset of [`MESSAGE_ROLES`]; empty for a participant without a voice.
     pub roles: Vec<String>,
+    /// The conversation's `private` flag, copied (visibility rules filter on it).
+    pub private: bool,
+    /// The conversation's owner, copied (visibility rules filter on it).
+    #[index(btree)]
+    pub conversation_owner: Identity,
     pub admitted_at: Timestamp,
 }
 
@@ -118,6 +124,21 @@ const PUBLIC_CONVERSATIONS: Filter =
 #[client_visibility_filter]
 const PRIVATE_CONVERSATIONS_OF_THEIR_OWNER: Filter =
     Filter::Sql("SELECT * FROM conversation WHERE private = true AND owner = :sender");
+
+#[client_visibility_filter]
+const PARTICIPANTS_OF_PUBLIC_CONVERSATIONS: Filter =
+    Filter::Sql("SELECT * FROM conversation_participant WHERE private = false");
+
+#[client_visibility_filter]
+const PARTICIPANTS_OF_PRIVATE_CONVERSATIONS_TO_THEIR_OWNER: Filter = Filter::Sql(
+    "SELECT * FROM conversation_participant WHERE private = true AND conversation_owner = :sender",
+);
+
+#[client_visibility_filter]
+const OWN_PARTICIPATION_IN_PRIVATE_CONVERSATIONS: Filter = Filter::Sql(
+    "SELECT * FROM conversation_participant \
+     WHERE private = true AND identity = :sender AND conversation_owner <> :sender",
+);
 
 #[client_visibility_filter]
 const PUBLIC_MESSAGES: Filter = Filter::Sql("SELECT * FROM message WHERE private = false");
@@ -221,6 +242,8 @@ fn create(ctx: &ReducerContext, title: String, private: bool) -> Result<(), Stri
         conversation_id: conversation.id,
         identity: ctx.sender,
         roles: MESSAGE_ROLES.iter().map(|r| r.to_string()).collect(),
+        private: conversation.private,
+        conversation_owner: conversation.owner,
         admitted_at: ctx.timestamp,
     });
     log::info!(
@@ -324,6 +347,8 @@ pub fn admit_participant(
                 conversation_id,
                 identity,
                 roles,
+                private: conversation.private,
+                conversation_owner: conversation.owner,
                 admitted_at: ctx.timestamp,
             });
         }

@@ -183,6 +183,13 @@ fn open(ctx: &ReducerContext, store: &str) -> Result<EventLog, String> {
     if let Some(log) = ctx.db.event_log().store().find(store.to_owned()) {
         return Ok(log);
     }
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::Stores,
+        1,
+        quotas::signed(store.len()),
+    )?;
     ctx.db.event_store_member().insert(StoreMember {
         id: 0,
         store: store.to_owned(),

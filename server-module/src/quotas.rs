@@ -21,6 +21,8 @@ pub enum Quota {
     Documents,
     /// Stored events and snapshots together, over all stores.
     Events,
+    /// Event stores opened (owned).
+    Stores,
 }
 
 impl Quota {
@@ -32,17 +34,19 @@ impl Quota {
             Quota::Messages => "messages",
             Quota::Documents => "documents",
             Quota::Events => "events",
+            Quota::Stores => "stores",
         }
     }
 
     /// The most rows one identity may hold.
     pub fn max_rows(self) -> u64 {
         match self {
-            Quota::Agents => 100,
-            Quota::Conversations => 1_000,
+            Quota::Agents => 10_000,
+            Quota::Conversations => 10_000,
             Quota::Messages => 100_000,
             Quota::Documents => 1_000,
             Quota::Events => 1_000_000,
+            Quota::Stores => 100,
         }
     }
 
@@ -50,10 +54,11 @@ impl Quota {
     pub fn max_bytes(self) -> u64 {
         match self {
             Quota::Agents => 16 * MIB,
-            Quota::Conversations => MIB,
+            Quota::Conversations => 4 * MIB,
             Quota::Messages => 64 * MIB,
             Quota::Documents => 64 * MIB,
             Quota::Events => 256 * MIB,
+            Quota::Stores => MIB,
         }
     }
 }

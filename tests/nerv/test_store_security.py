@@ -171,6 +171,12 @@ def test_reading_never_imports_a_topic_a_writer_chose(fresh_db: PublishedDatabas
             mallory.call_reducer(
                 "append_events", "Bank", [(str(account.id), 2, "this:s", b"{}")], None
             )
+            replica = factory.replica
+
+            def forged_event_arrived() -> bool:
+                return len(replica.select("events", account.id, None, None, False, None)) == 2
+
+            assert replica.wait_for(forged_event_arrived, timeout=10)
             with pytest.raises(UntrustedTopicError) as caught:
                 bank.repository.get(account.id)
             assert caught.value.topic == "this:s"
@@ -200,3 +206,13 @@ def test_a_stranger_cannot_call_the_owner_only_reducers(fresh_db: PublishedDatab
             b.call_reducer("set_store_member", "ledger", b.identity, True)
         with pytest.raises(ReducerError, match="belongs to another identity"):
             b.call_reducer("remove_store_member", "ledger", a.identity)
+
+
+def test_an_identity_cannot_open_stores_without_end(fresh_db: PublishedDatabase) -> None:
+    with _connect(fresh_db) as a:
+        opened = [a.call_reducer_async("open_store", f"store-{i}") for i in range(100)]
+        for call in opened:
+            call.result(30)
+        with pytest.raises(ReducerError, match=r"quota reached: .* holds 100 stores"):
+            a.call_reducer("open_store", "one-too-many")
+        a.call_reducer("open_store", "store-0")  # opening an existing store costs nothing

@@ -45,11 +45,10 @@ import contextlib
 import logging
 import sys
 import threading
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_origin
 from uuid import UUID
 
 from eventsourcing.domain import DomainEvent, DomainEventProtocol
@@ -158,7 +157,7 @@ def is_trusted_topic(topic: str, trusted_modules: Sequence[str] = ()) -> bool:
     found: object = sys.modules.get(module_name)
     for part in qualname.split("."):
         namespace = getattr(found, "__dict__", None)
-        if not isinstance(namespace, typing.Mapping) or part not in namespace:
+        if not isinstance(namespace, Mapping) or part not in namespace:
             return False
         found = namespace[part]
     return isinstance(found, type) and issubclass(found, DomainEvent)
@@ -794,7 +793,7 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
         if mapper_class is None:
             topic = self.env.get(self.MAPPER_TOPIC)
             mapper_class = resolve_topic(topic) if topic else TrustedTopicMapper
-        origin = typing.get_origin(mapper_class) or mapper_class
+        origin = get_origin(mapper_class) or mapper_class
         if not (isinstance(origin, type) and issubclass(origin, TrustedTopicMapper)):
             log.warning("mapper %r does not check stored topics before importing them", origin)
             return super().mapper(transcoder, mapper_class)
