@@ -145,9 +145,11 @@ async def test_a_delegation_the_rules_do_not_allow_is_refused(
 async def test_cancelling_a_running_task_reaches_its_worker(
     universe_db: PublishedDatabase,
 ) -> None:
+    started = asyncio.Event()
     stopped = asyncio.Event()
 
     async def wait_forever(task: TaskContext) -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -161,6 +163,7 @@ async def test_cancelling_a_running_task_reaches_its_worker(
         board = await TaskBoard.of(conn)
         task_id = await submit(conn, "sleep", None)
         row = await running(board, task_id)
+        await asyncio.wait_for(started.wait(), 15)  # the handler is under way
         await cancel(conn, task_id, "no longer needed")
         await asyncio.wait_for(stopped.wait(), 15)
         with pytest.raises(TaskCancelled, match="no longer needed"):
