@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from inner_universe.features.delegation import AgentHistory, TaskContext, Worker, delegate
+from inner_universe.features.delegation import (
+    AgentHistory,
+    TaskContext,
+    Worker,
+    result_of,
+    submit,
+)
 from inner_universe.spacetime.connection import connect
 from tests.conftest import PublishedDatabase
 
@@ -35,8 +41,8 @@ async def test_a_workers_transitions_are_recorded_and_readable_at_past_versions(
             database=universe_db.name,
         )
         async with worker:
-            assert await delegate(conn, "shout", "hi", timeout=15) == "HI"
-            task_id = worker.stats.completed[0]
+            task_id = await submit(conn, "shout", "hi")
+            assert await result_of(conn, task_id, timeout=15) == "HI"
 
         # Read back from a separate TemporalStore client, as the identity it was shared with.
         history = await asyncio.to_thread(
