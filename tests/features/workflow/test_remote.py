@@ -26,6 +26,7 @@ from inner_universe.features.workflow import (
     submit_workflow,
 )
 from inner_universe.spacetime.connection import connect
+from inner_universe.spacetime.events import EventContext
 from tests.conftest import PublishedDatabase
 
 pytestmark = pytest.mark.integration
@@ -52,20 +53,33 @@ async def test_a_diamonds_middle_steps_run_at_once_in_different_processes(
             connect(universe_db.uri, universe_db.name) as conn,
             connect(universe_db.uri, universe_db.name) as observer,
         ):
+            # Another connection watches every transaction, from before the submission.
+            running_meets: list[set[int]] = []
+            observer_board = await TaskBoard.of(observer)
+
+            def record(_ctx: EventContext) -> None:
+                meets = [t for t in observer.db.task.iter() if t.kind == "meet"]
+                running_meets.append({t.id for t in meets if t.status == "running"})
+
+            observer.on_transaction(record)
+
             wf = Workflow("diamond")
             a = wf.step("a", "diamond")
             b = wf.step("b", "diamond", kind="meet", needs=[a])
             c = wf.step("c", "diamond", kind="meet", needs=[a])
             wf.step("d", "diamond", needs=[b, c])
             run = await submit_workflow(conn, wf)
-
-            # Another connection follows the same workflow live.
-            seen: list[list[StepProgress]] = []
-            watched = await WorkflowRun.attach(observer, run.id)
-            watched.watch(seen.append)
             results = await run.wait(timeout=60)
-            await watched.board.until(lambda: watched.row.status == "succeeded", timeout=15)
 
+            # The observer follows the same workflow to its end.
+            watched = await WorkflowRun.attach(observer, run.id)
+            await observer_board.until(lambda: watched.row.status == "succeeded", timeout=15)
+            assert [(s.name, s.status) for s in watched.progress()] == [
+                ("a", "succeeded"),
+                ("b", "succeeded"),
+                ("c", "succeeded"),
+                ("d", "succeeded"),
+            ]
             board = await TaskBoard.of(conn)
             middle = [board.task(s.task_id) for s in run.progress() if s.name in ("b", "c")]
     finally:
@@ -78,9 +92,7 @@ async def test_a_diamonds_middle_steps_run_at_once_in_different_processes(
     assert results["d"]["inputs"] == ["b", "c"]
     assert results["b"]["inputs"] == ["a"]
     # The observer saw b and c running at the same moment.
-    assert any(
-        {s.name for s in progress if s.task_status == "running"} >= {"b", "c"} for progress in seen
-    )
+    assert {t.id for t in middle} in running_meets
 
 
 async def test_a_failed_step_fails_the_workflow_and_cancels_what_needs_it(
@@ -171,3 +183,36 @@ async def test_a_workflow_is_checked_against_the_delegation_rules_before_it_is_s
 
 async def _noop(task: TaskContext) -> None:
     return None
+
+
+async def test_progress_is_visible_live_to_another_connection(
+    universe_db: PublishedDatabase,
+) -> None:
+    gate = asyncio.Event()
+
+    async def handler(task: TaskContext) -> str:
+        if task.kind == "gated":
+            await gate.wait()  # nothing finishes until the watcher is in place
+        return task.kind
+
+    async with (
+        connect(universe_db.uri, universe_db.name) as worker_conn,
+        Worker(worker_conn, "gatekeeper", ["gates"], handler, history=False),
+        connect(universe_db.uri, universe_db.name) as conn,
+        connect(universe_db.uri, universe_db.name) as observer,
+    ):
+        wf = Workflow("gated")
+        first = wf.step("first", "gates", kind="gated")
+        wf.step("second", "gates", needs=[first])
+        run = await submit_workflow(conn, wf)
+
+        seen: list[list[StepProgress]] = []
+        watched = await WorkflowRun.attach(observer, run.id)
+        watched.watch(seen.append)
+        gate.set()
+        await run.wait(timeout=15)
+        await watched.board.until(lambda: watched.row.status == "succeeded", timeout=15)
+
+    states = [tuple((s.name, s.status, s.task_status) for s in progress) for progress in seen]
+    assert (("first", "succeeded", "succeeded"), ("second", "ready", "queued")) in states
+    assert states[-1] == (("first", "succeeded", "succeeded"), ("second", "succeeded", "succeeded"))
