@@ -90,7 +90,7 @@ async def test_a_killed_workers_task_is_retaken_after_its_lease_and_its_late_rep
         )
         workers = {worker.agent_id: worker for worker in started}
         try:
-            task_id = await submit(conn, "fragile", "x", lease=1.0, backoff=0.1)
+            task_id = await submit(conn, "fragile", "x", lease=2.0, backoff=0.1)
 
             def running() -> Any:
                 row = board.task(task_id)
