@@ -9,6 +9,7 @@
 //!    |                 +----lease expires-----+----------------> dead   (no attempt left)
 //!    +--backoff ends-- retrying <--lease expires / fail(retry)--+
 //! any state before the end --cancel (by the submitter)--> cancelled
+//!                           (and so are the tasks delegated from it)
 //! ```
 //!
 //! Every claim bumps `epoch`: it is the fencing token. Heartbeat, complete and
@@ -109,6 +110,7 @@ pub struct Task {
     pub result: Vec<u8>,
     pub error: String,
     /// The task this one was delegated from (0 for none), and how many hops down it is.
+    #[index(btree)]
     pub parent_id: u64,
     pub hops: u32,
     pub max_hops: u32,
@@ -711,7 +713,10 @@ pub fn cancel_task(
 }
 
 /// Ends an unfinished task as cancelled (also used when a workflow gives up on a step).
+/// The tasks delegated from it, and theirs, are cancelled with it: their results
+/// would have no one to go to.
 pub(crate) fn cancel(ctx: &ReducerContext, task: Task, reason: String) {
+    let task_id = task.id;
     finish(
         ctx,
         Task {
@@ -720,6 +725,20 @@ pub(crate) fn cancel(ctx: &ReducerContext, task: Task, reason: String) {
             ..task
         },
     );
+    let children: Vec<Task> = ctx
+        .db
+        .task()
+        .parent_id()
+        .filter(task_id)
+        .filter(|child| !child.is_finished())
+        .collect();
+    for child in children {
+        cancel(
+            ctx,
+            child,
+            format!("task {task_id}, which it was delegated from, was cancelled"),
+        );
+    }
 }
 
 /// Writes a task's final state and tells its workflow, in the same transaction.

@@ -262,3 +262,38 @@ async def test_waiting_for_a_result_ends_when_the_connection_does(
         await conn.disconnect()
         with pytest.raises(ConnectionClosedError):
             await waiting
+
+
+async def test_cancelling_a_task_cancels_what_it_delegated(
+    universe_db: PublishedDatabase,
+) -> None:
+    inner_started = asyncio.Event()
+    inner_stopped = asyncio.Event()
+
+    async def outer(task: TaskContext) -> Any:
+        return await task.delegate("inner-work", None)
+
+    async def inner(task: TaskContext) -> None:
+        inner_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            inner_stopped.set()
+            raise
+
+    async with (
+        worker(universe_db, "outer", ["outer-work"], outer),
+        worker(universe_db, "inner", ["inner-work"], inner),
+        connect(universe_db.uri, universe_db.name) as conn,
+    ):
+        board = await TaskBoard.of(conn)
+        parent = await submit(conn, "outer-work", None)
+        await asyncio.wait_for(inner_started.wait(), 15)  # the delegated task is under way
+        child = await board.until(
+            lambda: next(iter(conn.db.task.filter("parent_id", parent)), None), timeout=15
+        )
+        await cancel(conn, parent, "changed plans")
+        await asyncio.wait_for(inner_stopped.wait(), 15)
+        row = board.known_task(child.id)
+        assert row.status == CANCELLED
+        assert row.error == f"task {parent}, which it was delegated from, was cancelled"
