@@ -51,6 +51,23 @@ async def worker(
         yield w
 
 
+def until_cancelled() -> tuple[
+    asyncio.Event, asyncio.Event, Callable[[TaskContext], Awaitable[None]]
+]:
+    """A handler that runs until cancelled, and the events it sets when it starts and stops."""
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def handler(task: TaskContext) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    return started, stopped, handler
+
+
 async def echo(task: TaskContext) -> Any:
     return task.payload
 
@@ -145,17 +162,7 @@ async def test_a_delegation_the_rules_do_not_allow_is_refused(
 async def test_cancelling_a_running_task_reaches_its_worker(
     universe_db: PublishedDatabase,
 ) -> None:
-    started = asyncio.Event()
-    stopped = asyncio.Event()
-
-    async def wait_forever(task: TaskContext) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-
+    started, stopped, wait_forever = until_cancelled()
     async with (
         worker(universe_db, "sleeper", ["sleep"], wait_forever) as w,
         connect(universe_db.uri, universe_db.name) as conn,
@@ -267,19 +274,10 @@ async def test_waiting_for_a_result_ends_when_the_connection_does(
 async def test_cancelling_a_task_cancels_what_it_delegated(
     universe_db: PublishedDatabase,
 ) -> None:
-    inner_started = asyncio.Event()
-    inner_stopped = asyncio.Event()
+    inner_started, inner_stopped, inner = until_cancelled()
 
     async def outer(task: TaskContext) -> Any:
         return await task.delegate("inner-work", None)
-
-    async def inner(task: TaskContext) -> None:
-        inner_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            inner_stopped.set()
-            raise
 
     async with (
         worker(universe_db, "outer", ["outer-work"], outer),
