@@ -15,6 +15,9 @@ At the end each process reports what its own replica holds, and the observer
 checks that all replicas agree. Then the chat act (``features/chat/demo.py``)
 runs on the same database: streamed model replies, watched live, joined late,
 cancelled from another process and failed over mid-stream, with the ledger.
+
+Then the delegation act (``features/delegation/demo.py``): a planner splits work
+between two worker processes, one is killed mid-task, and its task is retaken.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import msgpack
 
 from .errors import ReducerError
 from .features.chat import demo as chat_demo
+from .features.delegation.demo import delegation_act
 from .spacetime.connection import ConnectionBuilder, DbConnection, connect
 from .spacetime.events import EventContext, ReducerEvent
 from .spacetime.server import LocalServer
@@ -273,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 status = chat_demo.run_act(server.uri, database, chat_agents)
             if status == 0 and not asyncio.run(knowledge_act(server.uri, database)):
                 status = 1
+            if status == 0:
+                status = asyncio.run(delegation_act(server.uri, database))
             return status
         finally:
             for proc in workers + chat_agents:
