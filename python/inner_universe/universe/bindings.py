@@ -25,6 +25,8 @@ from inner_universe.spacetime.types import ConnectionId, Identity, ScheduleAt, T
 
 __all__ = [
     "Agent",
+    "AgentCapability",
+    "AgentCapabilityTable",
     "AgentState",
     "AgentStateTable",
     "AgentTable",
@@ -40,6 +42,8 @@ __all__ = [
     "Conversation",
     "ConversationParticipantTable",
     "ConversationTable",
+    "DelegationRule",
+    "DelegationRuleTable",
     "Document",
     "DocumentTable",
     "EventLog",
@@ -47,6 +51,10 @@ __all__ = [
     "EventStoreMemberTable",
     "EventTracking",
     "EventTrackingTable",
+    "InboxMessage",
+    "InboxMessageTable",
+    "LeaseTimer",
+    "LeaseTimerTable",
     "Message",
     "MessageCleanup",
     "MessageCleanupTable",
@@ -56,6 +64,7 @@ __all__ = [
     "Module",
     "NewChunk",
     "NewEvent",
+    "NewStep",
     "NewTracking",
     "Participant",
     "Provider",
@@ -63,6 +72,8 @@ __all__ = [
     "QuotaUsage",
     "QuotaUsageTable",
     "Reducers",
+    "RetryTimer",
+    "RetryTimerTable",
     "Session",
     "SessionTable",
     "Spend",
@@ -77,8 +88,15 @@ __all__ = [
     "StreamChunkTable",
     "StreamTable",
     "Tables",
+    "Task",
+    "TaskSpec",
+    "TaskTable",
     "ThreadedModule",
     "ThreadedReducers",
+    "Workflow",
+    "WorkflowStep",
+    "WorkflowStepTable",
+    "WorkflowTable",
 ]
 
 
@@ -95,6 +113,16 @@ class Agent:
     version: int
     created_at: Timestamp
     updated_at: Timestamp
+
+
+@register_row_class("AgentCapability")
+@dataclass(frozen=True, slots=True)
+class AgentCapability:
+    """A row of table agent_capability."""
+
+    id: int
+    agent_id: int
+    capability: str
 
 
 @register_row_class("AgentState")
@@ -188,6 +216,17 @@ class Conversation:
     updated_at: Timestamp
 
 
+@register_row_class("DelegationRule")
+@dataclass(frozen=True, slots=True)
+class DelegationRule:
+    """A row of table delegation_rule."""
+
+    id: int
+    from_agent: int
+    to_capability: str
+    to_agent: int
+
+
 @register_row_class("Document")
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -222,6 +261,35 @@ class EventTracking:
     store: str
     application_name: str
     notification_id: int
+
+
+@register_row_class("InboxMessage")
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A row of table inbox_message."""
+
+    id: int
+    ticket: int
+    from_agent: int
+    to_agent: int
+    body: bytes
+    reply_to: int
+    sender: Identity
+    recipient: Identity
+    to_self: bool
+    sent_at: Timestamp
+    acknowledged_at: Timestamp | None
+
+
+@register_row_class("LeaseTimer")
+@dataclass(frozen=True, slots=True)
+class LeaseTimer:
+    """A row of table lease_timer."""
+
+    scheduled_id: int
+    scheduled_at: ScheduleAt
+    task_id: int
+    epoch: int
 
 
 @register_row_class("Message")
@@ -297,6 +365,16 @@ class NewEvent:
     state: bytes
 
 
+@register_row_class("NewStep")
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    """The type NewStep."""
+
+    name: str
+    spec: TaskSpec
+    needs: tuple[int, ...]
+
+
 @register_row_class("NewTracking")
 @dataclass(frozen=True, slots=True)
 class NewTracking:
@@ -346,6 +424,17 @@ class QuotaUsage:
     kind: str
     rows: int
     bytes: int
+
+
+@register_row_class("RetryTimer")
+@dataclass(frozen=True, slots=True)
+class RetryTimer:
+    """A row of table retry_timer."""
+
+    scheduled_id: int
+    scheduled_at: ScheduleAt
+    task_id: int
+    attempts: int
 
 
 @register_row_class("Session")
@@ -449,6 +538,87 @@ class StreamChunk:
     created_at: Timestamp
 
 
+@register_row_class("Task")
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A row of table task."""
+
+    id: int
+    ticket: int
+    kind: str
+    payload: bytes
+    submitter: Identity
+    from_agent: int
+    capability: str
+    agent_id: int
+    status: str
+    attempts: int
+    max_attempts: int
+    lease_ms: int
+    backoff_ms: int
+    lease_deadline: Timestamp | None
+    epoch: int
+    claimed_by: int
+    claimant: Identity | None
+    result: bytes
+    error: str
+    parent_id: int
+    hops: int
+    max_hops: int
+    step_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+@register_row_class("TaskSpec")
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """The type TaskSpec."""
+
+    kind: str
+    payload: bytes
+    capability: str
+    agent_id: int
+    max_attempts: int
+    lease_ms: int
+    backoff_ms: int
+    max_hops: int
+
+
+@register_row_class("Workflow")
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A row of table workflow."""
+
+    id: int
+    ticket: int
+    name: str
+    submitter: Identity
+    from_agent: int
+    status: str
+    open_steps: int
+    error: str
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+@register_row_class("WorkflowStep")
+@dataclass(frozen=True, slots=True)
+class WorkflowStep:
+    """A row of table workflow_step."""
+
+    id: int
+    workflow_id: int
+    position: int
+    name: str
+    spec: TaskSpec
+    needs: tuple[int, ...]
+    waiting_on: int
+    task_id: int
+    status: str
+    error: str
+
+
 class AgentTable:
     """Table agent: the rows this client has, and their callbacks."""
 
@@ -488,6 +658,49 @@ class AgentTable:
         self,
         callback: Callable[[EventContext, Agent, Agent], object],
     ) -> Callable[[EventContext, Agent, Agent], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class AgentCapabilityTable:
+    """Table agent_capability: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[AgentCapability]:
+        return cast(Iterator[AgentCapability], self.handle.iter())
+
+    def find_by_id(self, id: int) -> AgentCapability | None:
+        return cast("AgentCapability | None", self.handle.find("id", id))
+
+    def filter_by_agent_id(self, agent_id: int) -> list[AgentCapability]:
+        return cast(list[AgentCapability], self.handle.filter("agent_id", agent_id))
+
+    def filter_by_capability(self, capability: str) -> list[AgentCapability]:
+        return cast(list[AgentCapability], self.handle.filter("capability", capability))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, AgentCapability], object],
+    ) -> Callable[[EventContext, AgentCapability], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, AgentCapability], object],
+    ) -> Callable[[EventContext, AgentCapability], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, AgentCapability, AgentCapability], object],
+    ) -> Callable[[EventContext, AgentCapability, AgentCapability], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -771,6 +984,46 @@ class ConversationParticipantTable:
         return callback
 
 
+class DelegationRuleTable:
+    """Table delegation_rule: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[DelegationRule]:
+        return cast(Iterator[DelegationRule], self.handle.iter())
+
+    def find_by_id(self, id: int) -> DelegationRule | None:
+        return cast("DelegationRule | None", self.handle.find("id", id))
+
+    def filter_by_from_agent(self, from_agent: int) -> list[DelegationRule]:
+        return cast(list[DelegationRule], self.handle.filter("from_agent", from_agent))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, DelegationRule], object],
+    ) -> Callable[[EventContext, DelegationRule], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, DelegationRule], object],
+    ) -> Callable[[EventContext, DelegationRule], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, DelegationRule, DelegationRule], object],
+    ) -> Callable[[EventContext, DelegationRule, DelegationRule], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class DocumentTable:
     """Table document: the rows this client has, and their callbacks."""
 
@@ -918,6 +1171,92 @@ class EventTrackingTable:
         callback: Callable[[EventContext, EventTracking], object],
     ) -> Callable[[EventContext, EventTracking], object]:
         self.handle.on_delete(callback)
+        return callback
+
+
+class InboxMessageTable:
+    """Table inbox_message: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[InboxMessage]:
+        return cast(Iterator[InboxMessage], self.handle.iter())
+
+    def find_by_id(self, id: int) -> InboxMessage | None:
+        return cast("InboxMessage | None", self.handle.find("id", id))
+
+    def filter_by_recipient(self, recipient: Identity) -> list[InboxMessage]:
+        return cast(list[InboxMessage], self.handle.filter("recipient", recipient))
+
+    def filter_by_sender(self, sender: Identity) -> list[InboxMessage]:
+        return cast(list[InboxMessage], self.handle.filter("sender", sender))
+
+    def filter_by_ticket(self, ticket: int) -> list[InboxMessage]:
+        return cast(list[InboxMessage], self.handle.filter("ticket", ticket))
+
+    def filter_by_to_agent(self, to_agent: int) -> list[InboxMessage]:
+        return cast(list[InboxMessage], self.handle.filter("to_agent", to_agent))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, InboxMessage], object],
+    ) -> Callable[[EventContext, InboxMessage], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, InboxMessage], object],
+    ) -> Callable[[EventContext, InboxMessage], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, InboxMessage, InboxMessage], object],
+    ) -> Callable[[EventContext, InboxMessage, InboxMessage], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class LeaseTimerTable:
+    """Table lease_timer: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[LeaseTimer]:
+        return cast(Iterator[LeaseTimer], self.handle.iter())
+
+    def find_by_scheduled_id(self, scheduled_id: int) -> LeaseTimer | None:
+        return cast("LeaseTimer | None", self.handle.find("scheduled_id", scheduled_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, LeaseTimer], object],
+    ) -> Callable[[EventContext, LeaseTimer], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, LeaseTimer], object],
+    ) -> Callable[[EventContext, LeaseTimer], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, LeaseTimer, LeaseTimer], object],
+    ) -> Callable[[EventContext, LeaseTimer, LeaseTimer], object]:
+        self.handle.on_update(callback)
         return callback
 
 
@@ -1123,6 +1462,43 @@ class QuotaUsageTable:
         self,
         callback: Callable[[EventContext, QuotaUsage, QuotaUsage], object],
     ) -> Callable[[EventContext, QuotaUsage, QuotaUsage], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class RetryTimerTable:
+    """Table retry_timer: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[RetryTimer]:
+        return cast(Iterator[RetryTimer], self.handle.iter())
+
+    def find_by_scheduled_id(self, scheduled_id: int) -> RetryTimer | None:
+        return cast("RetryTimer | None", self.handle.find("scheduled_id", scheduled_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, RetryTimer], object],
+    ) -> Callable[[EventContext, RetryTimer], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, RetryTimer], object],
+    ) -> Callable[[EventContext, RetryTimer], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, RetryTimer, RetryTimer], object],
+    ) -> Callable[[EventContext, RetryTimer, RetryTimer], object]:
         self.handle.on_update(callback)
         return callback
 
@@ -1359,11 +1735,135 @@ class StreamChunkTable:
         return callback
 
 
+class TaskTable:
+    """Table task: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Task]:
+        return cast(Iterator[Task], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Task | None:
+        return cast("Task | None", self.handle.find("id", id))
+
+    def filter_by_parent_id(self, parent_id: int) -> list[Task]:
+        return cast(list[Task], self.handle.filter("parent_id", parent_id))
+
+    def filter_by_ticket(self, ticket: int) -> list[Task]:
+        return cast(list[Task], self.handle.filter("ticket", ticket))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Task], object],
+    ) -> Callable[[EventContext, Task], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Task], object],
+    ) -> Callable[[EventContext, Task], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Task, Task], object],
+    ) -> Callable[[EventContext, Task, Task], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class WorkflowTable:
+    """Table workflow: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[Workflow]:
+        return cast(Iterator[Workflow], self.handle.iter())
+
+    def find_by_id(self, id: int) -> Workflow | None:
+        return cast("Workflow | None", self.handle.find("id", id))
+
+    def filter_by_ticket(self, ticket: int) -> list[Workflow]:
+        return cast(list[Workflow], self.handle.filter("ticket", ticket))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, Workflow], object],
+    ) -> Callable[[EventContext, Workflow], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, Workflow], object],
+    ) -> Callable[[EventContext, Workflow], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, Workflow, Workflow], object],
+    ) -> Callable[[EventContext, Workflow, Workflow], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
+class WorkflowStepTable:
+    """Table workflow_step: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[WorkflowStep]:
+        return cast(Iterator[WorkflowStep], self.handle.iter())
+
+    def find_by_id(self, id: int) -> WorkflowStep | None:
+        return cast("WorkflowStep | None", self.handle.find("id", id))
+
+    def filter_by_workflow_id(self, workflow_id: int) -> list[WorkflowStep]:
+        return cast(list[WorkflowStep], self.handle.filter("workflow_id", workflow_id))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, WorkflowStep], object],
+    ) -> Callable[[EventContext, WorkflowStep], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, WorkflowStep], object],
+    ) -> Callable[[EventContext, WorkflowStep], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+    def on_update(
+        self,
+        callback: Callable[[EventContext, WorkflowStep, WorkflowStep], object],
+    ) -> Callable[[EventContext, WorkflowStep, WorkflowStep], object]:
+        self.handle.on_update(callback)
+        return callback
+
+
 class Tables:
     """The tables of a connection, typed."""
 
     def __init__(self, conn: DbConnection | ThreadedConnection) -> None:
         self.agent = AgentTable(conn.db["agent"])
+        self.agent_capability = AgentCapabilityTable(conn.db["agent_capability"])
         self.agent_state = AgentStateTable(conn.db["agent_state"])
         self.call_receipt = CallReceiptTable(conn.db["call_receipt"])
         self.call_receipt_pruning = CallReceiptPruningTable(conn.db["call_receipt_pruning"])
@@ -1373,21 +1873,28 @@ class Tables:
         self.conversation_participant = ConversationParticipantTable(
             conn.db["conversation_participant"]
         )
+        self.delegation_rule = DelegationRuleTable(conn.db["delegation_rule"])
         self.document = DocumentTable(conn.db["document"])
         self.event_log = EventLogTable(conn.db["event_log"])
         self.event_store_member = EventStoreMemberTable(conn.db["event_store_member"])
         self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
+        self.inbox_message = InboxMessageTable(conn.db["inbox_message"])
+        self.lease_timer = LeaseTimerTable(conn.db["lease_timer"])
         self.message = MessageTable(conn.db["message"])
         self.message_cleanup = MessageCleanupTable(conn.db["message_cleanup"])
         self.model_call = ModelCallTable(conn.db["model_call"])
         self.provider = ProviderTable(conn.db["provider"])
         self.quota_usage = QuotaUsageTable(conn.db["quota_usage"])
+        self.retry_timer = RetryTimerTable(conn.db["retry_timer"])
         self.session = SessionTable(conn.db["session"])
         self.spend = SpendTable(conn.db["spend"])
         self.stored_event = StoredEventTable(conn.db["stored_event"])
         self.stored_snapshot = StoredSnapshotTable(conn.db["stored_snapshot"])
         self.stream = StreamTable(conn.db["stream"])
         self.stream_chunk = StreamChunkTable(conn.db["stream_chunk"])
+        self.task = TaskTable(conn.db["task"])
+        self.workflow = WorkflowTable(conn.db["workflow"])
+        self.workflow_step = WorkflowStepTable(conn.db["workflow_step"])
 
 
 class Reducers:
@@ -1395,6 +1902,9 @@ class Reducers:
 
     def __init__(self, conn: DbConnection) -> None:
         self.conn = conn
+
+    def acknowledge_agent_message(self, message_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("acknowledge_agent_message", message_id)
 
     def add_chunks(
         self,
@@ -1410,6 +1920,14 @@ class Reducers:
         roles: Sequence[str],
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
+
+    def allow_delegation(
+        self,
+        from_agent: int,
+        to_capability: str,
+        to_agent: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("allow_delegation", from_agent, to_capability, to_agent)
 
     def append_chunk(
         self,
@@ -1472,6 +1990,23 @@ class Reducers:
 
     def cancel_stream(self, message_id: int, reason: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("cancel_stream", message_id, reason)
+
+    def cancel_task(self, task_id: int, reason: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("cancel_task", task_id, reason)
+
+    def cancel_workflow(self, workflow_id: int, reason: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("cancel_workflow", workflow_id, reason)
+
+    def claim_task(self, agent_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("claim_task", agent_id)
+
+    def complete_task(
+        self,
+        task_id: int,
+        epoch: int,
+        result: bytes,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("complete_task", task_id, epoch, result)
 
     def create_conversation(self, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("create_conversation", title)
@@ -1538,6 +2073,15 @@ class Reducers:
     def fail_stream(self, message_id: int, error: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("fail_stream", message_id, error)
 
+    def fail_task(
+        self,
+        task_id: int,
+        epoch: int,
+        error: str,
+        retry: bool,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("fail_task", task_id, epoch, error, retry)
+
     def finish_stream(
         self,
         message_id: int,
@@ -1549,6 +2093,9 @@ class Reducers:
         return self.conn.call_reducer(
             "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
         )
+
+    def heartbeat_task(self, task_id: int, epoch: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("heartbeat_task", task_id, epoch)
 
     def open_store(self, store: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("open_store", store)
@@ -1577,6 +2124,28 @@ class Reducers:
     def rename_conversation(self, id: int, title: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("rename_conversation", id, title)
 
+    def revoke_delegation(self, rule_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("revoke_delegation", rule_id)
+
+    def send_agent_message(
+        self,
+        ticket: int,
+        from_agent: int,
+        to_agent: int,
+        body: bytes,
+        reply_to: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer(
+            "send_agent_message", ticket, from_agent, to_agent, body, reply_to
+        )
+
+    def set_agent_capabilities(
+        self,
+        agent_id: int,
+        capabilities: Sequence[str],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("set_agent_capabilities", agent_id, capabilities)
+
     def set_agent_status(self, id: int, status: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("set_agent_status", id, status)
 
@@ -1604,6 +2173,24 @@ class Reducers:
     ) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("start_stream", message_id, agent_id, provider, model)
 
+    def submit_task(
+        self,
+        ticket: int,
+        spec: TaskSpec,
+        from_agent: int,
+        parent_id: int,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("submit_task", ticket, spec, from_agent, parent_id)
+
+    def submit_workflow(
+        self,
+        ticket: int,
+        name: str,
+        from_agent: int,
+        steps: Sequence[NewStep],
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("submit_workflow", ticket, name, from_agent, steps)
+
     def update_agent(
         self,
         id: int,
@@ -1630,6 +2217,9 @@ class ThreadedReducers:
     def __init__(self, conn: ThreadedConnection) -> None:
         self.conn = conn
 
+    def acknowledge_agent_message(self, message_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("acknowledge_agent_message", message_id)
+
     def add_chunks(self, document_id: int, chunks: Sequence[NewChunk]) -> ReducerEvent:
         return self.conn.call_reducer("add_chunks", document_id, chunks)
 
@@ -1640,6 +2230,9 @@ class ThreadedReducers:
         roles: Sequence[str],
     ) -> ReducerEvent:
         return self.conn.call_reducer("admit_participant", conversation_id, identity, roles)
+
+    def allow_delegation(self, from_agent: int, to_capability: str, to_agent: int) -> ReducerEvent:
+        return self.conn.call_reducer("allow_delegation", from_agent, to_capability, to_agent)
 
     def append_chunk(self, message_id: int, sequence: int, text: str) -> ReducerEvent:
         return self.conn.call_reducer("append_chunk", message_id, sequence, text)
@@ -1693,6 +2286,18 @@ class ThreadedReducers:
 
     def cancel_stream(self, message_id: int, reason: str) -> ReducerEvent:
         return self.conn.call_reducer("cancel_stream", message_id, reason)
+
+    def cancel_task(self, task_id: int, reason: str) -> ReducerEvent:
+        return self.conn.call_reducer("cancel_task", task_id, reason)
+
+    def cancel_workflow(self, workflow_id: int, reason: str) -> ReducerEvent:
+        return self.conn.call_reducer("cancel_workflow", workflow_id, reason)
+
+    def claim_task(self, agent_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("claim_task", agent_id)
+
+    def complete_task(self, task_id: int, epoch: int, result: bytes) -> ReducerEvent:
+        return self.conn.call_reducer("complete_task", task_id, epoch, result)
 
     def create_conversation(self, title: str) -> ReducerEvent:
         return self.conn.call_reducer("create_conversation", title)
@@ -1749,6 +2354,9 @@ class ThreadedReducers:
     def fail_stream(self, message_id: int, error: str) -> ReducerEvent:
         return self.conn.call_reducer("fail_stream", message_id, error)
 
+    def fail_task(self, task_id: int, epoch: int, error: str, retry: bool) -> ReducerEvent:
+        return self.conn.call_reducer("fail_task", task_id, epoch, error, retry)
+
     def finish_stream(
         self,
         message_id: int,
@@ -1760,6 +2368,9 @@ class ThreadedReducers:
         return self.conn.call_reducer(
             "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
         )
+
+    def heartbeat_task(self, task_id: int, epoch: int) -> ReducerEvent:
+        return self.conn.call_reducer("heartbeat_task", task_id, epoch)
 
     def open_store(self, store: str) -> ReducerEvent:
         return self.conn.call_reducer("open_store", store)
@@ -1779,6 +2390,24 @@ class ThreadedReducers:
     def rename_conversation(self, id: int, title: str) -> ReducerEvent:
         return self.conn.call_reducer("rename_conversation", id, title)
 
+    def revoke_delegation(self, rule_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("revoke_delegation", rule_id)
+
+    def send_agent_message(
+        self,
+        ticket: int,
+        from_agent: int,
+        to_agent: int,
+        body: bytes,
+        reply_to: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer(
+            "send_agent_message", ticket, from_agent, to_agent, body, reply_to
+        )
+
+    def set_agent_capabilities(self, agent_id: int, capabilities: Sequence[str]) -> ReducerEvent:
+        return self.conn.call_reducer("set_agent_capabilities", agent_id, capabilities)
+
     def set_agent_status(self, id: int, status: str) -> ReducerEvent:
         return self.conn.call_reducer("set_agent_status", id, status)
 
@@ -1796,6 +2425,24 @@ class ThreadedReducers:
         model: str,
     ) -> ReducerEvent:
         return self.conn.call_reducer("start_stream", message_id, agent_id, provider, model)
+
+    def submit_task(
+        self,
+        ticket: int,
+        spec: TaskSpec,
+        from_agent: int,
+        parent_id: int,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("submit_task", ticket, spec, from_agent, parent_id)
+
+    def submit_workflow(
+        self,
+        ticket: int,
+        name: str,
+        from_agent: int,
+        steps: Sequence[NewStep],
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("submit_workflow", ticket, name, from_agent, steps)
 
     def update_agent(
         self,
