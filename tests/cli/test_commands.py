@@ -7,24 +7,16 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from inner_universe.cli.commands import app
 from inner_universe.home import config_home, identity_of, load_identity
 from inner_universe.spacetime.connection import ConnectionBuilder
 from inner_universe.spacetime.types import Identity
+from tests.cli.runner import assert_one_line_error, invoke, on
 from tests.conftest import PublishedDatabase
 
 pytestmark = pytest.mark.integration
-
-
-def invoke(*args: str) -> Result:
-    # A wide terminal, so that rows print whole.
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-
-
-def on(db: PublishedDatabase, *args: str) -> Result:
-    return invoke("--uri", db.uri, "--database", db.name, *args)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +27,6 @@ def with_agents(universe_db: PublishedDatabase) -> PublishedDatabase:
         conn.reducers.register_agent("planner", "planning", b"")
         conn.reducers.register_agent("researcher", "research", b"")
     return universe_db
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_sql_prints_a_table_and_json(with_agents: PublishedDatabase, user_home: Path) -> None:

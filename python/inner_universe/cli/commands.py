@@ -317,3 +317,12 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+# --- the feature slices' commands, one module each ------------------------------------------
+# Imported last: they use the helpers above (_run, _fail, friendly_errors, out, err).
+
+from . import docs, tasks  # noqa: E402
+
+app.add_typer(docs.app, name="docs")
+app.add_typer(tasks.app, name="tasks")

@@ -1,0 +1,164 @@
+"""``docs add`` and ``docs search``: the knowledge feature from a shell.
+
+``add`` reads every file before it connects, so a missing or unreadable file stores
+nothing; ``search`` builds a :class:`LiveIndex` from the documents this identity may
+read and prints the best chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ..app import Universe
+from .actions import db_connection
+from .commands import _fail, _run, err, friendly_errors, out
+
+if TYPE_CHECKING:
+    from ..features.knowledge import IngestProgress, IngestResult, SearchHit
+
+__all__ = ["app"]
+
+MODES = ("vector", "lexical", "hybrid")
+
+app: typer.Typer = typer.Typer(help="Add documents to the knowledge base and search them.")
+
+
+@dataclass(frozen=True)
+class _File:
+    """A file read and ready to ingest: its source is its absolute path."""
+
+    path: Path
+    text: str
+    fmt: str
+
+
+def _knowledge() -> ModuleType:
+    """The knowledge feature, imported when a command needs it (its extra is heavy)."""
+    try:
+        from ..features import knowledge
+    except ModuleNotFoundError as exc:
+        missing = f"`docs` needs the knowledge extra ({exc.name} is missing)"
+        raise _fail(f"{missing}: pip install 'inner-universe[knowledge]'") from None
+    return knowledge
+
+
+def _read(paths: list[Path]) -> list[_File]:
+    from ..features.knowledge.formats import read_file
+
+    files = []
+    for path in paths:
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+        text, fmt = read_file(path)
+        files.append(_File(path.resolve(), text, fmt))
+    return files
+
+
+async def _add(
+    universe: Universe, files: list[_File], private: bool, progress: Progress | None
+) -> list[IngestResult]:
+    overall = progress.add_task("documents", total=len(files)) if progress else None
+
+    def report(step: IngestProgress) -> None:
+        if progress is not None and overall is not None:
+            progress.update(
+                overall, description=f"{step.title}: {step.stage} {step.done}/{step.total}"
+            )
+
+    knowledge = _knowledge()
+    embedder = knowledge.WordLlamaEmbedder()
+    ingester = knowledge.Ingester(db_connection(universe), embedder, progress=report)
+    await ingester.subscribe()
+    results = []
+    for file in files:
+        results.append(
+            await ingester.ingest(
+                file.path.name, file.text, fmt=file.fmt, source=str(file.path), private=private
+            )
+        )
+        if progress is not None and overall is not None:
+            progress.advance(overall)
+    return results
+
+
+@app.command("add")
+@friendly_errors
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Text or Markdown files.")],
+    private: Annotated[
+        bool, typer.Option("--private", help="Readable by this identity only.")
+    ] = False,
+) -> None:
+    """Chunk, embed and store text and Markdown files (again only if they changed)."""
+    _knowledge()
+    files = _read(paths)
+    if len(files) > 1:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err, transient=True) as progress:
+            results = _run(_add, files, private, progress)
+    else:
+        results = _run(_add, files, private, None)
+    for file, result in zip(files, results, strict=True):
+        what = "added" if result.changed else "unchanged"
+        out.print(f"{what} {file.path.name}: document {result.document_id}, {result.chunks} chunks")
+
+
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "chunk_id": hit.chunk_id,
+        "document_id": hit.document_id,
+        "title": hit.title,
+        "position": hit.position,
+        "start_char": hit.start_char,
+        "end_char": hit.end_char,
+        "score": hit.score,
+        "vector_rank": hit.vector_rank,
+        "lexical_rank": hit.lexical_rank,
+        "text": hit.text,
+    }
+
+
+async def _search(universe: Universe, query: str, mode: Any, limit: int) -> list[SearchHit]:
+    knowledge = _knowledge()
+    conn = db_connection(universe)
+    index = knowledge.LiveIndex(knowledge.WordLlamaEmbedder()).attach(conn)
+    await conn.subscribe(*knowledge.SEARCH_QUERIES)
+    hits: list[SearchHit] = index.search(query, limit, mode=mode)
+    return hits
+
+
+@app.command("search")
+@friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help="vector, lexical or hybrid.")
+    ] = "hybrid",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many chunks.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per chunk.")] = False,
+) -> None:
+    """The chunks that best answer QUERY, best first, from the documents you may read."""
+    if mode not in MODES:
+        raise _fail(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", 2)
+    if not query.strip():
+        raise _fail("the query is empty")
+    _knowledge()
+    hits = _run(_search, query, mode, limit)
+    for rank, hit in enumerate(hits, start=1):
+        if as_json:
+            out.print(json.dumps(_hit_json(hit)))
+            continue
+        out.print(
+            f"[{rank}] {hit.title}, chunk {hit.position} "
+            f"(characters {hit.start_char}-{hit.end_char}), score {hit.score:.4f}"
+        )
+        out.print("    " + " ".join(hit.text.split())[:300], style="dim")
+    if not hits and not as_json:
+        err.print("no matching chunks")
