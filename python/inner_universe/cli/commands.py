@@ -8,24 +8,19 @@ never a traceback; ``-v`` / ``-vv`` log to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from ..app import Universe
-from ..errors import InnerUniverseError
 from ..home import (
     DEFAULT_DATABASE,
     LOCAL,
@@ -36,8 +31,10 @@ from ..home import (
     stop_running,
     token_file,
 )
+from . import docs, tasks
 from .actions import run_sql, sql_tables, status_info, status_view
 from .render import jsonable
+from .shell import Count, err, fail, friendly_errors, out, run_action, target
 from .watching import Change, watch_table
 
 __all__ = ["app", "run"]
@@ -52,56 +49,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# No markup: rows and server messages are data, and may hold anything, brackets included.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-
-
-class Target:
-    """Which server and database the commands act on (from the global options)."""
-
-    def __init__(self, uri: str | None, database: str) -> None:
-        self.uri = uri
-        self.database = database
-
-    def universe(self) -> Universe:
-        return Universe(self.uri, self.database, start_server=False)
-
-
-_target = Target(None, DEFAULT_DATABASE)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(Text.assemble(("error:", "red"), f" {message}"))
-    return typer.Exit(code)
 
 
 async def _nothing(universe: Universe) -> None:
     return None
-
-
-def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn the package's errors into one line on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (InnerUniverseError, TimeoutError, OSError) as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise _fail(text) from None
-
-    return wrapper
-
-
-def _run(action: Callable[..., Awaitable[R]], *args: Any) -> R:
-    """Open the target's Universe, run one async action in it, close it."""
-
-    async def main() -> R:
-        async with _target.universe() as universe:
-            return await action(universe, *args)
-
-    return asyncio.run(main())
 
 
 @app.callback()
@@ -122,8 +73,8 @@ def options(
     ] = 0,
 ) -> None:
     """Drive and watch an Inner Universe: a SpacetimeDB database shared by agents."""
-    _target.uri = uri
-    _target.database = database
+    target.uri = uri
+    target.database = database
     if verbose:
         ctx.call_on_close(_log_to_stderr(logging.DEBUG if verbose > 1 else logging.INFO))
 
@@ -159,8 +110,8 @@ def up(
     ] = None,
 ) -> None:
     """Start the local server (persistent data) with the module published; Ctrl-C stops it."""
-    if _target.uri is not None:
-        raise _fail("`up` starts the local server; it takes no --uri")
+    if target.uri is not None:
+        raise fail("`up` starts the local server; it takes no --uri")
     running = find_running()
     if running is not None:
         out.print(
@@ -173,7 +124,7 @@ def up(
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    server, state = start_local_server(_target.database, port=port)
+    server, state = start_local_server(target.database, port=port)
     try:
         out.print(f"{state.uri}  database {state.database!r}  module {state.module_hash}")
         out.print(
@@ -212,13 +163,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Server, database, module version, tables with row counts, connected sessions."""
-    if _target.uri is None and find_running() is None:
+    if target.uri is None and find_running() is None:
         if as_json:
             out.print(json.dumps({"running": False}))
         else:
             out.print("server: not running (start it with `inner-universe up`)")
         raise typer.Exit(3)
-    info = _run(status_info)
+    info = run_action(status_info)
     out.print(json.dumps(info) if as_json else status_view(info))
 
 
@@ -229,7 +180,7 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
 ) -> None:
     """Run a one-off SQL query and print its rows as a table."""
-    result = _run(run_sql, query)
+    result = run_action(run_sql, query)
     if as_json:
         for name, rows in result.items():
             for row in rows:
@@ -246,9 +197,7 @@ def watch(
     where: Annotated[
         str | None, typer.Option("--where", "-w", help="A SQL condition, e.g. \"role = 'user'\".")
     ] = None,
-    count: Annotated[
-        int | None, typer.Option("--count", "-n", help="Stop after this many changes.")
-    ] = None,
+    count: Count = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change.")] = False,
 ) -> None:
     """Print a table's changes live as they commit (Ctrl-C stops)."""
@@ -265,7 +214,7 @@ def watch(
             err.print(f"watching {query} ({rows} rows now); Ctrl-C stops", style="dim")
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(watch_table, table, where, show, count, ready)
+        run_action(watch_table, table, where, show, count, ready)
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -277,11 +226,11 @@ def identity(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the stored identity for the server, creating it (file mode 0600) if there is none."""
-    key = LOCAL if _target.uri is None else _target.uri
+    key = LOCAL if target.uri is None else target.uri
     stored = load_identity(key)
     created = stored is None
     if stored is None:
-        _run(_nothing)  # connecting without a token mints an identity; the Universe stores it
+        run_action(_nothing)  # connecting without a token mints an identity; the Universe stores it
         stored = load_identity(key)
         assert stored is not None
     path = token_file(key).path
@@ -304,10 +253,10 @@ def tui() -> None:
         from .tui import UniverseApp
     except ModuleNotFoundError as exc:
         missing = f"the terminal UI needs textual ({exc.name} is missing)"
-        raise _fail(f"{missing}: pip install 'inner-universe[cli]'") from None
-    if _target.uri is None and find_running() is None:
-        raise _fail("no local server is running; start one with `inner-universe up`")
-    UniverseApp(_target.universe()).run()
+        raise fail(f"{missing}: pip install 'inner-universe[cli]'") from None
+    if target.uri is None and find_running() is None:
+        raise fail("no local server is running; start one with `inner-universe up`")
+    UniverseApp(target.universe()).run()
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -320,9 +269,6 @@ def run(argv: list[str] | None = None) -> int:
 
 
 # --- the feature slices' commands, one module each ------------------------------------------
-# Imported last: they use the helpers above (_run, _fail, friendly_errors, out, err).
-
-from . import docs, tasks  # noqa: E402
 
 app.add_typer(docs.app, name="docs")
 app.add_typer(tasks.app, name="tasks")

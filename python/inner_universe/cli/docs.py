@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..app import Universe
 from .actions import db_connection
-from .commands import _fail, _run, err, friendly_errors, out
+from .shell import err, fail, friendly_errors, out, run_action
 
 if TYPE_CHECKING:
     from ..features.knowledge import IngestProgress, IngestResult, SearchHit
@@ -27,7 +27,7 @@ __all__ = ["app"]
 
 MODES = ("vector", "lexical", "hybrid")
 
-app: typer.Typer = typer.Typer(help="Add documents to the knowledge base and search them.")
+app = typer.Typer(help="Add documents to the knowledge base and search them.")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _knowledge() -> ModuleType:
         from ..features import knowledge
     except ModuleNotFoundError as exc:
         missing = f"`docs` needs the knowledge extra ({exc.name} is missing)"
-        raise _fail(f"{missing}: pip install 'inner-universe[knowledge]'") from None
+        raise fail(f"{missing}: pip install 'inner-universe[knowledge]'") from None
     return knowledge
 
 
@@ -55,7 +55,7 @@ def _read(paths: list[Path]) -> list[_File]:
     files = []
     for path in paths:
         if not path.is_file():
-            raise _fail(f"{path}: no such file")
+            raise fail(f"{path}: no such file")
         text, fmt = read_file(path)
         files.append(_File(path.resolve(), text, fmt))
     return files
@@ -102,9 +102,9 @@ def add(
     if len(files) > 1:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=err, transient=True) as progress:
-            results = _run(_add, files, private, progress)
+            results = run_action(_add, files, private, progress)
     else:
-        results = _run(_add, files, private, None)
+        results = run_action(_add, files, private, None)
     for file, result in zip(files, results, strict=True):
         what = "added" if result.changed else "unchanged"
         out.print(f"{what} {file.path.name}: document {result.document_id}, {result.chunks} chunks")
@@ -146,11 +146,11 @@ def search(
 ) -> None:
     """The chunks that best answer QUERY, best first, from the documents you may read."""
     if mode not in MODES:
-        raise _fail(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", 2)
+        raise fail(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", 2)
     if not query.strip():
-        raise _fail("the query is empty")
+        raise fail("the query is empty")
     _knowledge()
-    hits = _run(_search, query, mode, limit)
+    hits = run_action(_search, query, mode, limit)
     for rank, hit in enumerate(hits, start=1):
         if as_json:
             out.print(json.dumps(_hit_json(hit)))

@@ -80,8 +80,11 @@ async def watch_table(
     on_change: Callable[[Change], object],
     count: int | None = None,
     ready: Callable[[str, int], object] | None = None,
+    keep: Callable[[Change], bool] | None = None,
 ) -> None:
     """Report ``table``'s new changes until ``count`` of them (forever if None).
+
+    ``keep`` chooses which changes to report and count (all of them if None).
 
     Raises SchemaError for an unknown table, SubscriptionError for a bad ``where``,
     ConnectionClosedError if the server goes away.
@@ -92,7 +95,7 @@ async def watch_table(
 
     def on_row(change: Change) -> None:
         nonlocal seen
-        if change.initial or enough.is_set():
+        if change.initial or enough.is_set() or (keep is not None and not keep(change)):
             return
         on_change(change)
         seen += 1

@@ -1,0 +1,154 @@
+"""``tasks submit``, ``tasks list`` and ``tasks watch``: delegation from a shell.
+
+A task is for a capability (``summarise``: any agent offering it may take it) or
+one agent (``@researcher``); its payload is JSON here and msgpack in the module.
+``watch`` prints each task's status changes as they commit, workflow steps included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..app import Universe
+from ..features.delegation import submit as submit_task
+from ..features.delegation.tasks import unpack
+from .actions import db_connection, run_sql
+from .render import jsonable, short, value_text
+from .shell import Count, err, fail, friendly_errors, out, run_action
+from .watching import Change, watch_table
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Submit tasks to agents, list them, watch their status change.")
+
+
+def _addressee(row: Any) -> str:
+    """Who may take a task: its capability, or ``@agent N``."""
+    return row.capability or f"@agent {row.agent_id}"
+
+
+def _task_json(row: Any) -> dict[str, Any]:
+    """A task with its payload and result decoded (msgpack to JSON-ready values)."""
+    record: dict[str, Any] = jsonable(row)
+    record["payload"] = jsonable(unpack(row.payload))
+    record["result"] = jsonable(unpack(row.result))
+    return record
+
+
+async def _submit(universe: Universe, to: str, payload: Any) -> int:
+    return await submit_task(db_connection(universe), to, payload)
+
+
+@app.command("submit")
+@friendly_errors
+def submit(
+    capability: Annotated[str, typer.Argument(help="A capability, or @name for one agent.")],
+    payload_json: Annotated[str, typer.Argument(help="The payload as JSON, e.g. '{\"x\": 1}'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Submit a task; prints its id (a worker offering CAPABILITY takes it)."""
+    try:
+        payload = json.loads(payload_json)
+    except json.JSONDecodeError as exc:
+        raise fail(f"the payload is not JSON: {exc}") from None
+    task_id = run_action(_submit, capability, payload)
+    out.print(json.dumps({"task": task_id}) if as_json else f"submitted task {task_id}")
+
+
+async def _tasks(universe: Universe) -> list[Any]:
+    rows = (await run_sql(universe, "SELECT * FROM task")).get("task", [])
+    return sorted(rows, key=lambda row: row.id)
+
+
+def _task_table(rows: list[Any]) -> Table:
+    table = Table(title=f"task: {len(rows)} rows", title_justify="left")
+    for column in ("id", "for", "kind", "status", "attempts", "step", "submitter", "updated"):
+        table.add_column(column, overflow="fold")
+    table.add_column("error", overflow="fold")
+    for row in rows:
+        table.add_row(
+            *(
+                Text(text)
+                for text in (
+                    str(row.id),
+                    _addressee(row),
+                    row.kind,
+                    row.status,
+                    f"{row.attempts}/{row.max_attempts}",
+                    str(row.step_id or ""),
+                    short(row.submitter),
+                    value_text(row.updated_at),
+                    row.error,
+                )
+            )
+        )
+    return table
+
+
+@app.command("list")
+@friendly_errors
+def list_tasks(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per task.")] = False,
+) -> None:
+    """Every task you may see, oldest first, with its status."""
+    rows = run_action(_tasks)
+    if as_json:
+        for row in rows:
+            out.print(json.dumps(_task_json(row)))
+    else:
+        out.print(_task_table(rows))
+
+
+def is_status_change(change: Change) -> bool:
+    """A new task, a removed one, or one whose status changed (not a heartbeat)."""
+    return change.kind != "update" or change.old.status != change.row.status
+
+
+def status_line(change: Change, since: float) -> str:
+    """``[  0.12s] c200d493.claim_task   task #3 summarise: queued -> claimed (attempt 1)``."""
+    row = change.row
+    if change.kind == "insert":
+        what = row.status
+    elif change.kind == "delete":
+        what = "removed"
+    else:
+        what = f"{change.old.status} -> {row.status}"
+    detail = f" (attempt {row.attempts})" if row.attempts else ""
+    if row.error and change.kind == "update":
+        detail += f" {value_text(row.error)}"
+    step = f" step {row.step_id}" if row.step_id else ""
+    return (
+        f"  [{change.at - since:6.2f}s] {change.by:28} "
+        f"task #{row.id}{step} {_addressee(row)}: {what}{detail}"
+    )
+
+
+@app.command("watch")
+@friendly_errors
+def watch(
+    count: Count = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change.")] = False,
+) -> None:
+    """Print each task's status changes live as they commit (Ctrl-C stops)."""
+    started = time.monotonic()
+
+    def show(change: Change) -> None:
+        if as_json:
+            record = change.to_json(started)
+            record["row"] = _task_json(change.row)
+            out.print(json.dumps(record))
+        else:
+            out.print(status_line(change, started))
+
+    def ready(query: str, rows: int) -> None:  # on stderr, so also with --json
+        err.print(f"watching tasks ({rows} now); Ctrl-C stops", style="dim")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_action(watch_table, "task", None, show, count, ready, is_status_change)
