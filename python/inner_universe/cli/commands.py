@@ -31,7 +31,7 @@ from ..home import (
     stop_running,
     token_file,
 )
-from . import docs, tasks
+from . import chat, docs, tasks
 from .actions import run_sql, sql_tables, status_info, status_view
 from .render import jsonable
 from .shell import Count, err, fail, friendly_errors, out, run_action, target
@@ -270,5 +270,6 @@ def run(argv: list[str] | None = None) -> int:
 
 # --- the feature slices' commands, one module each ------------------------------------------
 
+app.command("chat")(chat.chat)
 app.add_typer(docs.app, name="docs")
 app.add_typer(tasks.app, name="tasks")
