@@ -1,5 +1,8 @@
 """The plain commands: ``up``, ``down``, ``status``, ``sql``, ``watch``, ``identity``, ``tui``.
 
+The feature slices' commands (``chat``, ``tasks ...``, ``docs ...``) live in their own
+modules and are registered on :data:`app` here.
+
 Each command talks to one server: ``--uri`` (or ``INNER_UNIVERSE_URI``) names any
 SpacetimeDB; without it, the user's local server that ``up`` runs. Errors are one
 line on stderr and exit status 1 (2 for bad usage, 3 for ``status`` with no server),
