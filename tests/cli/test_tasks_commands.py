@@ -16,6 +16,7 @@ import pytest
 from inner_universe.cli.tasks import is_status_change, status_line
 from inner_universe.cli.watching import Change
 from inner_universe.features.delegation import TaskContext, Worker
+from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import connect
 from tests.cli.runner import assert_one_line_error, on
 from tests.cli.test_processes import COMMAND, Lines
@@ -111,3 +112,73 @@ def test_a_status_change_reads_as_one_line() -> None:
     )
     heartbeat = Change("update", "task", new, "c200d493.heartbeat_task", new, at=11.0)
     assert not is_status_change(heartbeat)
+
+
+def test_a_workflow_dag_followed_to_its_end(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    with doubler(universe_db):
+        pass  # its agent now offers `double`: the workflow may name it, and waits for a worker
+
+    async def submit_two_steps() -> int:
+        wf = Workflow("twice")
+        first = wf.step("first", "double", {"x": 1})
+        wf.step("second", "double", {"x": 2}, needs=[first])
+        async with connect(universe_db.uri, universe_db.name) as conn:
+            return (await submit_workflow(conn, wf)).id
+
+    workflow_id = asyncio.run(submit_two_steps())
+    shown = on(universe_db, "tasks", "workflow", str(workflow_id))
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"workflow {workflow_id} 'twice': running, 2 open steps"
+    assert "queued" in lines[1] and "needs first" in lines[2] and "no task yet" in lines[2]
+
+    where = ("--uri", universe_db.uri, "-d", universe_db.name)
+    follow = subprocess.Popen(
+        [str(COMMAND), *where, "tasks", "workflow", str(workflow_id), "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = Lines(follow.stdout)  # type: ignore[arg-type]
+        lines.wait_for("needs first")
+        with doubler(universe_db):
+            live = lines.wait_for("] second: ")  # a step change, printed as it commits
+            end = lines.wait_for("succeeded: ")
+            assert follow.wait(timeout=60) == 0, follow.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+
+    assert "-> " in live
+    assert end == f'workflow {workflow_id} succeeded: {{"first": 2, "second": 4}}'
+
+    done = on(universe_db, "tasks", "workflow", str(workflow_id), "--json")
+    state = json.loads(done.stdout.splitlines()[0])
+    assert state["workflow"]["status"] == "succeeded"
+    assert [(s["name"], s["task_status"]) for s in state["steps"]] == [
+        ("first", "succeeded"),
+        ("second", "succeeded"),
+    ]
+    assert_one_line_error(on(universe_db, "tasks", "workflow", "999999"), "no workflow")
+
+
+def test_a_failed_workflow_is_a_one_line_error(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    async def submit_a_bad_step() -> int:
+        wf = Workflow("doomed")
+        wf.step("bad", "double", {"x": "not a number"}, max_attempts=1)
+        async with connect(universe_db.uri, universe_db.name) as conn:
+            return (await submit_workflow(conn, wf)).id
+
+    with doubler(universe_db):
+        workflow_id = asyncio.run(submit_a_bad_step())
+        followed = on(universe_db, "tasks", "workflow", str(workflow_id), "--follow")
+    assert_one_line_error(followed, f"workflow {workflow_id} failed")
+    # The step's end: a live change line, or the DAG if it ended before the command attached.
+    last = followed.stdout.splitlines()[-1]
+    assert "bad" in last and "failed" in last, followed.stdout

@@ -2,7 +2,8 @@
 
 A task is for a capability (``summarise``: any agent offering it may take it) or
 one agent (``@researcher``); its payload is JSON here and msgpack in the module.
-``watch`` prints each task's status changes as they commit, workflow steps included.
+``watch`` prints each task's status changes as they commit, workflow steps included;
+``workflow`` shows one workflow's DAG and follows it to its end.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.text import Text
 from ..app import Universe
 from ..features.delegation import submit as submit_task
 from ..features.delegation.tasks import unpack
+from ..features.workflow import StepProgress, WorkflowRun
 from .actions import db_connection, run_sql
 from .render import jsonable, short, value_text
 from .shell import Count, err, fail, friendly_errors, out, run_action
@@ -152,3 +154,77 @@ def watch(
 
     with contextlib.suppress(KeyboardInterrupt):
         run_action(watch_table, "task", None, show, count, ready, is_status_change)
+
+
+def _dag_lines(run: WorkflowRun) -> list[str]:
+    """A workflow and its steps now: status, task, and the steps each one needs."""
+    row = run.row
+    steps = sorted(run.board.conn.db.workflow_step.filter("workflow_id", run.id), key=_position)
+    names = {step.position: step.name for step in steps}
+    width = max((len(step.name) for step in steps), default=4)
+    lines = [f"workflow {run.id} {row.name!r}: {row.status}, {row.open_steps} open steps"]
+    for step, progress in zip(steps, run.progress(), strict=True):
+        task = f"task #{step.task_id} {progress.task_status}" if step.task_id else "no task yet"
+        needs = f"  needs {', '.join(names[n] for n in step.needs)}" if step.needs else ""
+        error = f"  {value_text(step.error)}" if step.error else ""
+        lines.append(f"  {step.name:{width}}  {step.status:9}  {task}{needs}{error}")
+    return lines
+
+
+def _position(step: Any) -> int:
+    return int(step.position)
+
+
+async def _follow_workflow(
+    universe: Universe, workflow_id: int, follow: bool, as_json: bool
+) -> None:
+    run = await WorkflowRun.attach(db_connection(universe), workflow_id)
+    if run.row is None:
+        raise fail(f"no workflow with id {workflow_id} (or not one you may see)")
+    if as_json:
+        out.print(json.dumps({"workflow": jsonable(run.row), "steps": jsonable(run.progress())}))
+    else:
+        for line in _dag_lines(run):
+            out.print(line)
+    if not follow:
+        return
+    started = time.monotonic()
+    last = {step.name: step for step in run.progress()}
+
+    def on_progress(steps: list[StepProgress]) -> None:
+        for step in steps:
+            before = last.get(step.name)
+            if before == step:
+                continue
+            last[step.name] = step
+            if as_json:
+                record = {"t": round(time.monotonic() - started, 3), "step": jsonable(step)}
+                out.print(json.dumps(record))
+            else:
+                was = f"{before.status}/{before.task_status or '-'}" if before else "new"
+                now = f"{step.status}/{step.task_status or '-'}"
+                out.print(f"  [{time.monotonic() - started:6.2f}s] {step.name}: {was} -> {now}")
+
+    stop = run.watch(on_progress)
+    try:
+        results = await run.wait()
+    finally:
+        stop()
+    if as_json:
+        out.print(json.dumps({"results": jsonable(results)}))
+    else:
+        out.print(f"workflow {workflow_id} succeeded: {json.dumps(jsonable(results))}")
+
+
+@app.command("workflow")
+@friendly_errors
+def workflow(
+    workflow_id: Annotated[int, typer.Argument(help="The workflow's id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print step changes until it ends.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON objects, one per line.")] = False,
+) -> None:
+    """A workflow's DAG: each step's status, task and needs; --follow until it ends."""
+    with contextlib.suppress(KeyboardInterrupt):
+        run_action(_follow_workflow, workflow_id, follow, as_json)
