@@ -79,7 +79,9 @@ async def streaming(
 async def test_two_watchers_one_joining_late_get_every_chunk_once_in_order(
     universe_db: PublishedDatabase, alice: DbConnection
 ) -> None:
-    reply_task, message_id = await streaming(alice, echo("watched", pace=0.01), SCRIPT)
+    # 40 words over about 2 s: the late watcher joins after 6 chunks with most of the
+    # stream still to come, even on a loaded machine.
+    reply_task, message_id = await streaming(alice, echo("watched", pace=0.05), SCRIPT)
 
     async def watch(after_chunks: int) -> tuple[StreamWatcher, list[int]]:
         async with connect(universe_db.uri, universe_db.name) as conn:
