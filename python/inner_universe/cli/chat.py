@@ -34,13 +34,13 @@ def _session(conn: DbConnection, model: str) -> ChatSession:
     """A chat session on one deployment of ``model`` (LiteLLM is imported here)."""
     try:
         from ..features.chat import ChatSession, Deployment, ProviderRouter
-        from ..features.chat.llm import litellm
+        from ..features.chat.errors import ChatInputError
     except ModuleNotFoundError as exc:
         missing = f"`chat` needs the chat extra ({exc.name} is missing)"
         raise fail(f"{missing}: pip install 'inner-universe[chat]'") from None
     try:
         router = ProviderRouter([Deployment(model, model)])
-    except litellm().exceptions.BadRequestError:  # LiteLLM names no provider for it
+    except ChatInputError:  # LiteLLM names no provider for it
         raise fail(f"unknown model {model!r}: LiteLLM knows no provider for it") from None
     return ChatSession(conn, router)
 

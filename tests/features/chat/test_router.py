@@ -90,3 +90,12 @@ def test_costs_use_the_price_map_in_nano_dollars(router: ProviderRouter) -> None
     # offline/echo: $0.5 per million input tokens, $1.5 per million output tokens.
     assert router.cost_nano_usd(echo, 1000, 1000) == 500_000 + 1_500_000
     assert router.estimate_nano_usd(echo, 0) == 256 * 1500
+
+
+def test_a_model_litellm_cannot_route_is_a_typed_input_error() -> None:
+    from inner_universe.errors import InnerUniverseError
+    from inner_universe.features.chat.errors import ChatInputError
+
+    with pytest.raises(ChatInputError, match="cannot route") as caught:
+        ProviderRouter([Deployment("mystery", "no-such-provider-model-xyz")])
+    assert isinstance(caught.value, InnerUniverseError)

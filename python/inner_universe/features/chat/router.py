@@ -99,14 +99,17 @@ class ProviderRouter:
         self.cost_aware = cost_aware
         self.expected_output_tokens = expected_output_tokens
         self._llm = litellm()
-        self.router = self._llm.Router(
-            model_list=[
-                {"model_name": d.name, "litellm_params": {"model": d.model, **d.params}}
-                for d in deployments
-            ],
-            num_retries=0,
-            disable_cooldowns=True,
-        )
+        try:
+            self.router = self._llm.Router(
+                model_list=[
+                    {"model_name": d.name, "litellm_params": {"model": d.model, **d.params}}
+                    for d in deployments
+                ],
+                num_retries=0,
+                disable_cooldowns=True,
+            )
+        except self._llm.exceptions.BadRequestError as exc:  # a model with no known provider
+            raise ChatInputError(f"LiteLLM cannot route these models: {exc}") from exc
         self.capabilities = {d.name: self._capabilities(d.model) for d in deployments}
 
     def _capabilities(self, model: str) -> Capabilities:
