@@ -43,7 +43,8 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
             await conn.reducers.create_conversation(f"warm {i}")
 
         # Floor: a WebSocket ping/pong on an identical connection.
-        ws = conn._transport._ws  # type: ignore[attr-defined]
+        assert conn._session is not None
+        ws = conn._session.transport._ws  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         for _ in range(calls):
             await (await ws.ping())

@@ -17,10 +17,11 @@ from inner_universe.errors import (
     QueryError,
     ReducerError,
     SchemaError,
-    SubscriptionError,
+    SubscriptionRejectedError,
 )
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, connect
 from inner_universe.spacetime.events import EventContext, ReducerEvent, SubscribeAppliedEvent
+from inner_universe.spacetime.transport import Transport, WebSocketTransport
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -78,15 +79,21 @@ async def test_two_identities_see_each_others_changes(universe_db: PublishedData
 async def test_invalid_arguments_raise_before_anything_is_sent(
     universe_db: PublishedDatabase,
 ) -> None:
-    async with connect(universe_db.uri, universe_db.name) as conn:
-        sent: list[bytes] = []
-        real_send = conn._transport.send
+    sent: list[bytes] = []
+
+    async def counting_link(url: str, token: str | None) -> Transport:
+        link = await WebSocketTransport.open(url, token=token)
+        real_send = link.send
 
         async def counting_send(data: bytes) -> None:
             sent.append(data)
             await real_send(data)
 
-        conn._transport.send = counting_send  # type: ignore[method-assign]
+        link.send = counting_send  # type: ignore[method-assign]
+        return link
+
+    builder = ConnectionBuilder().with_uri(universe_db.uri).with_database(universe_db.name)
+    async with await builder.with_transport(counting_link).connect() as conn:
         with pytest.raises(ArgumentError, match="register_agent"):
             conn.reducers.register_agent("x", "y")  # state missing
         with pytest.raises(ArgumentError):
@@ -173,7 +180,7 @@ async def test_bad_query_raises_subscription_error_and_connection_survives(
     universe_db: PublishedDatabase,
 ) -> None:
     async with connect(universe_db.uri, universe_db.name) as conn:
-        with pytest.raises(SubscriptionError):
+        with pytest.raises(SubscriptionRejectedError):
             await conn.subscribe("SELECT * FROM no_such_table")
         await conn.subscribe("SELECT * FROM agent")
         assert conn.is_connected

@@ -18,11 +18,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from ..errors import ConnectError, ConnectionClosedError
+from ..errors import ConnectError, ConnectionClosedError, ConnectRefusedError, UsageError
 
 __all__ = [
     "SUBPROTOCOL",
-    "Compression",
+    "CompressionName",
     "MemoryTransport",
     "Transport",
     "WebSocketTransport",
@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 SUBPROTOCOL = "v1.bsatn.spacetimedb"
-Compression = Literal["None", "Gzip", "Brotli"]
+#: The ``compression=`` the server is asked for (messages.Compression is the frame tag).
+CompressionName = Literal["None", "Gzip", "Brotli"]
 
 
 class Transport(Protocol):
@@ -46,19 +47,29 @@ class Transport(Protocol):
 
 
 def subscribe_url(
-    uri: str, database: str, *, compression: Compression = "Gzip", light: bool = False
+    uri: str,
+    database: str,
+    *,
+    compression: CompressionName = "Gzip",
+    light: bool = False,
+    connection_id: str | None = None,
 ) -> str:
-    """The WebSocket URL of ``database``'s subscribe endpoint on the server at ``uri``."""
+    """The WebSocket URL of ``database``'s subscribe endpoint on the server at ``uri``.
+
+    ``connection_id`` (32 hex digits) asks to come back as that connection, as
+    the official SDKs do on reconnect; the 1.2 server honours it.
+    """
     parts = urllib.parse.urlsplit(uri)
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None:
-        raise ValueError(f"unsupported URI scheme {parts.scheme!r} in {uri!r}")
+        raise UsageError(f"unsupported URI scheme {parts.scheme!r} in {uri!r}")
     if parts.query:
-        raise ValueError(f"the server URI must not carry a query string: {uri!r}")
+        raise UsageError(f"the server URI must not carry a query string: {uri!r}")
     path = parts.path.rstrip("/") + f"/v1/database/{urllib.parse.quote(database)}/subscribe"
-    query = urllib.parse.urlencode(
-        {"compression": compression, "light": "true" if light else "false"}
-    )
+    params = {"compression": compression, "light": "true" if light else "false"}
+    if connection_id is not None:
+        params["connection_id"] = connection_id
+    query = urllib.parse.urlencode(params)
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
@@ -82,8 +93,11 @@ class WebSocketTransport:
         *,
         token: str | None = None,
         open_timeout: float = 10.0,
+        ping_interval: float = 2.0,
+        ping_timeout: float = 3.0,
         record_to: Path | None = None,
     ) -> WebSocketTransport:
+        """Open the socket; pings every ``ping_interval`` s close it when a pong is late."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             ws = await ws_connect(
@@ -93,14 +107,15 @@ class WebSocketTransport:
                 max_size=None,
                 compression=None,
                 open_timeout=open_timeout,
-                ping_interval=30,
-                ping_timeout=30,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            raise ConnectError(
+            raise ConnectRefusedError(
                 f"the server refused the connection to {url}: HTTP "
-                f"{exc.response.status_code} {body}".rstrip()
+                f"{exc.response.status_code} {body}".rstrip(),
+                exc.response.status_code,
             ) from None
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise ConnectError(f"could not connect to {url}: {exc}") from None
