@@ -61,7 +61,7 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
         pipelined = time.perf_counter() - t0
 
     def http_call(i: int) -> None:
-        body = json.dumps([f"http {i}"]).encode()
+        body = json.dumps([{"client": 0, "seq": 0}, f"http {i}"]).encode()  # no call key
         request = urllib.request.Request(
             f"{uri}/v1/database/{database}/call/create_conversation",
             data=body,

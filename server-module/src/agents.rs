@@ -5,6 +5,7 @@
 
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_PAYLOAD_BYTES};
 use crate::{owned_by_caller, OwnedRow};
 
@@ -68,10 +69,14 @@ fn save(ctx: &ReducerContext, mut agent: Agent) -> Result<(), String> {
 #[spacetimedb::reducer]
 pub fn register_agent(
     ctx: &ReducerContext,
+    call_key: CallKey,
     name: String,
     role: String,
     state: Vec<u8>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let agent = Agent {
         id: 0,
         owner: ctx.sender,
@@ -100,12 +105,16 @@ pub fn register_agent(
 #[spacetimedb::reducer]
 pub fn update_agent(
     ctx: &ReducerContext,
+    call_key: CallKey,
     id: u64,
     name: String,
     role: String,
     status: String,
     state: Vec<u8>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let agent = owned_by_caller(ctx, ctx.db.agent().id().find(id), id)?;
     save(
         ctx,
@@ -121,14 +130,25 @@ pub fn update_agent(
 
 /// Changes only an agent's status (the common case while it works). Owner only.
 #[spacetimedb::reducer]
-pub fn set_agent_status(ctx: &ReducerContext, id: u64, status: String) -> Result<(), String> {
+pub fn set_agent_status(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    id: u64,
+    status: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let agent = owned_by_caller(ctx, ctx.db.agent().id().find(id), id)?;
     save(ctx, Agent { status, ..agent })
 }
 
 /// Deletes an agent. Owner only.
 #[spacetimedb::reducer]
-pub fn delete_agent(ctx: &ReducerContext, id: u64) -> Result<(), String> {
+pub fn delete_agent(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let agent = owned_by_caller(ctx, ctx.db.agent().id().find(id), id)?;
     ctx.db.agent().id().delete(id);
     log::info!("agent {id} '{}' deleted", agent.name);

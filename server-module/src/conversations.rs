@@ -8,6 +8,7 @@
 
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_MESSAGE_BYTES};
 use crate::{found, owned_by_caller, OwnedRow};
 
@@ -59,7 +60,14 @@ impl OwnedRow for Message {
 
 /// Starts a conversation owned by the caller. The title must be non-blank and short.
 #[spacetimedb::reducer]
-pub fn create_conversation(ctx: &ReducerContext, title: String) -> Result<(), String> {
+pub fn create_conversation(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    title: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     validate::title("conversation title", &title)?;
     let conversation = ctx.db.conversation().try_insert(Conversation {
         id: 0,
@@ -79,7 +87,15 @@ pub fn create_conversation(ctx: &ReducerContext, title: String) -> Result<(), St
 
 /// Changes a conversation's title. Owner only.
 #[spacetimedb::reducer]
-pub fn rename_conversation(ctx: &ReducerContext, id: u64, title: String) -> Result<(), String> {
+pub fn rename_conversation(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    id: u64,
+    title: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let conversation = owned_by_caller(ctx, ctx.db.conversation().id().find(id), id)?;
     validate::title("conversation title", &title)?;
     ctx.db.conversation().id().update(Conversation {
@@ -92,7 +108,10 @@ pub fn rename_conversation(ctx: &ReducerContext, id: u64, title: String) -> Resu
 
 /// Deletes a conversation and every message in it, whoever wrote them. Owner only.
 #[spacetimedb::reducer]
-pub fn delete_conversation(ctx: &ReducerContext, id: u64) -> Result<(), String> {
+pub fn delete_conversation(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.conversation().id().find(id), id)?;
     let messages = ctx.db.message().conversation_id().delete(id);
     ctx.db.conversation().id().delete(id);
@@ -108,10 +127,14 @@ pub fn delete_conversation(ctx: &ReducerContext, id: u64) -> Result<(), String> 
 #[spacetimedb::reducer]
 pub fn post_message(
     ctx: &ReducerContext,
+    call_key: CallKey,
     conversation_id: u64,
     role: String,
     content: String,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let conversation = found(
         ctx.db.conversation().id().find(conversation_id),
         conversation_id,
@@ -140,7 +163,15 @@ pub fn post_message(
 /// Appends `delta` to a message's content (token streaming). Author only; the
 /// content as a whole must stay within the message size limit.
 #[spacetimedb::reducer]
-pub fn append_message(ctx: &ReducerContext, id: u64, delta: String) -> Result<(), String> {
+pub fn append_message(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    id: u64,
+    delta: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let mut message = owned_by_caller(ctx, ctx.db.message().id().find(id), id)?;
     validate::size(
         "message content after appending",
@@ -155,7 +186,15 @@ pub fn append_message(ctx: &ReducerContext, id: u64, delta: String) -> Result<()
 
 /// Replaces a message's content. Author only; size-checked.
 #[spacetimedb::reducer]
-pub fn edit_message(ctx: &ReducerContext, id: u64, content: String) -> Result<(), String> {
+pub fn edit_message(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    id: u64,
+    content: String,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let message = owned_by_caller(ctx, ctx.db.message().id().find(id), id)?;
     validate::size("message content", content.len(), MAX_MESSAGE_BYTES)?;
     ctx.db.message().id().update(Message {
@@ -168,7 +207,10 @@ pub fn edit_message(ctx: &ReducerContext, id: u64, content: String) -> Result<()
 
 /// Deletes a message. Author only. The other messages keep their sequence numbers.
 #[spacetimedb::reducer]
-pub fn delete_message(ctx: &ReducerContext, id: u64) -> Result<(), String> {
+pub fn delete_message(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.message().id().find(id), id)?;
     ctx.db.message().id().delete(id);
     Ok(())

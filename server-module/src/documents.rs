@@ -2,6 +2,7 @@
 
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_DOCUMENT_BYTES, MAX_PAYLOAD_BYTES};
 use crate::{owned_by_caller, OwnedRow};
 
@@ -46,10 +47,14 @@ fn validate_fields(document: &Document) -> Result<(), String> {
 #[spacetimedb::reducer]
 pub fn create_document(
     ctx: &ReducerContext,
+    call_key: CallKey,
     title: String,
     content: String,
     metadata: Vec<u8>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let document = Document {
         id: 0,
         owner: ctx.sender,
@@ -69,11 +74,15 @@ pub fn create_document(
 #[spacetimedb::reducer]
 pub fn update_document(
     ctx: &ReducerContext,
+    call_key: CallKey,
     id: u64,
     title: String,
     content: String,
     metadata: Vec<u8>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     let document = owned_by_caller(ctx, ctx.db.document().id().find(id), id)?;
     let document = Document {
         title,
@@ -89,7 +98,10 @@ pub fn update_document(
 
 /// Deletes a document. Owner only.
 #[spacetimedb::reducer]
-pub fn delete_document(ctx: &ReducerContext, id: u64) -> Result<(), String> {
+pub fn delete_document(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     owned_by_caller(ctx, ctx.db.document().id().find(id), id)?;
     ctx.db.document().id().delete(id);
     Ok(())

@@ -23,6 +23,7 @@
 
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
+use crate::calls::{self, CallKey};
 use crate::validate::{self, MAX_PAYLOAD_BYTES};
 
 /// Prefix of every error that reports a conflict with an existing record.
@@ -119,10 +120,14 @@ pub struct NewTracking {
 #[spacetimedb::reducer]
 pub fn append_events(
     ctx: &ReducerContext,
+    call_key: CallKey,
     store: String,
     events: Vec<NewEvent>,
     tracking: Option<NewTracking>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     store_name(&store)?;
     batch(&events)?;
     if let Some(tracking) = tracking {
@@ -176,9 +181,13 @@ pub fn append_events(
 #[spacetimedb::reducer]
 pub fn append_snapshots(
     ctx: &ReducerContext,
+    call_key: CallKey,
     store: String,
     snapshots: Vec<NewEvent>,
 ) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
     store_name(&store)?;
     batch(&snapshots)?;
     for snapshot in snapshots {

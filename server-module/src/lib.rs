@@ -2,10 +2,15 @@
 //!
 //! Holds the shared state that the Python agents and clients synchronise on:
 //! agents, conversations with their messages, documents, and the sessions of
-//! connected clients. All tables are public (clients subscribe to them); all
+//! connected clients. All tables are public (clients subscribe to them); a
+//! visibility filter shows each identity only its own `call_receipt` rows. All
 //! writes go through the reducers here, which validate their input against
 //! the limits in [`validate`] and let only a row's owner change it.
 //!
+//! Every mutating reducer takes a [`calls::CallKey`] first and ignores a repeat
+//! of a call that already took effect (see [`calls`]).
+//!
+//! - [`calls`]: `call_receipt` table; the exactly-once contract and its pruning.
 //! - [`agents`]: `agent` table; register / update / set status / delete.
 //! - [`conversations`]: `conversation` and `message` tables; messages can be
 //!   streamed token by token with `append_message`.
@@ -16,11 +21,18 @@
 use spacetimedb::{Identity, ReducerContext};
 
 pub mod agents;
+pub mod calls;
 pub mod conversations;
 pub mod documents;
 pub mod events;
 pub mod sessions;
 pub mod validate;
+
+/// Runs once, when the database is first published: starts the module's schedules.
+#[spacetimedb::reducer(init)]
+pub fn init(ctx: &ReducerContext) {
+    calls::schedule_pruning(ctx);
+}
 
 /// A row that belongs to one identity: only that identity may change or delete it.
 trait OwnedRow {

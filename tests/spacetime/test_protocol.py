@@ -39,6 +39,7 @@ from inner_universe.spacetime.protocol import (
     SubscriptionEnded,
     SubscriptionRejected,
     TransactionApplied,
+    key_bytes,
 )
 from inner_universe.spacetime.types import ConnectionId, Identity, TimeDuration, Timestamp
 
@@ -283,8 +284,8 @@ def test_committed_call_is_matched_by_request_id() -> None:
 def test_a_runtime_failure_finds_its_call_by_the_key_it_echoes() -> None:
     proto = opened()
     keys = [CallKey(7, seq) for seq in (1, 2, 3)]
-    ids = [proto.call_reducer("send", k.encode() + b"x", key=k) for k in keys]
-    proto.receive_message(failed("send", "second", args=keys[1].encode() + b"x"))
+    ids = [proto.call_reducer("send", key_bytes(k) + b"x", key=k) for k in keys]
+    proto.receive_message(failed("send", "second", args=key_bytes(keys[1]) + b"x"))
     (result,) = results(proto)
     assert (result.request_id, result.error, result.key) == (ids[1], "second", keys[1])
 
@@ -474,7 +475,7 @@ def test_every_outcome_reaches_its_own_call_in_any_order_the_server_can_produce(
     expected = {}
     for seq, (name, args, keyed, notify) in enumerate(script, start=1):
         key = CallKey(99, seq) if keyed else None
-        payload = (key.encode() if key else b"") + args
+        payload = (key_bytes(key) if key else b"") + args
         flags = CallReducerFlags.FULL_UPDATE if notify else CallReducerFlags.NO_SUCCESS_NOTIFY
         request_id = proto.call_reducer(name, payload, flags, key)
         if args == b"BAD":

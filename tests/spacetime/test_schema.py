@@ -26,8 +26,10 @@ from inner_universe.spacetime.sats import (
     option,
 )
 from inner_universe.spacetime.schema import (
+    CallKey,
     IndexSchema,
     ModuleSchema,
+    ReducerSchema,
     ScheduleSchema,
     SequenceSchema,
 )
@@ -397,15 +399,89 @@ def test_decode_args_rejects_bad_bytes() -> None:
         register.decode_args(data[:-1])
 
 
+def _param(name: str, ty: Any) -> dict[str, Any]:
+    return {"name": {"some": name}, "algebraic_type": ty}
+
+
+_KEY_TYPE = {"Product": {"elements": [_param("client", {"U128": []}), _param("seq", {"U64": []})]}}
+
+
+def _keyed_module(*reducers: tuple[str, list[dict[str, Any]]]) -> ModuleSchema:
+    """A module whose typespace names CallKey (entry 0), with the given reducers."""
+    return ModuleSchema.from_json(
+        {
+            "typespace": {"types": [_KEY_TYPE]},
+            "types": [{"name": {"scope": [], "name": "CallKey"}, "ty": 0, "custom_ordering": True}],
+            "tables": [],
+            "reducers": [
+                {"name": name, "params": {"elements": params}, "lifecycle": {"none": []}}
+                for name, params in reducers
+            ],
+        }
+    )
+
+
+KEYED = _keyed_module(
+    ("add", [_param("call_key", {"Ref": 0}), _param("n", {"U32": []})]),
+    ("inline", [_param("call_key", _KEY_TYPE)]),
+    ("plain", [_param("n", {"U32": []})]),
+    ("misnamed", [_param("key", {"Ref": 0}), _param("n", {"U32": []})]),
+    ("wrong_shape", [_param("call_key", {"U64": []})]),
+    ("second", [_param("n", {"U32": []}), _param("call_key", {"Ref": 0})]),
+)
+
+
+def test_a_first_call_key_parameter_is_hidden_from_callers() -> None:
+    add = KEYED.reducer("add")
+    assert add.takes_call_key and add.param_names == ("n",)
+    assert repr(add) == "<ReducerSchema add(n)>"
+    assert KEYED.reducer("inline").takes_call_key
+    for name in ("plain", "misnamed", "wrong_shape", "second"):
+        assert not KEYED.reducer(name).takes_call_key, name
+    assert KEYED.reducer("second").param_names == ("n", "call_key")
+
+
+def test_call_keys_are_encoded_first_and_default_to_no_key() -> None:
+    add = KEYED.reducer("add")
+    key = CallKey(client=2**128 - 1, seq=7)
+    encoded = add.encode_args(5, call_key=key)
+    assert encoded == b"\xff" * 16 + (7).to_bytes(8, "little") + (5).to_bytes(4, "little")
+    assert add.decode_call(encoded) == ({"n": 5}, key)
+    assert add.decode_args(encoded) == {"n": 5}
+    unkeyed = add.encode_args(n=5)
+    assert unkeyed == bytes(24) + (5).to_bytes(4, "little")
+    assert add.decode_call(unkeyed) == ({"n": 5}, CallKey(0, 0))
+    inline = KEYED.reducer("inline")
+    assert inline.decode_call(inline.encode_args(call_key=key)) == ({}, key)
+
+
+def test_call_key_mistakes_are_argument_errors() -> None:
+    with pytest.raises(ArgumentError, match="reducer 'plain' takes no call key"):
+        KEYED.reducer("plain").encode_args(1, call_key=CallKey(1, 1))
+    with pytest.raises(ArgumentError, match="argument call_key"):
+        KEYED.reducer("add").encode_args(1, call_key=CallKey(-1, 1))
+    with pytest.raises(ArgumentError, match="takes 1 argument"):
+        KEYED.reducer("add").encode_args(CallKey(1, 1), 1)
+
+
 @pytest.mark.parametrize("name", sorted(SCHEMA.reducers))
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_reducer_args_round_trip(name: str, data: st.DataObject) -> None:
     reducer = SCHEMA.reducer(name)
     values = data.draw(values_for(reducer.params_type, SCHEMA.typespace))
-    encoded = reducer.encode_args(*values)
-    decoded = reducer.decode_args(encoded)
-    assert same(tuple(decoded.values()), values)
+    assert same(_round_trip(reducer, values), values)
+
+
+def _round_trip(reducer: ReducerSchema, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Encode drawn values of all parameters (the call key first, if any) and decode them."""
+    if not reducer.takes_call_key:
+        return tuple(reducer.decode_args(reducer.encode_args(*values)).values())
+    raw_key, *args = values
+    key = CallKey(raw_key.client, raw_key.seq)
+    decoded, decoded_key = reducer.decode_call(reducer.encode_args(*args, call_key=key))
+    assert decoded_key == key
+    return (raw_key, *decoded.values())
 
 
 def test_special_column_types_in_the_fixture() -> None:
@@ -441,4 +517,4 @@ def test_real_module_rows_and_args_round_trip(data: st.DataObject) -> None:
     assert same(table.decode_row(table.encode_row(row)), row)
     reducer = schema.reducer(data.draw(st.sampled_from(sorted(schema.reducers))))
     values = data.draw(values_for(reducer.params_type, schema.typespace))
-    assert same(tuple(reducer.decode_args(reducer.encode_args(*values)).values()), values)
+    assert same(_round_trip(reducer, values), values)

@@ -34,11 +34,12 @@ from .events import (
     UnknownTransactionEvent,
     UnsubscribeAppliedEvent,
 )
-from .schema import ModuleSchema
+from .schema import CallKey, ModuleSchema
 from .server import Credentials, LocalServer
 from .types import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 
 __all__ = [
+    "CallKey",
     "CallOptions",
     "ConnectionBuilder",
     "ConnectionId",

@@ -1,11 +1,10 @@
-"""Reducer calls with an idempotency key: checking, encoding and keying them.
+"""Keyed reducer calls: checked and encoded on the caller's thread, keyed on the loop's.
 
-A module that wants exactly-once calls gives each mutating reducer a first
-parameter ``call_key: CallKey`` (``{client: u128, seq: u64}``, 24 BSATN bytes)
-and ignores a key it has seen before. The caller never passes it: a call is
-encoded with a zero key when it is made (so bad arguments raise at once, on the
-caller's thread), and the connection writes the real key over those first 24
-bytes when it gives the call its sequence number.
+A reducer whose first parameter is ``call_key: CallKey`` (schema.py hides it
+from callers) gets a key per call: this connection's client id and the call's
+sequence number in the outbox. A call is encoded with the zero key when it is
+made, so bad arguments raise at once, on the caller's thread; the connection
+writes the real key over those first 24 bytes when it numbers the call.
 """
 
 from __future__ import annotations
@@ -13,22 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ArgumentError
 from . import codec
-from .protocol import CallKey
-from .schema import ModuleSchema, ReducerSchema
+from .protocol import key_bytes
+from .schema import CallKey, ModuleSchema
 
-__all__ = ["CALL_KEY_PARAM", "PreparedCall", "prepare_call", "takes_call_key", "with_key"]
+__all__ = ["PreparedCall", "prepare_call", "with_key"]
 
-#: The name of the hidden first parameter of reducers that take a key.
-CALL_KEY_PARAM = "call_key"
-_NO_KEY = CallKey(0, 0)
-_KEY_SIZE = len(_NO_KEY.encode())
-
-
-def takes_call_key(reducer: ReducerSchema) -> bool:
-    """True when the reducer's first parameter is the call key."""
-    return bool(reducer.param_names) and reducer.param_names[0] == CALL_KEY_PARAM
+_KEY_SIZE = len(key_bytes(CallKey(0, 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +35,9 @@ def prepare_call(
 ) -> PreparedCall:
     """Check and encode a call (SchemaError, ArgumentError); nothing is sent."""
     plan = schema.reducer(reducer)
-    if not takes_call_key(plan):
-        return PreparedCall(plan.name, codec.encode_args(plan, *args, **kwargs), False)
-    if CALL_KEY_PARAM in kwargs:
-        raise ArgumentError(f"reducer {reducer!r}: the connection supplies {CALL_KEY_PARAM}")
-    return PreparedCall(plan.name, codec.encode_args(plan, _NO_KEY, *args, **kwargs), True)
+    return PreparedCall(plan.name, codec.encode_args(plan, *args, **kwargs), plan.takes_call_key)
 
 
 def with_key(args: bytes, key: CallKey | None) -> bytes:
     """``args`` with ``key`` written over its zero key (unchanged when ``key`` is None)."""
-    return args if key is None else key.encode() + args[_KEY_SIZE:]
+    return args if key is None else key_bytes(key) + args[_KEY_SIZE:]

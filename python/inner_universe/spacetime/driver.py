@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 from ..errors import (
+    ArgumentError,
     CallTimeoutError,
     ConnectError,
     ConnectionClosedError,
@@ -62,7 +63,7 @@ from .events import (
 )
 from .messages import CallReducerFlags, DatabaseUpdate, QueryId
 from .outbox import CallState, MemoryOutbox, OutboxCall
-from .schema import ModuleSchema
+from .schema import CallKey, ModuleSchema
 from .settings import ConnectionSettings
 from .subscriptions import AppliedCallback, ErrorCallback, SubscriptionHandle, SubscriptionState
 from .tables import (
@@ -174,7 +175,7 @@ class DbConnection:
         return handle
 
     def call_reducer(
-        self, reducer: str, *args: Any, **kwargs: Any
+        self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> asyncio.Future[ReducerEvent | None]:
         """Call a reducer; arguments are checked and encoded now, before anything is sent.
 
@@ -182,12 +183,15 @@ class DbConnection:
         transaction is applied to the cache, or failing with :class:`ReducerError`
         carrying the server's message, or with a :class:`CallTimeoutError` after
         30 s (``conn.reducers.with_options(timeout=...)`` for another limit).
+        A reducer taking a call key gets the next one of this connection, or
+        ``call_key`` when given (``CallKey(0, 0)``: no key, no deduplication).
 
         Raises:
             ArgumentError: the arguments do not match the reducer's parameters.
             SchemaError: there is no such reducer.
         """
-        return self._call_with_options(reducer, CallOptions(), args, kwargs)
+        prepared = prepare_call(self.schema, reducer, args, kwargs)
+        return self._submit(prepared, CallOptions(), call_key)
 
     def one_off_query(self, sql: str) -> asyncio.Future[dict[str, list[Any]]]:
         """Run a read-only SQL query once, outside any subscription; the cache is untouched.
@@ -385,10 +389,15 @@ class DbConnection:
         """Ask for our receipts if some acknowledged call might have been lost."""
         if RECEIPT_TABLE not in self.schema.tables:
             return None
-        if not any(c.state is CallState.ACKED and c.keyed for c in self._calls.values()):
+        if not any(self._verifiable(c) for c in self._calls.values()):
             return None
         sql = f"SELECT * FROM {RECEIPT_TABLE} WHERE client = {self.client_id}"
         return self._one_off(session, sql)
+
+    def _verifiable(self, call: OutboxCall) -> bool:
+        """An acknowledged call whose receipt this connection can look up."""
+        key = call.key()
+        return call.state is CallState.ACKED and key is not None and key.client == self.client_id
 
     async def _lost_calls(self, receipts: asyncio.Future[p.OneOffQueryResult]) -> set[int]:
         """Seqs of acknowledged calls the server holds no receipt for: to be resent."""
@@ -398,11 +407,7 @@ class DbConnection:
             log.warning("could not read call receipts; not resending acknowledged calls: %s", exc)
             return set()
         held = {row.seq for row in result.get(RECEIPT_TABLE, ())}
-        lost = {
-            c.seq
-            for c in self._calls.values()
-            if c.state is CallState.ACKED and c.keyed and c.seq not in held
-        }
+        lost = {c.seq for c in self._calls.values() if self._verifiable(c) and c.seq not in held}
         if lost:
             log.warning("the server lost %d acknowledged call(s); resending them", len(lost))
         for seq in lost:
@@ -419,14 +424,17 @@ class DbConnection:
         return self._submit(prepare_call(self.schema, reducer, args, kwargs), options)
 
     def _submit(
-        self, prepared: PreparedCall, options: CallOptions
+        self, prepared: PreparedCall, options: CallOptions, call_key: CallKey | None = None
     ) -> asyncio.Future[ReducerEvent | None]:
         """Give a checked, encoded call its key and send it (or queue it); on the loop thread."""
         self._check_open()
+        if call_key is not None and not prepared.keyed:
+            raise ArgumentError(f"reducer {prepared.reducer!r} takes no call key")
         seq = self._outbox.next_seq()
-        key = p.CallKey(self.client_id, seq) if prepared.keyed else None
+        key = call_key or (CallKey(self.client_id, seq) if prepared.keyed else None)
+        keyed = key is not None and key.client != 0
         args = with_key(prepared.args, key)
-        call = OutboxCall(seq, prepared.reducer, args, prepared.keyed, options.notify)
+        call = OutboxCall(seq, prepared.reducer, args, keyed, options.notify)
         call.future = self._loop.create_future()
         self._outbox.add(call)
         self._track(call)
@@ -448,9 +456,7 @@ class DbConnection:
     def _send_call(self, session: _Session, call: OutboxCall) -> None:
         flags = CallReducerFlags.FULL_UPDATE if call.notify else CallReducerFlags.NO_SUCCESS_NOTIFY
         try:
-            request_id = session.protocol.call_reducer(
-                call.reducer, call.args, flags, call.key(self.client_id)
-            )
+            request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.key())
         except InnerUniverseError as exc:  # too large for the server: it can never be sent
             self._settle(call, failure=exc)
             return
@@ -472,13 +478,14 @@ class DbConnection:
                 )
             )
             return
+        key = call.key()
         future.set_exception(
             OutcomeUnknownError(
                 f"reducer {call.reducer!r} was sent but its outcome did not arrive within "
                 f"{timeout} s; it may still take effect"
                 + (", once (it is resent under its key after a reconnect)" if call.keyed else ""),
                 call.reducer,
-                call.key(self.client_id),
+                None if key is None else (key.client, key.seq),
             )
         )
 

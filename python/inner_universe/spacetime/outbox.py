@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .protocol import CallKey
+from .protocol import key_in_args
+from .schema import CallKey
 
 __all__ = ["CallState", "DurableOutbox", "MemoryOutbox", "Outbox", "OutboxCall"]
 
@@ -52,8 +53,9 @@ class OutboxCall:
     future: asyncio.Future[Any] | None = field(default=None, repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
-    def key(self, client: int) -> CallKey | None:
-        return CallKey(client, self.seq) if self.keyed else None
+    def key(self) -> CallKey | None:
+        """The key at the front of ``args`` (None for a call that is not deduplicated)."""
+        return key_in_args(self.args) if self.keyed else None
 
 
 class MemoryOutbox:

@@ -68,7 +68,7 @@ import enum
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, TypeAlias
+from typing import Final, TypeAlias
 
 from ..errors import DecodeError, EncodeError, InvalidStateError, ProtocolError, UsageError
 from . import messages as m
@@ -79,6 +79,7 @@ from .messages import (
     QueryId,
     UpdateStatus,
 )
+from .schema import CallKey
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
 __all__ = [
@@ -102,6 +103,8 @@ __all__ = [
     "SubscriptionRejected",
     "TransactionApplied",
     "UpdateStatus",
+    "key_bytes",
+    "key_in_args",
 ]
 
 #: The server closes the connection on client messages larger than this (32 MiB).
@@ -115,24 +118,16 @@ _U32_MAX: Final = 0xFFFF_FFFF
 _KEY_SIZE: Final = 24  # CallKey: u128 client + u64 seq, the first reducer argument
 
 
-class CallKey(NamedTuple):
-    """The idempotency key of one call: a random client id and a sequence number.
+def key_bytes(key: CallKey) -> bytes:
+    """The 24 BSATN bytes of a :class:`CallKey` (u128 client, u64 seq): a keyed call's first."""
+    return key.client.to_bytes(16, "little") + key.seq.to_bytes(8, "little")
 
-    The module records it in the call's own transaction and ignores a repeat, so
-    a call resent after a reconnect takes effect once. ``client == 0`` is no key.
-    """
 
-    client: int
-    seq: int
-
-    def encode(self) -> bytes:
-        return self.client.to_bytes(16, "little") + self.seq.to_bytes(8, "little")
-
-    @classmethod
-    def decode(cls, data: bytes) -> CallKey | None:
-        if len(data) < _KEY_SIZE:
-            return None
-        return cls(int.from_bytes(data[:16], "little"), int.from_bytes(data[16:24], "little"))
+def key_in_args(args: bytes) -> CallKey | None:
+    """The key at the front of a keyed call's argument bytes (None if too short)."""
+    if len(args) < _KEY_SIZE:
+        return None
+    return CallKey(int.from_bytes(args[:16], "little"), int.from_bytes(args[16:24], "little"))
 
 
 class State(enum.Enum):
@@ -565,7 +560,7 @@ class ClientProtocol:
         call = self._calls.get(info.request_id) if info.request_id else None
         if call is not None or isinstance(msg.status, m.Committed):
             return call
-        key = CallKey.decode(info.args)
+        key = key_in_args(info.args)
         if key is not None and key in self._by_key:
             return self._calls[self._by_key[key]]
         same_name = [c for c in self._calls.values() if c.reducer == info.reducer_name]

@@ -19,6 +19,8 @@ from typing import Any, Final, Literal
 from ..errors import ArgumentError, EncodeError, SchemaError
 from .bsatn import BsatnReader, BsatnWriter
 from .sats import (
+    U64,
+    U128,
     AlgebraicType,
     Decoder,
     Encoder,
@@ -35,6 +37,8 @@ from .sats import (
 )
 
 __all__ = [
+    "CALL_KEY_PARAM",
+    "CallKey",
     "IndexSchema",
     "Lifecycle",
     "ModuleSchema",
@@ -219,16 +223,59 @@ class TableSchema:
 # ----------------------------------------------------------------------- reducers
 
 
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    """The idempotency key of one reducer call: a client id (0: no key) and a sequence number.
+
+    A module opts in per reducer by declaring a first parameter named ``call_key``
+    of a product type ``{client: u128, seq: u64}``; it records the key with the
+    call's writes and ignores a repeat, so a call resent after a reconnect takes
+    effect once.
+    """
+
+    client: int
+    seq: int
+
+
+#: The name of the idempotency-key parameter (when it comes first, with CallKey's shape).
+CALL_KEY_PARAM: Final = "call_key"
+#: What a keyless call sends: client 0 means "do not deduplicate".
+NO_CALL_KEY: Final = CallKey(0, 0)
+
+
+def _is_call_key(name: str | None, ty: AlgebraicType, typespace: Typespace) -> bool:
+    """Whether a parameter is ``call_key: {client: u128, seq: u64}``."""
+    if name != CALL_KEY_PARAM:
+        return False
+    resolved = typespace.resolve(ty)
+    if not isinstance(resolved, ProductType):
+        return False
+    shape = tuple((e.name, typespace.resolve(e.type)) for e in resolved.elements)
+    return shape == (("client", U128), ("seq", U64))
+
+
 class ReducerSchema:
-    """One reducer: its parameters and a checked argument encoder."""
+    """One reducer: its parameters and a checked argument encoder.
+
+    When the reducer takes a :class:`CallKey` first (:attr:`takes_call_key`),
+    :attr:`params` and :attr:`param_names` leave it out: callers pass only the
+    other arguments and the key separately, as ``call_key=``.
+    """
 
     def __init__(
         self, name: str, params: ProductType, lifecycle: Lifecycle | None, typespace: Typespace
     ) -> None:
         self.name = name
-        self.params: tuple[tuple[str, AlgebraicType], ...] = tuple(
+        first = params.elements[0] if params.elements else None
+        self.takes_call_key: bool = first is not None and _is_call_key(
+            first.name, first.type, typespace
+        )
+        all_params = tuple(
             (e.name if e.name is not None else f"arg{i}", e.type)
             for i, e in enumerate(params.elements)
+        )
+        self.params: tuple[tuple[str, AlgebraicType], ...] = (
+            all_params[1:] if self.takes_call_key else all_params
         )
         self.param_names: tuple[str, ...] = tuple(p for p, _ in self.params)
         self.lifecycle = lifecycle
@@ -264,9 +311,17 @@ class ReducerSchema:
             )
         return tuple(values[n] for n in names)
 
-    def encode_args(self, *args: Any, **kwargs: Any) -> bytes:
-        """The BSATN argument bytes for a call; ArgumentError names the bad parameter."""
+    def encode_args(self, *args: Any, call_key: CallKey | None = None, **kwargs: Any) -> bytes:
+        """The BSATN argument bytes for a call; ArgumentError names the bad parameter.
+
+        ``call_key`` is sent first when the reducer takes one ({0, 0}, no key, when
+        None); passing one to a reducer that takes none is an ArgumentError.
+        """
         values = self.bind(*args, **kwargs)
+        if self.takes_call_key:
+            values = (call_key or NO_CALL_KEY, *values)
+        elif call_key is not None:
+            raise ArgumentError(f"reducer {self.name!r} takes no call key")
         w = BsatnWriter()
         try:
             self._encode(w, values)
@@ -275,12 +330,24 @@ class ReducerSchema:
             raise ArgumentError(f"reducer {self.name!r}, argument {exc}") from None
         return w.getvalue()
 
-    def decode_args(self, data: bytes) -> dict[str, Any]:
-        """The arguments of a call, from its BSATN bytes (e.g. another client's reducer event)."""
+    def decode_call(self, data: bytes) -> tuple[dict[str, Any], CallKey | None]:
+        """A call's arguments (without the key) and its key, from its BSATN bytes."""
         reader = BsatnReader(data)
         values = self._decode(reader)
         reader.expect_end()
-        return dict(zip(self.param_names, values, strict=True))
+        key = None
+        if self.takes_call_key:
+            raw, *values = values
+            # A named product decodes to its row class, an anonymous one to a tuple.
+            key = CallKey(*raw) if isinstance(raw, tuple) else CallKey(raw.client, raw.seq)
+        return dict(zip(self.param_names, values, strict=True)), key
+
+    def decode_args(self, data: bytes) -> dict[str, Any]:
+        """The arguments of a call, from its BSATN bytes (e.g. another client's reducer event).
+
+        The call key, if the reducer takes one, is left out (see :meth:`decode_call`).
+        """
+        return self.decode_call(data)[0]
 
 
 # ------------------------------------------------------------------------- module

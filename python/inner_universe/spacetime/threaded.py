@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import CallTimeoutError, WrongThreadError
 from .call_keys import prepare_call
 from .events import ReducerEvent
+from .schema import CallKey
 from .subscriptions import SubscriptionHandle
 from .tables import CallOptions, ReducerCallback, Reducers, TransactionCallback
 from .types import ConnectionId, Identity
@@ -122,15 +123,22 @@ class ThreadedConnection:
         limit = timeout if timeout is not None else self.timeout
         self._run(self.connection.flush(limit), limit + 5)
 
-    def call_reducer(self, reducer: str, *args: Any, **kwargs: Any) -> ReducerEvent | None:
+    def call_reducer(
+        self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
+    ) -> ReducerEvent | None:
         """Call a reducer and wait for its outcome (raises ReducerError if it failed)."""
-        return self._call(reducer, CallOptions(), args, kwargs)
+        return self._call(reducer, CallOptions(), args, kwargs, call_key)
 
     def _call(
-        self, reducer: str, options: CallOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        reducer: str,
+        options: CallOptions,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: CallKey | None = None,
     ) -> ReducerEvent | None:
         self._check_thread(f"reducer {reducer!r}")
-        future = self._call_async(reducer, options, args, kwargs)
+        future = self._call_async(reducer, options, args, kwargs, call_key)
         try:
             # The call's own timeout resolves the future; the margin only guards a dead loop.
             return future.result(options.timeout + 5)
@@ -138,19 +146,24 @@ class ThreadedConnection:
             raise CallTimeoutError(f"reducer {reducer!r}: the connection thread is stuck") from None
 
     def call_reducer_async(
-        self, reducer: str, *args: Any, **kwargs: Any
+        self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[ReducerEvent | None]:
         """Call a reducer without waiting; arguments are checked before this returns."""
-        return self._call_async(reducer, CallOptions(), args, kwargs)
+        return self._call_async(reducer, CallOptions(), args, kwargs, call_key)
 
     def _call_async(
-        self, reducer: str, options: CallOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        reducer: str,
+        options: CallOptions,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: CallKey | None = None,
     ) -> concurrent.futures.Future[ReducerEvent | None]:
         # Encode here, on the caller's thread, so bad arguments raise right away.
         prepared = prepare_call(self.connection.schema, reducer, args, kwargs)
 
         async def run() -> ReducerEvent | None:
-            return await self.connection._submit(prepared, options)
+            return await self.connection._submit(prepared, options, call_key)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop)
 
