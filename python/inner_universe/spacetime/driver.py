@@ -147,6 +147,11 @@ class DbConnection:
         return session is not None and session.ready and not session.ended.done()
 
     @property
+    def last_call_seq(self) -> int:
+        """The sequence number of the last call made; with a durable outbox, across runs."""
+        return self._outbox.last_seq
+
+    @property
     def client_id(self) -> int:
         """The first half of every :class:`CallKey` this connection sends."""
         return self._outbox.client_id

@@ -66,6 +66,11 @@ class MemoryOutbox:
         self.token: str | None = None
         self._next_seq = 1
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last call made (0 if none); a durable one spans runs."""
+        return self._next_seq - 1
+
     def next_seq(self) -> int:
         seq = self._next_seq
         self._next_seq += 1
@@ -123,22 +128,9 @@ class DurableOutbox(MemoryOutbox):
         self.token = meta.get("token")
         last = self._db.execute("SELECT max(seq) FROM call").fetchone()[0]
         self._next_seq = max(int(meta.get("next_seq", 1)), (last or 0) + 1)
-        self._reserved = self._next_seq - 1
 
     def _set(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the last call made with this file (0 if none)."""
-        return self._next_seq - 1
-
-    def next_seq(self) -> int:
-        seq = super().next_seq()
-        if seq > self._reserved:  # reserve numbers in blocks: one write per 1000 calls
-            self._reserved = seq + 999
-            self._set("next_seq", str(self._reserved + 1))
-        return seq
 
     def load(self) -> list[OutboxCall]:
         cutoff = time.time() - self._ack_window
@@ -160,10 +152,14 @@ class DurableOutbox(MemoryOutbox):
             self._set("token", token)
 
     def add(self, call: OutboxCall) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO call VALUES (?, ?, ?, ?, ?, NULL)",
-            (call.seq, call.reducer, call.args, int(call.keyed), int(call.notify)),
-        )
+        """Record a new call and the next sequence number together (one transaction)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO call VALUES (?, ?, ?, ?, ?, NULL)",
+                (call.seq, call.reducer, call.args, int(call.keyed), int(call.notify)),
+            )
+            self._set("next_seq", str(call.seq + 1))
 
     def acked(self, call: OutboxCall) -> None:
         self._db.execute("UPDATE call SET acked_at = ? WHERE seq = ?", (call.acked_at, call.seq))

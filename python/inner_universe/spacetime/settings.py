@@ -25,11 +25,12 @@ __all__ = [
     "TransportFactory",
 ]
 
-#: Seconds between WebSocket pings. With the timeout below, a frozen server is
-#: noticed at most 5 s after it stops answering, and handled like a crash.
+#: Seconds between WebSocket pings. With the timeout below (and 1 s for the
+#: closing handshake a dead peer never answers), a frozen server is noticed at
+#: most 5 s after it stops answering, and handled like a crash.
 DEFAULT_PING_INTERVAL = 2.0
 #: Seconds a ping may wait for its pong before the link is declared dead.
-DEFAULT_PING_TIMEOUT = 3.0
+DEFAULT_PING_TIMEOUT = 2.0
 #: Seconds an acknowledged call is remembered, to resend it if a crashed server lost it.
 DEFAULT_ACK_WINDOW = 30.0
 

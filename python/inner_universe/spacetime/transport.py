@@ -94,7 +94,7 @@ class WebSocketTransport:
         token: str | None = None,
         open_timeout: float = 10.0,
         ping_interval: float = 2.0,
-        ping_timeout: float = 3.0,
+        ping_timeout: float = 2.0,
         record_to: Path | None = None,
     ) -> WebSocketTransport:
         """Open the socket; pings every ``ping_interval`` s close it when a pong is late."""
@@ -109,6 +109,8 @@ class WebSocketTransport:
                 open_timeout=open_timeout,
                 ping_interval=ping_interval,
                 ping_timeout=ping_timeout,
+                # A dead peer never answers the closing handshake either: do not wait 10 s.
+                close_timeout=min(1.0, ping_timeout),
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
