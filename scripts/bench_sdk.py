@@ -6,7 +6,8 @@ in the same run, so the ratios mean something on any machine:
 - sequential reducer calls through the SDK, against the floor of a WebSocket
   ping/pong round trip on the same kind of connection, and against the same
   reducer called over HTTP (``POST /v1/database/{db}/call/{reducer}``);
-- pipelined reducer calls from one client, against the sequential rate;
+- pipelined reducer calls from one client, against the sequential rate, and
+  the same calls without an idempotency key (what exactly-once costs);
 - pure-Python decoding of ``message`` rows, against msgpack (a C extension)
   unpacking the same fields, and the struct fast path on fixed-size rows.
 
@@ -27,9 +28,12 @@ from bench_common import machine
 
 from inner_universe.spacetime import codec, connect, fetch_schema
 from inner_universe.spacetime.bsatn import BsatnWriter
+from inner_universe.spacetime.schema import CallKey
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.spacetime.types import ConnectionId, Identity, Timestamp
 from inner_universe.universe import publish
+
+NO_KEY = CallKey(0, 0)
 
 
 def rate(count: int, seconds: float) -> str:
@@ -60,6 +64,15 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
         await asyncio.gather(*futures)
         pipelined = time.perf_counter() - t0
 
+        # The same calls without an idempotency key (client 0: no receipt, no resend).
+        t0 = time.perf_counter()
+        keyless = [
+            conn.call_reducer("create_conversation", f"nokey {i}", call_key=NO_KEY)
+            for i in range(calls)
+        ]
+        await asyncio.gather(*keyless)
+        unkeyed = time.perf_counter() - t0
+
     def http_call(i: int) -> None:
         body = json.dumps([{"client": 0, "seq": 0}, f"http {i}"]).encode()  # no call key
         request = urllib.request.Request(
@@ -76,7 +89,13 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
     for i in range(http_calls):
         await asyncio.to_thread(http_call, i)
     http = (time.perf_counter() - t0) / http_calls * calls
-    return {"ping": ping, "sequential": sequential, "pipelined": pipelined, "http": http}
+    return {
+        "ping": ping,
+        "sequential": sequential,
+        "pipelined": pipelined,
+        "unkeyed": unkeyed,
+        "http": http,
+    }
 
 
 def message_rows(count: int, table: Any) -> tuple[bytes, list[int], list[bytes]]:
@@ -168,6 +187,10 @@ def main() -> None:
     print(
         f"  SDK pipelined                 {rate(n, calls['pipelined'])}"
         f"   {calls['sequential'] / calls['pipelined']:.1f}x sequential"
+    )
+    print(
+        f"  SDK pipelined, no call key    {rate(n, calls['unkeyed'])}"
+        f"   the key costs {1 - calls['unkeyed'] / calls['pipelined']:.0%} of the keyless rate"
     )
     print(f"    SDK sequential vs HTTP /call: {calls['http'] / calls['sequential']:.1f}x")
 

@@ -5,6 +5,7 @@
     ├── EncodeError            a value does not fit the type it is encoded as
     │   └── ArgumentError      reducer arguments rejected before anything was sent
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
+    │   └── NoSuchNameError    ``conn.db.x`` / ``conn.reducers.x`` with no such table or reducer
     ├── ProtocolError          the server broke the protocol (remote's fault)
     ├── InvalidStateError      the API was used out of order (caller's fault)
     │   └── WrongThreadError   a blocking call made from the connection's own thread
@@ -37,6 +38,7 @@ __all__ = [
     "EncodeError",
     "InnerUniverseError",
     "InvalidStateError",
+    "NoSuchNameError",
     "NotSentError",
     "OutcomeUnknownError",
     "ProtocolError",
@@ -76,6 +78,10 @@ class ArgumentError(EncodeError, TypeError):
 
 class SchemaError(InnerUniverseError):
     """A module schema could not be interpreted, or a table/reducer name is unknown."""
+
+
+class NoSuchNameError(SchemaError, AttributeError):
+    """An attribute names no table or reducer (an AttributeError too, so getattr() works)."""
 
 
 class ProtocolError(InnerUniverseError):

@@ -63,6 +63,16 @@ class RestartableServer:
         os.kill(self.pid, signal.SIGKILL)
         proc.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP, and wait until every thread of the server has stopped."""
+        os.kill(self.pid, signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.pid}/task")
+        while not all(_thread_state(task) in "Tt" for task in tasks.iterdir()):
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
     def restart(self) -> None:
         server = LocalServer(data_dir=self.data_dir, in_memory=False)
         server._launch(find_server_binary(), self.port)
@@ -76,8 +86,16 @@ class RestartableServer:
 
     def stop(self) -> None:
         if self.server.is_running():
-            os.kill(self.pid, signal.SIGCONT)
+            self.thaw()
         self.server.stop()
+
+
+def _thread_state(task: Path) -> str:
+    """The state letter of one thread (R, S, T, ...) from /proc/<pid>/task/<tid>/stat."""
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "T"  # the thread is gone: it runs nothing
 
 
 @pytest.fixture
@@ -223,7 +241,7 @@ async def test_a_frozen_server_is_detected_and_handled_like_a_crash(
     )
     async with conn:
         await conn.reducers.create_conversation("warm")
-        os.kill(faulty.pid, signal.SIGSTOP)
+        faulty.freeze()
         frozen_at = time.monotonic()
         short = conn.reducers.with_options(timeout=0.5)
         doubtful = [short.create_conversation(f"frozen-{i}") for i in range(20)]
@@ -232,7 +250,7 @@ async def test_a_frozen_server_is_detected_and_handled_like_a_crash(
                 await call
         await until(lambda: lost_at, timeout=20)
         detected = lost_at[0] - frozen_at
-        os.kill(faulty.pid, signal.SIGCONT)
+        faulty.thaw()
         await conn.reducers.with_options(timeout=30).create_conversation("after")
         await conn.flush(30)
     print(f"frozen server detected after {detected:.1f} s")
@@ -280,7 +298,7 @@ def run_client(server: RestartableServer, outbox: Path, count: int) -> subproces
 def test_a_killed_client_with_a_durable_outbox_applies_each_call_once(
     faulty: RestartableServer, tmp_path: Path
 ) -> None:
-    count = 3_000
+    count = 10_000
     outbox = tmp_path / "outbox.sqlite"
     first = run_client(faulty, outbox, count)
     assert first.stdout is not None

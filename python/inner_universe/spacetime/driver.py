@@ -83,6 +83,8 @@ log = logging.getLogger(__name__)
 
 #: The table where the module records the key of every call that took effect.
 RECEIPT_TABLE = "call_receipt"
+#: At most this many acknowledged calls are kept for the ack window (bounded memory).
+MAX_ACKED_CALLS = 100_000
 
 
 class _Session:
@@ -121,7 +123,8 @@ class DbConnection:
         self.connection_id: ConnectionId | None = None
         self._session: _Session | None = None
         self._calls: dict[int, OutboxCall] = {}  # seq -> call, unsettled or acked in window
-        self._acked: collections.deque[OutboxCall] = collections.deque()
+        # (when, call) in acknowledgement order; stale if the call was re-acknowledged since.
+        self._acked: collections.deque[tuple[float, OutboxCall]] = collections.deque()
         self._unsettled: set[int] = set()
         self._settled = asyncio.Event()
         self._settled.set()
@@ -453,7 +456,7 @@ class DbConnection:
     def _track(self, call: OutboxCall) -> None:
         self._calls[call.seq] = call
         if call.state is CallState.ACKED:
-            self._acked.append(call)
+            self._acked.append((call.acked_at, call))
         else:
             self._unsettled.add(call.seq)
             self._settled.clear()
@@ -519,7 +522,7 @@ class DbConnection:
         call.state = CallState.ACKED
         call.acked_at = time.time()
         self._outbox.acked(call)
-        self._acked.append(call)
+        self._acked.append((call.acked_at, call))
         self._unsettled.discard(call.seq)
         if not self._unsettled:
             self._settled.set()
@@ -535,12 +538,11 @@ class DbConnection:
             self._settled.set()
 
     def _prune_acked(self) -> None:
+        """Forget acknowledged calls older than the ack window, or beyond the count cap."""
         cutoff = time.time() - self._settings.ack_window
-        while self._acked and (
-            self._acked[0].acked_at < cutoff or self._acked[0].state is not CallState.ACKED
-        ):
-            call = self._acked.popleft()
-            if call.state is CallState.ACKED:
+        while self._acked and (len(self._acked) > MAX_ACKED_CALLS or self._acked[0][0] < cutoff):
+            when, call = self._acked.popleft()
+            if call.state is CallState.ACKED and call.acked_at == when:
                 self._forget(call)
 
     # --- subscriptions and queries ------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SchemaError, UsageError
+from ..errors import NoSuchNameError, SchemaError, UsageError
 from .cache import TableCache, TableDiff
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class Tables:
         try:
             return self._handles[name]
         except KeyError:
-            raise AttributeError(
+            raise NoSuchNameError(
                 f"no table named {name!r}; tables: {sorted(self._handles)}"
             ) from None
 
@@ -207,7 +207,10 @@ class Reducers:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
-        reducer = self._schema.reducer(name)  # raises SchemaError for unknown names
+        try:
+            reducer = self._schema.reducer(name)
+        except SchemaError as exc:
+            raise NoSuchNameError(str(exc)) from None
         options = self._options
 
         def call(*args: Any, **kwargs: Any) -> Any:

@@ -101,6 +101,7 @@ class ThreadedConnection:
 
     def subscribe(self, *queries: str) -> SubscriptionHandle:
         """Subscribe and wait until applied; ``unsubscribe(handle)`` removes it."""
+        self._check_thread("subscribe")
 
         async def run() -> SubscriptionHandle:
             return await self.connection.subscribe(*queries)
@@ -108,10 +109,12 @@ class ThreadedConnection:
         return self._run(run())
 
     def unsubscribe(self, handle: SubscriptionHandle) -> None:
+        self._check_thread("unsubscribe")
         self._run(handle.unsubscribe())
 
     def one_off_query(self, sql: str) -> dict[str, list[Any]]:
         """Run a read-only SQL query once and wait for its rows (see DbConnection.one_off_query)."""
+        self._check_thread("one_off_query")
 
         async def run() -> dict[str, list[Any]]:
             return await self.connection.one_off_query(sql)
@@ -120,6 +123,7 @@ class ThreadedConnection:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every call made so far has a known outcome."""
+        self._check_thread("flush")
         limit = timeout if timeout is not None else self.timeout
         self._run(self.connection.flush(limit), limit + 5)
 
