@@ -59,19 +59,22 @@ async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
             await conn.reducers.create_conversation(f"seq {i}")
         sequential = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        futures = [conn.reducers.create_conversation(f"pipe {i}") for i in range(calls)]
-        await asyncio.gather(*futures)
-        pipelined = time.perf_counter() - t0
+        # Pipelined, with and without the idempotency key (client 0: no receipt, no
+        # resend), alternated and best of three so that load on the machine hits both.
+        pipelined = unkeyed = float("inf")
+        for round_ in range(3):
+            t0 = time.perf_counter()
+            keyed = [conn.reducers.create_conversation(f"pipe {round_} {i}") for i in range(calls)]
+            await asyncio.gather(*keyed)
+            pipelined = min(pipelined, time.perf_counter() - t0)
 
-        # The same calls without an idempotency key (client 0: no receipt, no resend).
-        t0 = time.perf_counter()
-        keyless = [
-            conn.call_reducer("create_conversation", f"nokey {i}", call_key=NO_KEY)
-            for i in range(calls)
-        ]
-        await asyncio.gather(*keyless)
-        unkeyed = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            keyless = [
+                conn.call_reducer("create_conversation", f"nokey {round_} {i}", call_key=NO_KEY)
+                for i in range(calls)
+            ]
+            await asyncio.gather(*keyless)
+            unkeyed = min(unkeyed, time.perf_counter() - t0)
 
     def http_call(i: int) -> None:
         body = json.dumps([{"client": 0, "seq": 0}, f"http {i}"]).encode()  # no call key
@@ -190,7 +193,7 @@ def main() -> None:
     )
     print(
         f"  SDK pipelined, no call key    {rate(n, calls['unkeyed'])}"
-        f"   the key costs {1 - calls['unkeyed'] / calls['pipelined']:.0%} of the keyless rate"
+        f"   keyed calls run at {calls['unkeyed'] / calls['pipelined']:.2f}x this rate"
     )
     print(f"    SDK sequential vs HTTP /call: {calls['http'] / calls['sequential']:.1f}x")
 

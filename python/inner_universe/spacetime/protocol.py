@@ -586,6 +586,8 @@ class ClientProtocol:
         Each held error belongs to a distinct pending call of that reducer, and
         route B keeps call order, so the n-th held error is the n-th pending call's.
         """
+        if not self._held:
+            return
         held = [h for h in self._held if h.reducer == reducer]
         pending = [c for c in self._calls.values() if c.reducer == reducer]
         if not held or len(held) != len(pending):
@@ -604,7 +606,11 @@ class ClientProtocol:
         so do the calls after it. (Between two silent calls of one reducer, the
         earlier is taken to own it: nothing on the wire tells them apart.)
         """
-        older = [c for c in self._calls.values() if c.ordinal < ordinal]
+        older = []
+        for call in self._calls.values():  # in call order: the older ones come first
+            if call.ordinal >= ordinal:
+                break
+            older.append(call)
         if not older:
             return
         must_own = sum(1 for c in older if c.notify)
@@ -623,6 +629,8 @@ class ClientProtocol:
                     self._finish_unreported(call)
                     continue
             self._finish(call, self._held.popleft().tx)
+        if not self._held:
+            return
         # A held error no pending call can own any more is reported, not kept forever.
         pending = {c.reducer for c in self._calls.values()}
         for stray in [h for h in self._held if h.reducer not in pending]:
