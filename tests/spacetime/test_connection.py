@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from inner_universe.errors import (
 )
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, ReconnectPolicy
+from inner_universe.spacetime.outbox import DurableOutbox, OutboxCall
 from inner_universe.spacetime.protocol import BARRIER_QUERY
 from inner_universe.spacetime.schema import ModuleSchema
 from inner_universe.spacetime.transport import MemoryTransport
@@ -190,3 +193,41 @@ async def test_a_call_without_success_notification_resolves_once_handled() -> No
     transport.feed(m.encode_server_frame(answer, m.Compression.NONE))
     assert await asyncio.wait_for(call, 5) is None
     await conn.disconnect()
+
+
+def test_reconnect_backoff_grows_with_jitter_up_to_the_cap() -> None:
+    policy = ReconnectPolicy(initial_delay=0.1, max_delay=2.0, multiplier=2.0, jitter=0.5)
+    rng = random.Random(3)
+    delays = [policy.delay(attempt, rng) for attempt in range(12)]
+    for attempt, delay in enumerate(delays):
+        base = min(2.0, 0.1 * 2**attempt)
+        assert base * 0.5 <= delay <= base
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # jittered, not in step
+    assert ReconnectPolicy(jitter=0).delay(0) == 0.1
+
+
+def test_a_durable_outbox_keeps_unsettled_calls_token_and_numbering(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    first = DurableOutbox(path, ack_window=30)
+    first.save_token("secret-token")
+    calls = [
+        OutboxCall(first.next_seq(), "create_conversation", b"k" * 24 + b"x", True, True)
+        for _ in range(3)
+    ]
+    for call in calls:
+        first.add(call)
+    calls[0].acked_at = time.time()
+    first.acked(calls[0])
+    first.remove(calls[1])  # failed: forgotten
+    first.close()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+    again = DurableOutbox(path, ack_window=30)
+    assert (again.client_id, again.token, again.last_seq) == (first.client_id, "secret-token", 3)
+    loaded = again.load()
+    assert [(c.seq, c.state.value, c.was_sent) for c in loaded] == [
+        (1, "acked", True),
+        (3, "queued", True),
+    ]
+    assert again.next_seq() == 4
+    again.close()
