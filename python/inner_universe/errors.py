@@ -2,6 +2,7 @@
 
     InnerUniverseError
     ├── DecodeError            bytes from the network or server did not decode
+    │   └── MessageTooLargeError   a server message exceeds the client's size limits
     ├── EncodeError            a value does not fit the type it is encoded as
     │   └── ArgumentError      reducer arguments rejected before anything was sent
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
@@ -38,6 +39,7 @@ __all__ = [
     "EncodeError",
     "InnerUniverseError",
     "InvalidStateError",
+    "MessageTooLargeError",
     "NoSuchNameError",
     "NotSentError",
     "OutcomeUnknownError",
@@ -66,6 +68,19 @@ class DecodeError(InnerUniverseError):
     def __init__(self, message: str, offset: int | None = None) -> None:
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
         self.offset = offset
+
+
+class MessageTooLargeError(DecodeError):
+    """A server message (its frame, or what it decompresses to) exceeds the client's limit.
+
+    Raised before much more than ``limit`` bytes are allocated, so a decompression
+    bomb cannot exhaust memory; the connection closes. See
+    ``ConnectionBuilder.with_limits``.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class EncodeError(InnerUniverseError, ValueError):

@@ -1,8 +1,8 @@
 """Fault tests: a real server killed, frozen and restarted; a client killed and restarted.
 
 Each test runs its own ``spacetimedb-standalone`` with a persistent data
-directory on 127.0.0.1, kills it by PID (SIGKILL) or freezes it (SIGSTOP), and
-restarts it on the same port and data directory. The clients recover by
+directory on 127.0.0.1, kills it (``LocalServer.kill``, SIGKILL) or freezes it
+(SIGSTOP), and restarts it on the same port and data directory. The clients recover by
 themselves; at the end every call is counted with SQL: present exactly once.
 """
 
@@ -24,7 +24,7 @@ import pytest
 from inner_universe.errors import ConnectError, OutcomeUnknownError
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, ReconnectPolicy
 from inner_universe.spacetime.events import ReconnectedEvent
-from inner_universe.spacetime.server import LocalServer, find_server_binary
+from inner_universe.spacetime.server import LocalServer
 from inner_universe.spacetime.transport import Transport, WebSocketTransport
 from inner_universe.universe.module import find_module_wasm
 from tests.conftest import until
@@ -36,17 +36,10 @@ FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.5)
 
 
 class RestartableServer:
-    """A persistent local server that tests kill by PID and restart on the same port and data.
-
-    Until LocalServer restarts on a port with sockets in TIME_WAIT, ``restart``
-    launches it directly, skipping LocalServer's free-port probe.
-    """
+    """A persistent local server that tests kill, freeze and restart on the same port and data."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
         self.server = LocalServer(data_dir=data_dir, in_memory=False).start()
-        self.owner = self.server.owner
-        self.port = self.server.port
         self.uri = self.server.uri
         self.database = f"faults-{os.getpid()}-{random.randrange(1 << 30):x}"
         self.server.publish_module(find_module_wasm().read_bytes(), self.database)
@@ -58,10 +51,7 @@ class RestartableServer:
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye (what a crash or an OOM kill does)."""
-        proc = self.server._proc
-        assert proc is not None
-        os.kill(self.pid, signal.SIGKILL)
-        proc.wait()
+        self.server.kill()
 
     def freeze(self) -> None:
         """SIGSTOP, and wait until every thread of the server has stopped."""
@@ -74,11 +64,8 @@ class RestartableServer:
         os.kill(self.pid, signal.SIGCONT)
 
     def restart(self) -> None:
-        server = LocalServer(data_dir=self.data_dir, in_memory=False)
-        server._launch(find_server_binary(), self.port)
-        server._wait_until_ready()
-        server.owner = self.owner
-        self.server = server
+        """Start again on the same port and data directory."""
+        self.server.start()
 
     def count(self, sql: str) -> list[list[Any]]:
         [result] = self.server.sql(self.database, sql)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inner_universe.errors import (
@@ -465,6 +466,7 @@ calls = st.lists(
 )
 
 
+@settings(max_examples=int(os.environ.get("ROUTE_EXAMPLES", "400")), deadline=None)
 @given(calls, st.randoms(use_true_random=False))
 def test_every_outcome_reaches_its_own_call_in_any_order_the_server_can_produce(
     script: list,
@@ -492,14 +494,17 @@ def test_every_outcome_reaches_its_own_call_in_any_order_the_server_can_produce(
     events = proto.events_received()
     got = {r.request_id: (r.committed, r.error) for r in events if isinstance(r, ReducerResult)}
     assert got.keys() == expected.keys()
-    tracked = {rid for rid, (_, _, notify) in expected.items() if notify}
-    assert {rid: got[rid] for rid in tracked} == {rid: expected[rid][:2] for rid in tracked}
-    # Two silent calls of one reducer are indistinguishable on the wire: count their outcomes.
-    silent = sorted(rid for rid in expected if rid not in tracked)
-    assert sorted(got[rid][0] for rid in silent) == sorted(expected[rid][0] for rid in silent)
-    assert sum(got[rid][1] is not None for rid in silent) == sum(
-        expected[rid][1] is not None for rid in silent
-    )
+    want = {rid: outcome[:2] for rid, outcome in expected.items()}
+    if all(notify for _, _, notify in expected.values()):
+        assert got == want  # every outcome, exactly, on its own call
+    else:
+        # Rejections of silent calls and tracked calls of one reducer carry no call
+        # identity on the wire: the kinds are exact, the texts may swap between them.
+        tracked = [rid for rid, (_, _, notify) in expected.items() if notify]
+        assert [(got[r][0], got[r][1] is None) for r in tracked] == [
+            (want[r][0], want[r][1] is None) for r in tracked
+        ]
+        assert sorted(got.values(), key=repr) == sorted(want.values(), key=repr)
     assert [e for e in events if isinstance(e, StrayFailure)] == []
     assert proto.pending_calls() == ()
 

@@ -105,8 +105,30 @@ class ConnectionBuilder:
         return self
 
     def record_messages_to(self, directory: Path) -> ConnectionBuilder:
-        """Save every received server message under ``directory`` (for protocol tests)."""
+        """Save every received server message under ``directory`` (for protocol tests).
+
+        The directory is created 0700, files are 0600, and the IdentityToken's token is redacted.
+        """
         self._settings.record_to = directory
+        return self
+
+    def with_limits(
+        self, *, max_frame_size: int | None = None, max_message_size: int | None = None
+    ) -> ConnectionBuilder:
+        """Cap what the server can make this client allocate for one message (64 MiB each).
+
+        ``max_frame_size`` bounds a message as it arrives; ``max_message_size`` what it
+        decompresses to (nested compressed updates included). Past either, the
+        connection closes with :class:`~inner_universe.errors.MessageTooLargeError`.
+        """
+        for name, value in (
+            ("max_frame_size", max_frame_size),
+            ("max_message_size", max_message_size),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name} must be a positive number of bytes, not {value!r}")
+        self._settings.max_frame_size = max_frame_size or self._settings.max_frame_size
+        self._settings.max_message_size = max_message_size or self._settings.max_message_size
         return self
 
     def on_connect(self, callback: ConnectCallback) -> ConnectionBuilder:

@@ -39,10 +39,12 @@ from ..errors import (
     ConnectError,
     ConnectionClosedError,
     ConnectRefusedError,
+    DecodeError,
     InnerUniverseError,
     InvalidStateError,
     NotSentError,
     OutcomeUnknownError,
+    ProtocolError,
     QueryError,
     ReducerError,
     SubscriptionRejectedError,
@@ -90,10 +92,10 @@ MAX_ACKED_CALLS = 100_000
 class _Session:
     """One socket's life: its transport, its protocol, and what waits on them."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, max_message_size: int) -> None:
         loop = asyncio.get_running_loop()
         self.transport = transport
-        self.protocol = p.ClientProtocol()
+        self.protocol = p.ClientProtocol(max_message_size=max_message_size)
         self.outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.identified: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[Exception | None] = loop.create_future()
@@ -302,8 +304,9 @@ class DbConnection:
                 ping_interval=keepalive.interval,
                 ping_timeout=keepalive.timeout,
                 record_to=settings.record_to,
+                max_frame_size=settings.max_frame_size,
             )
-        session = _Session(transport)
+        session = _Session(transport, settings.max_message_size)
         self._session = session
         session.tasks = [
             self._loop.create_task(self._receive_loop(session), name="spacetimedb-receive"),
@@ -328,7 +331,9 @@ class DbConnection:
             error = await asyncio.shield(session.ended)
             if self._closing:
                 return
-            if not policy.enabled:
+            if not policy.enabled or isinstance(error, DecodeError | ProtocolError):
+                # A message the server sent wrong (malformed, over our size limits) would
+                # only come again: that ends the connection instead of reopening it.
                 await self._finish(error)
                 return
             attempt = 0

@@ -14,6 +14,12 @@ Server frames carry a compression tag byte in front of the BSATN body;
 :func:`decode_server_frame` handles it, :func:`decode_server_message` takes the
 bare body. Brotli needs the optional ``brotli`` package; gzip uses the stdlib.
 
+Decompression is streamed and capped: one server message may decompress to at
+most ``max_message_size`` bytes (:data:`DEFAULT_MAX_MESSAGE_SIZE`, 64 MiB, by
+default), counted over the frame and every compressed query update nested in
+it, so a small frame cannot make the client allocate much more than the cap
+(a decompression bomb raises :class:`~inner_universe.errors.MessageTooLargeError`).
+
 Names follow the wire format, so :class:`SubscriptionError` here is the server
 message, not :class:`inner_universe.errors.SubscriptionError`.
 """
@@ -25,17 +31,19 @@ import gzip
 import importlib
 import struct
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from types import ModuleType
 from typing import TypeAlias
 
-from ..errors import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError, MessageTooLargeError
 from .bsatn import BsatnReader, BsatnWriter
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "BsatnRowList",
     "CallProcedure",
     "CallProcedureFlags",
@@ -587,24 +595,111 @@ def _brotli() -> ModuleType | None:
         return None
 
 
-def _decompress(compression: Compression, payload: bytes) -> bytes:
-    if compression is Compression.NONE:
-        return payload
-    if compression is Compression.GZIP:
+#: The default cap on what one server message may decompress to (frame and nested updates).
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: The most one decompression step produces before the budget is checked again.
+_OUTPUT_STEP = 1024 * 1024
+#: Compressed input is fed in slices this big, so no step copies the rest of a large frame.
+_INPUT_STEP = 64 * 1024
+
+
+class _Budget:
+    """What one server message may still decompress to, shared by all its compressed parts.
+
+    Each decompression asks its stream for at most what is left (plus one byte, to
+    notice the overflow), so a bomb fails after producing about ``limit`` bytes,
+    never its full expansion.
+    """
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        """Count ``size`` more bytes of the message; raise once they pass the limit."""
+        self.left -= size
+        if self.left < 0:
+            raise MessageTooLargeError(
+                f"a server message decompresses to more than its limit of {self.limit} bytes "
+                "(raise it with ConnectionBuilder.with_limits(max_message_size=...))",
+                self.limit,
+            )
+
+    def _step(self) -> int:
+        return min(_OUTPUT_STEP, self.left + 1)
+
+    def decompress(self, compression: Compression, payload: bytes) -> bytes:
+        """Decompress a gzip or brotli ``payload``, spending what it produces."""
+        chunks: list[bytes] = []
+        if compression is Compression.GZIP:
+            self._gunzip(payload, chunks)
+        else:
+            self._unbrotli(payload, chunks)
+        return b"".join(chunks)
+
+    def _keep(self, piece: bytes, chunks: list[bytes]) -> None:
+        self.spend(len(piece))
+        chunks.append(piece)
+
+    def _gunzip(self, payload: bytes, chunks: list[bytes]) -> None:
+        """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps."""
+        view = memoryview(payload)
+        inputs = deque(view[i : i + _INPUT_STEP] for i in range(0, len(view), _INPUT_STEP))
+        stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
         try:
-            return gzip.decompress(payload)
-        except (OSError, EOFError, zlib.error) as exc:
+            while True:
+                data = stream.unconsumed_tail or (inputs.popleft() if inputs else b"")
+                piece = stream.decompress(data, self._step())
+                self._keep(piece, chunks)
+                if stream.eof:
+                    if stream.unused_data:
+                        inputs.appendleft(memoryview(stream.unused_data))
+                    if not inputs:
+                        return
+                    stream = zlib.decompressobj(wbits=31)  # another gzip member follows
+                elif not piece and not data:
+                    raise DecodeError("invalid gzip data: the stream is truncated")
+        except zlib.error as exc:
             raise DecodeError(f"invalid gzip data: {exc}") from None
-    brotli = _brotli()
-    if brotli is None:
-        raise DecodeError(
-            "the server sent brotli-compressed data but the 'brotli' package is not "
-            "installed: pip install brotli, or connect with compression=Gzip"
-        )
-    try:
-        return bytes(brotli.decompress(payload))
-    except Exception as exc:  # brotli.error has no stable import path across versions
-        raise DecodeError(f"invalid brotli data: {exc}") from None
+
+    def _unbrotli(self, payload: bytes, chunks: list[bytes]) -> None:
+        brotli = _brotli()
+        if brotli is None:
+            raise DecodeError(
+                "the server sent brotli-compressed data but the 'brotli' package is not "
+                "installed: pip install brotli, or connect with compression=Gzip"
+            )
+        stream = brotli.Decompressor()
+        view = memoryview(payload)
+        try:
+            for start in range(0, len(view), _INPUT_STEP):
+                data = view[start : start + _INPUT_STEP]
+                self._keep(stream.process(data, output_buffer_limit=self._step()), chunks)
+                while not stream.can_accept_more_data():  # output held back: drain it
+                    self._keep(stream.process(b"", output_buffer_limit=self._step()), chunks)
+        except DecodeError:
+            raise
+        except TypeError:  # brotli < 1.2 cannot bound its output
+            raise DecodeError(
+                "brotli data needs brotli>=1.2 (to decompress within a size limit): "
+                "pip install -U brotli, or connect with compression=Gzip"
+            ) from None
+        except Exception as exc:  # brotli.error has no stable import path across versions
+            raise DecodeError(f"invalid brotli data: {exc}") from None
+        if not stream.is_finished():
+            raise DecodeError("invalid brotli data: the stream is truncated")
+
+
+class _ServerReader(BsatnReader):
+    """A reader over one server message that carries the message's decompression budget."""
+
+    __slots__ = ("budget",)
+
+    def __init__(self, data: bytes | bytearray | memoryview, budget: _Budget, pos: int = 0) -> None:
+        super().__init__(data, pos)
+        self.budget = budget
 
 
 def _compress(compression: Compression, payload: bytes) -> bytes:
@@ -695,11 +790,11 @@ def _write_query_update(w: BsatnWriter, qu: QueryUpdate) -> None:
     _write_row_list(w, qu.inserts)
 
 
-def _read_compressable(r: BsatnReader) -> CompressableQueryUpdate:
+def _read_compressable(r: _ServerReader) -> CompressableQueryUpdate:
     compression = Compression(r.tag(3, "CompressableQueryUpdate"))
     if compression is Compression.NONE:
         return CompressableQueryUpdate(_read_query_update(r))
-    inner = BsatnReader(_decompress(compression, r.bytes()))
+    inner = BsatnReader(r.budget.decompress(compression, r.bytes()))
     update = _read_query_update(inner)
     inner.expect_end()
     return CompressableQueryUpdate(update, compression)
@@ -715,7 +810,7 @@ def _write_compressable(w: BsatnWriter, cqu: CompressableQueryUpdate) -> None:
         w.bytes(_compress(cqu.compression, inner.getvalue()))
 
 
-def _read_table_update(r: BsatnReader) -> TableUpdate:
+def _read_table_update(r: _ServerReader) -> TableUpdate:
     table_id, table_name, num_rows = r.u32(), r.string(), r.u64()
     updates = tuple(_read_compressable(r) for _ in range(r.length("query updates")))
     return TableUpdate(table_id, table_name, num_rows, updates)
@@ -730,7 +825,7 @@ def _write_table_update(w: BsatnWriter, tu: TableUpdate) -> None:
         _write_compressable(w, cqu)
 
 
-def _read_database_update(r: BsatnReader) -> DatabaseUpdate:
+def _read_database_update(r: _ServerReader) -> DatabaseUpdate:
     return DatabaseUpdate(tuple(_read_table_update(r) for _ in range(r.length("tables"))))
 
 
@@ -740,7 +835,7 @@ def _write_database_update(w: BsatnWriter, du: DatabaseUpdate) -> None:
         _write_table_update(w, tu)
 
 
-def _read_update_status(r: BsatnReader) -> UpdateStatus:
+def _read_update_status(r: _ServerReader) -> UpdateStatus:
     tag = r.tag(3, "UpdateStatus")
     if tag == 0:
         return Committed(_read_database_update(r))
@@ -770,7 +865,7 @@ def _write_reducer_call_info(w: BsatnWriter, info: ReducerCallInfo) -> None:
     w.u32(info.request_id)
 
 
-def _read_subscribe_rows(r: BsatnReader) -> SubscribeRows:
+def _read_subscribe_rows(r: _ServerReader) -> SubscribeRows:
     return SubscribeRows(r.u32(), r.string(), _read_table_update(r))
 
 
@@ -910,11 +1005,11 @@ def decode_client_message(data: bytes | bytearray | memoryview) -> ClientMessage
 # --------------------------------------------------------------------------- server messages codec
 
 
-def _read_initial_subscription(r: BsatnReader) -> InitialSubscription:
+def _read_initial_subscription(r: _ServerReader) -> InitialSubscription:
     return InitialSubscription(_read_database_update(r), r.u32(), _duration(r))
 
 
-def _read_transaction_update(r: BsatnReader) -> TransactionUpdate:
+def _read_transaction_update(r: _ServerReader) -> TransactionUpdate:
     return TransactionUpdate(
         status=_read_update_status(r),
         timestamp=_timestamp(r),
@@ -926,7 +1021,7 @@ def _read_transaction_update(r: BsatnReader) -> TransactionUpdate:
     )
 
 
-def _read_transaction_update_light(r: BsatnReader) -> TransactionUpdateLight:
+def _read_transaction_update_light(r: _ServerReader) -> TransactionUpdateLight:
     return TransactionUpdateLight(r.u32(), _read_database_update(r))
 
 
@@ -940,11 +1035,11 @@ def _read_one_off_query_response(r: BsatnReader) -> OneOffQueryResponse:
     return OneOffQueryResponse(message_id, error, tables, _duration(r))
 
 
-def _read_subscribe_applied(r: BsatnReader) -> SubscribeApplied:
+def _read_subscribe_applied(r: _ServerReader) -> SubscribeApplied:
     return SubscribeApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_subscribe_rows(r))
 
 
-def _read_unsubscribe_applied(r: BsatnReader) -> UnsubscribeApplied:
+def _read_unsubscribe_applied(r: _ServerReader) -> UnsubscribeApplied:
     return UnsubscribeApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_subscribe_rows(r))
 
 
@@ -954,11 +1049,11 @@ def _read_subscription_error(r: BsatnReader) -> SubscriptionError:
     )
 
 
-def _read_subscribe_multi_applied(r: BsatnReader) -> SubscribeMultiApplied:
+def _read_subscribe_multi_applied(r: _ServerReader) -> SubscribeMultiApplied:
     return SubscribeMultiApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_database_update(r))
 
 
-def _read_unsubscribe_multi_applied(r: BsatnReader) -> UnsubscribeMultiApplied:
+def _read_unsubscribe_multi_applied(r: _ServerReader) -> UnsubscribeMultiApplied:
     return UnsubscribeMultiApplied(r.u32(), r.u64(), QueryId(r.u32()), _read_database_update(r))
 
 
@@ -967,7 +1062,7 @@ def _read_procedure_result(r: BsatnReader) -> ProcedureResult:
 
 
 #: Indexed by the ServerMessage tag.
-_SERVER_DECODERS: tuple[Callable[[BsatnReader], ServerMessage], ...] = (
+_SERVER_DECODERS: tuple[Callable[[_ServerReader], ServerMessage], ...] = (
     _read_initial_subscription,
     _read_transaction_update,
     _read_transaction_update_light,
@@ -982,36 +1077,52 @@ _SERVER_DECODERS: tuple[Callable[[BsatnReader], ServerMessage], ...] = (
 )
 
 
-def _read_server_message(r: BsatnReader) -> ServerMessage:
+def _read_server_message(r: _ServerReader) -> ServerMessage:
     msg = _SERVER_DECODERS[r.tag(len(_SERVER_DECODERS), "ServerMessage")](r)
     r.expect_end()
     return msg
 
 
-def decode_server_message(data: bytes | bytearray | memoryview) -> ServerMessage:
+def decode_server_message(
+    data: bytes | bytearray | memoryview, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> ServerMessage:
     """Decode one BSATN ``ServerMessage`` (no compression tag byte in front).
+
+    ``max_message_size`` caps the message's bytes plus everything its compressed
+    query updates decompress to.
 
     Raises:
         DecodeError: truncated input, an invalid tag or value, bad row offsets,
             undecompressable data, or trailing bytes.
+        MessageTooLargeError: the message is, or decompresses to, more than
+            ``max_message_size`` bytes (raised before allocating much more than that).
     """
-    return _read_server_message(BsatnReader(data))
+    budget = _Budget(max_message_size)
+    budget.spend(len(data))
+    return _read_server_message(_ServerReader(data, budget))
 
 
-def decode_server_frame(data: bytes | bytearray | memoryview) -> ServerMessage:
+def decode_server_frame(
+    data: bytes | bytearray | memoryview, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> ServerMessage:
     """Decode one whole binary WebSocket message from the server.
 
     Byte 0 is the compression tag (0 none, 1 brotli, 2 gzip); the rest is the
-    (possibly compressed) BSATN ``ServerMessage``.
+    (possibly compressed) BSATN ``ServerMessage``. Raises as
+    :func:`decode_server_message`; ``max_message_size`` bounds the decompressed
+    body and its nested compressed updates together.
     """
     if not data:
         raise DecodeError("empty server message (no compression tag byte)", 0)
     tag = data[0]
     if tag > Compression.GZIP:
         raise DecodeError(f"invalid compression tag {tag} (expected 0, 1 or 2)", 0)
+    budget = _Budget(max_message_size)
     if tag == Compression.NONE:
-        return _read_server_message(BsatnReader(data, pos=1))
-    return decode_server_message(_decompress(Compression(tag), bytes(data[1:])))
+        budget.spend(len(data) - 1)
+        return _read_server_message(_ServerReader(data, budget, pos=1))
+    body = budget.decompress(Compression(tag), bytes(data[1:]))
+    return _read_server_message(_ServerReader(body, budget))
 
 
 def encode_server_message(msg: ServerMessage) -> bytes:

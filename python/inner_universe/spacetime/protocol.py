@@ -50,15 +50,18 @@ every order a 1.2 server can produce. What the server does (``subscribe.rs``,
 Hence the rules: a commit finishes the call with its request id; a route-A
 failure finishes the call whose :class:`CallKey` it echoes as its first argument
 (else the oldest pending call of that reducer with the same argument bytes); a
-route-B error finishes its call at once when only one pending call of that
-reducer could have caused it, and is otherwise held until the next route-A
-answer settles it as above. If nothing else is in flight, the protocol queues a
+route-B error finishes its call at once when as many errors of that reducer
+are held as its calls are pending, and is otherwise held until the next
+route-A answer settles it as above (held errors pair with the calls before the
+answer in order, by reducer name). If nothing else is in flight, the protocol queues a
 *barrier*: a ``SubscribeMulti`` of a query that cannot compile, whose route-A
 ``SubscriptionError`` settles everything before it (the driver never sees it).
 
 ``NO_SUCCESS_NOTIFY`` calls are tracked too: the server reports neither their
 commit nor their runtime failure, but still reports route-B errors. They finish
 with ``reported=False`` once a later route-A answer shows the server handled them.
+Two of them of one reducer, rejected at once, cannot be told apart: the earlier
+is taken not to be the rejected one (see :meth:`ClientProtocol._pairing`).
 ``OutOfEnergy`` (never sent by 1.2) finishes the call like a route-A failure.
 """
 
@@ -313,7 +316,8 @@ class ClientProtocol:
             malformed, else None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_message_size: int = m.DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size  # what one message may decompress to
         self.state = State.CONNECTING
         self.identity: Identity | None = None
         self.token: str | None = None
@@ -465,7 +469,7 @@ class ClientProtocol:
         if self.state is State.CLOSED:
             return
         try:
-            self._handle(m.decode_server_frame(data))
+            self._handle(m.decode_server_frame(data, max_message_size=self.max_message_size))
         except (DecodeError, ProtocolError) as exc:
             self.failure = exc
             self.state = State.CLOSED
@@ -563,7 +567,8 @@ class ClientProtocol:
         key = key_in_args(info.args)
         if key is not None and key in self._by_key:
             return self._calls[self._by_key[key]]
-        same_name = [c for c in self._calls.values() if c.reducer == info.reducer_name]
+        # The server reports no runtime failure of a NO_SUCCESS_NOTIFY call: not one of those.
+        same_name = [c for c in self._calls.values() if c.reducer == info.reducer_name and c.notify]
         same_args = [c for c in same_name if c.args == info.args]
         candidates = same_args or same_name
         return candidates[0] if candidates else None
@@ -599,12 +604,13 @@ class ClientProtocol:
     def _settle_before(self, ordinal: int) -> None:
         """A route-A answer to request ``ordinal`` arrived: settle every call before it.
 
-        Each such call still pending must own one held route-B error, in order;
-        a ``NO_SUCCESS_NOTIFY`` call without one was handled silently. Whether a
-        silent call owns a held error of its reducer is ambiguous while a later
-        call of that reducer is pending: it then waits for a later barrier, and
-        so do the calls after it. (Between two silent calls of one reducer, the
-        earlier is taken to own it: nothing on the wire tells them apart.)
+        Every call before it still pending was answered on route B or not at all
+        (a ``NO_SUCCESS_NOTIFY`` call handled silently), and the held errors are
+        in call order: they pair with a subsequence of those calls, names
+        matching, every tracked call included, leaving held only errors that a
+        later call of their reducer can own (:meth:`_pairing`). While a silent
+        call's reducer has a held error and a later call pending, whether the
+        silent call owns it is unknowable: the calls wait for a later barrier.
         """
         older = []
         for call in self._calls.values():  # in call order: the older ones come first
@@ -613,22 +619,20 @@ class ClientProtocol:
             older.append(call)
         if not older:
             return
-        must_own = sum(1 for c in older if c.notify)
-        for call in older:
-            held = self._held[0] if self._held else None
-            if call.notify:
-                must_own -= 1
-                if held is None or held.reducer != call.reducer:
-                    continue  # unanswered (out of energy?): stays pending for the driver
-            else:
-                owns = held is not None and held.reducer == call.reducer
-                if owns and self._could_own_later(call, ordinal):
-                    self._want_barrier()
-                    return
-                if not owns or len(self._held) <= must_own:
-                    self._finish_unreported(call)
-                    continue
-            self._finish(call, self._held.popleft().tx)
+        later = {c.reducer for c in self._calls.values() if c.ordinal > ordinal}
+        ambiguous = later & {h.reducer for h in self._held}
+        if any(not c.notify and c.reducer in ambiguous for c in older):
+            self._want_barrier()
+            return
+        owners = self._pairing(older, later)
+        errors = [self._held.popleft() for owner in owners if owner is not None]
+        placed = iter(errors)
+        for call, owner in zip(older, owners, strict=True):
+            if owner is not None:
+                self._finish(call, next(placed).tx)
+            elif not call.notify:
+                self._finish_unreported(call)
+            # else: a tracked call with no answer (out of energy?): left for the driver
         if not self._held:
             return
         # A held error no pending call can own any more is reported, not kept forever.
@@ -637,9 +641,41 @@ class ClientProtocol:
             self._held.remove(stray)
             self._events.append(StrayFailure(stray.reducer, stray.tx.error or ""))
 
-    def _could_own_later(self, call: _PendingCall, ordinal: int) -> bool:
-        """Whether a call after ``ordinal`` could own the held error ``call`` might own."""
-        return any(c.reducer == call.reducer and c.ordinal > ordinal for c in self._calls.values())
+    def _pairing(self, older: list[_PendingCall], later: set[str]) -> list[int | None]:
+        """For each older call, the index of the held error it owns, or None.
+
+        The pairing keeps both orders, matches names, includes every tracked
+        call, and leaves held only errors of reducers in ``later``. Among several
+        (two silent calls of one reducer cannot be told apart on the wire), a
+        silent call is taken not to own one. With no such pairing (a server
+        breaking the rules), tracked calls may stay unpaired.
+        """
+        held = [h.reducer for h in self._held]
+        n, m = len(older), len(held)
+        for strict in (True, False):
+            # ok[i][j]: calls i.. can pair with held errors j.. under the rules.
+            ok = [[False] * (m + 1) for _ in range(n + 1)]
+            for j in range(m + 1):
+                ok[n][j] = not strict or all(name in later for name in held[j:])
+            for i in range(n - 1, -1, -1):
+                may_skip = not older[i].notify or not strict
+                for j in range(m, -1, -1):
+                    pair = j < m and held[j] == older[i].reducer and ok[i + 1][j + 1]
+                    ok[i][j] = pair or (may_skip and ok[i + 1][j])
+            if not ok[0][0]:
+                continue
+            owners: list[int | None] = []
+            j = 0
+            for i, call in enumerate(older):
+                may_skip = not call.notify or not strict
+                pair = j < m and held[j] == call.reducer and ok[i + 1][j + 1]
+                if pair and not (may_skip and ok[i + 1][j] and not call.notify):
+                    owners.append(j)
+                    j += 1
+                else:
+                    owners.append(None)
+            return owners
+        return [None] * n
 
     def _finish(self, call: _PendingCall, tx: TransactionApplied) -> None:
         del self._calls[call.request_id]

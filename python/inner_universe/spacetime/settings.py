@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from .transport import CompressionName, Transport
+from .messages import DEFAULT_MAX_MESSAGE_SIZE
+from .transport import DEFAULT_MAX_FRAME_SIZE, CompressionName, Transport
 
 if TYPE_CHECKING:
     from .driver import DbConnection
@@ -103,6 +104,8 @@ class ConnectionSettings:
     keepalive: KeepAlive = field(default_factory=KeepAlive)
     ack_window: float = DEFAULT_ACK_WINDOW
     outbox_path: Path | None = None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     on_connect: list[ConnectCallback] = field(default_factory=list)
     on_connect_error: list[Callable[[Exception], object]] = field(default_factory=list)
     on_disconnect: list[DisconnectCallback] = field(default_factory=list)

@@ -1,0 +1,161 @@
+"""The WebSocket transport: size limits on real frames, and tokens kept out of logs and files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from inner_universe.errors import ConnectionClosedError, MessageTooLargeError, UsageError
+from inner_universe.spacetime import messages as m
+from inner_universe.spacetime.connection import ConnectionBuilder, connect
+from inner_universe.spacetime.transport import REDACTED, redact_tokens
+from inner_universe.spacetime.types import ConnectionId, Identity
+from tests.conftest import PublishedDatabase
+
+JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJoZXhfaWRlbnRpdHkiOiJjMjAwIn0.c2lnbmF0dXJlLWJ5dGVz"
+MiB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- unit
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"> Authorization: Bearer {JWT}",
+        f"< spacetime-identity-token: {JWT}",
+        f"< BINARY 00 03 ... '{JWT[:40]}...' [412 bytes]",  # an elided frame shows a prefix
+        "> Authorization: Bearer opaque-non-jwt-token",
+    ],
+)
+def test_redact_tokens(line: str) -> None:
+    redacted = redact_tokens(line)
+    assert REDACTED in redacted
+    assert "eyJ0eXAi" not in redacted and "opaque-non-jwt-token" not in redacted
+
+
+def test_redact_tokens_leaves_other_text_alone() -> None:
+    line = "> GET /v1/database/x/subscribe?compression=Gzip&light=false HTTP/1.1"
+    assert redact_tokens(line) == line
+
+
+def test_builder_limits_must_be_positive() -> None:
+    builder = ConnectionBuilder()
+    for bad in (0, -1, 1.5, "64"):
+        with pytest.raises(UsageError, match="positive number of bytes"):
+            builder.with_limits(max_frame_size=bad)
+        with pytest.raises(UsageError, match="positive number of bytes"):
+            builder.with_limits(max_message_size=bad)
+    assert builder.with_limits(max_frame_size=1, max_message_size=2) is builder
+
+
+# --------------------------------------------------------------------------- live
+
+DOCUMENTS = 8
+DOCUMENT_CHARS = 512 * 1024  # 8 x 512 KiB: a subscription several times websockets' 1 MiB default
+
+
+@pytest.fixture(scope="module")
+def large_db(universe_db: PublishedDatabase) -> PublishedDatabase:
+    async def fill() -> None:
+        async with connect(universe_db.uri, universe_db.name) as conn:
+            for i in range(DOCUMENTS):
+                content = os.urandom(DOCUMENT_CHARS // 2).hex()  # hex: gzip halves it at best
+                await conn.reducers.create_document(f"large-{i}", content, b"")
+
+    asyncio.run(fill())
+    return universe_db
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("compression", ["None", "Gzip"])
+async def test_a_large_subscription_arrives_whole_within_the_default_limits(
+    large_db: PublishedDatabase, compression: str
+) -> None:
+    async with connect(large_db.uri, large_db.name, compression=compression) as conn:
+        await conn.subscribe("SELECT * FROM document")
+        rows = [row for row in conn.db.document.iter() if row.title.startswith("large-")]
+        assert len(rows) == DOCUMENTS
+        assert sum(len(row.content) for row in rows) == DOCUMENTS * DOCUMENT_CHARS
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("compression", "limit"),
+    [("None", "max_frame_size"), ("Gzip", "max_message_size")],
+    ids=["frame over the limit", "message decompressing over the limit"],
+)
+async def test_a_message_over_a_limit_closes_the_connection_typed(
+    large_db: PublishedDatabase, compression: str, limit: str
+) -> None:
+    conn = await (
+        ConnectionBuilder()
+        .with_uri(large_db.uri)
+        .with_database(large_db.name)
+        .with_compression(compression)
+        .with_limits(**{limit: 1 * MiB})
+        .connect()
+    )
+    with pytest.raises(ConnectionClosedError):
+        await conn.subscribe("SELECT * FROM document")
+    error = await conn.wait_closed()
+    assert isinstance(error, MessageTooLargeError)
+    assert error.limit == 1 * MiB
+    assert f"with_limits({limit}=" in str(error)
+
+
+@pytest.mark.integration
+async def test_no_token_in_debug_logs(
+    universe_db: PublishedDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets logs the handshake headers at DEBUG: ours must show no token."""
+    caplog.set_level(logging.DEBUG)  # every logger, websockets' included
+    caplog.set_level(logging.DEBUG, logger="websockets")
+    tokens = []
+    async with connect(universe_db.uri, universe_db.name) as anonymous:  # token in the response
+        assert anonymous.token is not None
+        tokens.append(anonymous.token)
+    async with connect(universe_db.uri, universe_db.name, token=tokens[0]) as known:
+        assert known.token is not None
+        tokens.append(known.token)  # sent as Authorization: Bearer ...
+        await known.subscribe("SELECT * FROM agent")
+    logged = caplog.text + "\n".join(record.getMessage() for record in caplog.records)
+    assert "> GET /v1/database/" in logged  # websockets' DEBUG lines were captured
+    assert "Authorization: Bearer " + REDACTED in logged
+    for token in tokens:
+        assert token not in logged
+        assert token[:24] not in logged
+
+
+@pytest.mark.integration
+async def test_recorded_messages_are_private_and_carry_no_token(
+    universe_db: PublishedDatabase, tmp_path: Path
+) -> None:
+    record_to = tmp_path / "recorded"
+    conn = await (
+        ConnectionBuilder()
+        .with_uri(universe_db.uri)
+        .with_database(universe_db.name)
+        .record_messages_to(record_to)
+        .connect()
+    )
+    async with conn:
+        assert conn.token is not None
+        await conn.subscribe("SELECT * FROM agent")
+    assert stat.S_IMODE(record_to.stat().st_mode) == 0o700
+    files = sorted(record_to.iterdir())
+    assert len(files) >= 2
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert conn.token.encode() not in path.read_bytes()
+    first = m.decode_server_frame(files[0].read_bytes())
+    assert isinstance(first, m.IdentityToken)
+    assert first.token == REDACTED
+    assert first.identity == conn.identity
+    assert isinstance(first.connection_id, ConnectionId)
+    assert isinstance(first.identity, Identity)
