@@ -145,6 +145,8 @@ def main() -> None:
             "SPACETIMEDB_URI": server.uri,
             "SPACETIMEDB_DATABASE": database,
             "SPACETIMEDB_STORE": "bench",
+            # Both apps of the benchmark write the store: one identity (its owner).
+            "SPACETIMEDB_TOKEN": server.create_identity().token,
         }
         stdb = bench(stdb_env, args.single, args.batches, args.history)
         server.delete_database(database)

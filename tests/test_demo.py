@@ -20,4 +20,5 @@ def test_demo_runs_and_replicas_agree() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all three replicas hold the same agents and messages" in done.stdout
     assert "The SDK first, then the NERV layer." in done.stdout
-    assert "belongs to another identity" in done.stderr  # the refused overstep
+    assert "belongs to another identity" in done.stderr  # the refused oversteps
+    assert "has not admitted you to post as 'system'" in done.stderr

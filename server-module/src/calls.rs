@@ -43,6 +43,8 @@ pub struct CallKey {
     index(name = by_call, btree(columns = [caller, client, seq]))
 )]
 pub struct CallReceipt {
+    /// Indexed on its own too: the visibility filter selects by it.
+    #[index(btree)]
     pub caller: Identity,
     pub client: u128,
     pub seq: u64,

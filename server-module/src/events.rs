@@ -8,22 +8,31 @@
 //! sequence may skip values, which `eventsourcing` followers would read as lost
 //! events).
 //!
+//! Ownership: a store belongs to the identity that opened it first (`open_store`,
+//! or its first append). Its owner keeps a list of members (`event_store_member`):
+//! writers append events and snapshots and move the store's tracking positions;
+//! readers only read. Only members read a store's events, snapshots and tracking
+//! positions; which stores exist, who owns them and who their members are is public.
+//!
 //! - `stored_event`: the events, by store and notification id, and by store,
-//!   originator id and version (the aggregate's history).
+//!   originator id and version (the aggregate's history), with the writer of each.
 //! - `stored_snapshot`: aggregate snapshots (no notification ids).
 //! - `event_tracking`: per store, the last notification id processed from each
-//!   upstream application; it never goes backwards.
-//! - `event_log`: per store, the last notification id given out.
+//!   upstream application; it never goes backwards, and never beyond the end of
+//!   the upstream store's log (the upstream application's store, by its name).
+//! - `event_log`: per store, its owner and the last notification id given out.
+//! - `event_store_member`: per store, who may read and who may write.
 //!
-//! Events are immutable: there is no reducer that changes or deletes one, so there
-//! is nothing for an identity to own; the log records who created each store.
+//! Events are immutable: there is no reducer that changes or deletes one.
 //! Errors that mean "this record already exists" (optimistic-concurrency conflicts,
 //! repeated tracking positions) start with [`INTEGRITY`], which the Python side
 //! turns into `eventsourcing.persistence.IntegrityError`.
 
+use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
 use crate::calls::{self, CallKey};
+use crate::quotas::{self, Quota};
 use crate::validate::{self, MAX_PAYLOAD_BYTES};
 
 /// Prefix of every error that reports a conflict with an existing record.
@@ -38,6 +47,8 @@ pub const MAX_TOPIC_BYTES: usize = 1024;
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// All event states of one batch together.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Members of one store, its owner included.
+pub const MAX_STORE_MEMBERS: usize = 256;
 
 /// One recorded domain event.
 #[spacetimedb::table(
@@ -47,6 +58,7 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
     index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
 )]
 pub struct StoredEvent {
+    #[index(btree)]
     pub store: String,
     /// 1, 2, 3, ... within the store, in commit order, without gaps.
     pub notification_id: u64,
@@ -55,6 +67,8 @@ pub struct StoredEvent {
     pub topic: String,
     /// The mapper's bytes (transcoded, maybe compressed and encrypted); opaque here.
     pub state: Vec<u8>,
+    /// The identity that appended the event.
+    pub writer: Identity,
 }
 
 /// One aggregate snapshot; like an event, but outside the notification log.
@@ -64,11 +78,14 @@ pub struct StoredEvent {
     index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
 )]
 pub struct StoredSnapshot {
+    #[index(btree)]
     pub store: String,
     pub originator_id: String,
     pub originator_version: u64,
     pub topic: String,
     pub state: Vec<u8>,
+    /// The identity that appended the snapshot.
+    pub writer: Identity,
 }
 
 /// How far a store's application has processed another application's log.
@@ -78,22 +95,63 @@ pub struct StoredSnapshot {
     index(name = by_upstream, btree(columns = [store, application_name]))
 )]
 pub struct EventTracking {
+    #[index(btree)]
     pub store: String,
     pub application_name: String,
     /// The highest notification id processed; only ever increases.
     pub notification_id: u64,
 }
 
-/// The notification counter of one store.
+/// The owner and notification counter of one store.
 #[spacetimedb::table(name = event_log, public)]
 pub struct EventLog {
     #[primary_key]
     pub store: String,
     /// The last notification id given out (0 before the first event).
     pub last_notification_id: u64,
-    pub created_by: Identity,
+    /// The identity that opened the store first; it manages the members.
+    #[index(btree)]
+    pub owner: Identity,
     pub created_at: Timestamp,
 }
+
+/// An identity admitted to a store: a writer, or a reader.
+#[spacetimedb::table(
+    name = event_store_member,
+    public,
+    index(name = by_member, btree(columns = [store, identity]))
+)]
+pub struct StoreMember {
+    #[primary_key]
+    #[auto_inc]
+    pub id: u64,
+    #[index(btree)]
+    pub store: String,
+    pub identity: Identity,
+    /// May append events and snapshots and record tracking positions.
+    pub writer: bool,
+}
+
+#[client_visibility_filter]
+const EVENTS_OF_THEIR_STORES_MEMBERS: Filter = Filter::Sql(
+    "SELECT stored_event.* FROM stored_event JOIN event_store_member \
+     ON stored_event.store = event_store_member.store \
+     WHERE event_store_member.identity = :sender",
+);
+
+#[client_visibility_filter]
+const SNAPSHOTS_OF_THEIR_STORES_MEMBERS: Filter = Filter::Sql(
+    "SELECT stored_snapshot.* FROM stored_snapshot JOIN event_store_member \
+     ON stored_snapshot.store = event_store_member.store \
+     WHERE event_store_member.identity = :sender",
+);
+
+#[client_visibility_filter]
+const TRACKING_OF_THEIR_STORES_MEMBERS: Filter = Filter::Sql(
+    "SELECT event_tracking.* FROM event_tracking JOIN event_store_member \
+     ON event_tracking.store = event_store_member.store \
+     WHERE event_store_member.identity = :sender",
+);
 
 /// An event (or snapshot) to record, as sent by a client.
 #[derive(SpacetimeType)]
@@ -111,7 +169,142 @@ pub struct NewTracking {
     pub notification_id: u64,
 }
 
+fn member(ctx: &ReducerContext, store: &str, identity: Identity) -> Option<StoreMember> {
+    ctx.db
+        .event_store_member()
+        .by_member()
+        .filter((store, &identity))
+        .next()
+}
+
+/// The store's log, claimed for the caller (its first opener) if it has none yet.
+fn open(ctx: &ReducerContext, store: &str) -> Result<EventLog, String> {
+    store_name(store)?;
+    if let Some(log) = ctx.db.event_log().store().find(store.to_owned()) {
+        return Ok(log);
+    }
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::Stores,
+        1,
+        quotas::signed(store.len()),
+    )?;
+    ctx.db.event_store_member().insert(StoreMember {
+        id: 0,
+        store: store.to_owned(),
+        identity: ctx.sender,
+        writer: true,
+    });
+    log::info!("store '{store}' opened by {}", ctx.sender);
+    Ok(ctx.db.event_log().insert(EventLog {
+        store: store.to_owned(),
+        last_notification_id: 0,
+        owner: ctx.sender,
+        created_at: ctx.timestamp,
+    }))
+}
+
+/// The store's log, if the caller may write to it (claiming a new store for the caller).
+fn open_for_writing(ctx: &ReducerContext, store: &str) -> Result<EventLog, String> {
+    let log = open(ctx, store)?;
+    match member(ctx, store, ctx.sender) {
+        Some(m) if m.writer => Ok(log),
+        _ => Err(format!(
+            "store '{store}' belongs to {}; you ({}) are not one of its writers",
+            log.owner, ctx.sender
+        )),
+    }
+}
+
+/// The store's log, if the caller owns it.
+fn owned_store(ctx: &ReducerContext, store: &str) -> Result<EventLog, String> {
+    store_name(store)?;
+    let log = ctx
+        .db
+        .event_log()
+        .store()
+        .find(store.to_owned())
+        .ok_or_else(|| format!("no store named '{store}'"))?;
+    if log.owner != ctx.sender {
+        return Err(format!("store '{store}' belongs to another identity"));
+    }
+    Ok(log)
+}
+
+/// Claims a store for the caller if no one has opened it yet; otherwise does nothing.
+#[spacetimedb::reducer]
+pub fn open_store(ctx: &ReducerContext, call_key: CallKey, store: String) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    open(ctx, &store)?;
+    Ok(())
+}
+
+/// Admits `identity` to a store as a writer or a reader (or changes which it is).
+/// Owner only; the owner is always a writer.
+#[spacetimedb::reducer]
+pub fn set_store_member(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    store: String,
+    identity: Identity,
+    writer: bool,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let log = owned_store(ctx, &store)?;
+    if identity == log.owner {
+        return Err("the owner of a store is always one of its writers".into());
+    }
+    let members = ctx.db.event_store_member();
+    match member(ctx, &store, identity) {
+        Some(existing) => {
+            members.id().update(StoreMember { writer, ..existing });
+        }
+        None => {
+            let count = members.store().filter(&store).count();
+            if count >= MAX_STORE_MEMBERS {
+                return Err(format!(
+                    "store '{store}' has {count} members; the limit is {MAX_STORE_MEMBERS}"
+                ));
+            }
+            members.insert(StoreMember {
+                id: 0,
+                store,
+                identity,
+                writer,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes a member from a store. Owner only; the owner stays.
+#[spacetimedb::reducer]
+pub fn remove_store_member(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    store: String,
+    identity: Identity,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let log = owned_store(ctx, &store)?;
+    if identity == log.owner {
+        return Err("the owner of a store cannot be removed from it".into());
+    }
+    let existing = member(ctx, &store, identity)
+        .ok_or_else(|| format!("{identity} is not a member of store '{store}'"))?;
+    ctx.db.event_store_member().id().delete(existing.id);
+    Ok(())
+}
+
 /// Records a batch of events, and optionally a tracking position, all or nothing.
+/// Writers only (the first caller on a new store becomes its owner).
 ///
 /// Each event gets the store's next notification id, in batch order. An event
 /// whose (originator id, version) is already in the store (or earlier in the batch)
@@ -128,16 +321,16 @@ pub fn append_events(
     if !calls::first_call(ctx, &call_key)? {
         return Ok(());
     }
-    store_name(&store)?;
     batch(&events)?;
+    let log = open_for_writing(ctx, &store)?;
     if let Some(tracking) = tracking {
         record_tracking(ctx, &store, tracking)?;
     }
     if events.is_empty() {
         return Ok(());
     }
-    let mut log = ctx.db.event_log().store().find(&store);
-    let mut last = log.as_ref().map_or(0, |log| log.last_notification_id);
+    charge(ctx, &events)?;
+    let mut last = log.last_notification_id;
     for event in events {
         let existing = ctx.db.stored_event().by_stream().filter((
             &store,
@@ -155,29 +348,18 @@ pub fn append_events(
             originator_version: event.originator_version,
             topic: event.topic,
             state: event.state,
+            writer: ctx.sender,
         });
     }
-    match log.take() {
-        Some(log) => {
-            ctx.db.event_log().store().update(EventLog {
-                last_notification_id: last,
-                ..log
-            });
-        }
-        None => {
-            ctx.db.event_log().insert(EventLog {
-                store,
-                last_notification_id: last,
-                created_by: ctx.sender,
-                created_at: ctx.timestamp,
-            });
-        }
-    }
+    ctx.db.event_log().store().update(EventLog {
+        last_notification_id: last,
+        ..log
+    });
     Ok(())
 }
 
-/// Records a batch of snapshots, all or nothing; an existing (originator id,
-/// version) in the store fails the call with an [`INTEGRITY`] error.
+/// Records a batch of snapshots, all or nothing; writers only. An existing
+/// (originator id, version) in the store fails the call with an [`INTEGRITY`] error.
 #[spacetimedb::reducer]
 pub fn append_snapshots(
     ctx: &ReducerContext,
@@ -188,8 +370,9 @@ pub fn append_snapshots(
     if !calls::first_call(ctx, &call_key)? {
         return Ok(());
     }
-    store_name(&store)?;
     batch(&snapshots)?;
+    open_for_writing(ctx, &store)?;
+    charge(ctx, &snapshots)?;
     for snapshot in snapshots {
         let existing = ctx.db.stored_snapshot().by_stream().filter((
             &store,
@@ -205,14 +388,38 @@ pub fn append_snapshots(
             originator_version: snapshot.originator_version,
             topic: snapshot.topic,
             state: snapshot.state,
+            writer: ctx.sender,
         });
     }
     Ok(())
 }
 
+/// Counts a batch against the writer's event quota.
+fn charge(ctx: &ReducerContext, events: &[NewEvent]) -> Result<(), String> {
+    let bytes: usize = events
+        .iter()
+        .map(|e| e.originator_id.len() + e.topic.len() + e.state.len())
+        .sum();
+    let rows = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    quotas::charge(ctx, ctx.sender, Quota::Events, rows, quotas::signed(bytes))
+}
+
 /// Moves a store's position in an upstream log forward; never back, never in place.
 fn record_tracking(ctx: &ReducerContext, store: &str, tracking: NewTracking) -> Result<(), String> {
     validate::label("tracking application name", &tracking.application_name)?;
+    let upstream = &tracking.application_name;
+    let Some(upstream_log) = ctx.db.event_log().store().find(upstream) else {
+        return Err(format!(
+            "store '{store}' cannot track '{upstream}': no store of that name in this database"
+        ));
+    };
+    if tracking.notification_id > upstream_log.last_notification_id {
+        return Err(format!(
+            "store '{store}' cannot track notification {} of '{upstream}': \
+             its log ends at {}",
+            tracking.notification_id, upstream_log.last_notification_id
+        ));
+    }
     let table = ctx.db.event_tracking();
     let current = table
         .by_upstream()

@@ -2,20 +2,33 @@
 //!
 //! Holds the shared state that the Python agents and clients synchronise on:
 //! agents, conversations with their messages, documents, and the sessions of
-//! connected clients. All tables are public (clients subscribe to them); a
-//! visibility filter shows each identity only its own `call_receipt` rows. All
-//! writes go through the reducers here, which validate their input against
-//! the limits in [`validate`] and let only a row's owner change it.
+//! connected clients. All writes go through the reducers here, which validate
+//! their input against the limits in [`validate`] and the per-identity
+//! [`quotas`], and let only a row's owner change it.
+//!
+//! Visibility: every table is declared public (clients subscribe to it), and
+//! row-level visibility filters (`client_visibility_filter`) decide which rows
+//! each client receives, in subscriptions and in one-off queries alike. Readable
+//! by all: agents (not their state), public documents, public conversations and
+//! their messages, participants, stores and their members. Readable by their
+//! owner only: agents' state, private documents, private conversations and
+//! their messages (each message also by its author). A store's events,
+//! snapshots and tracking positions: by its members. Call receipts, quota usage
+//! and sessions: by their own identity. The database owner (who publishes the
+//! module) is not filtered. See docs/security.md.
 //!
 //! Every mutating reducer takes a [`calls::CallKey`] first and ignores a repeat
 //! of a call that already took effect (see [`calls`]).
 //!
 //! - [`calls`]: `call_receipt` table; the exactly-once contract and its pruning.
-//! - [`agents`]: `agent` table; register / update / set status / delete.
-//! - [`conversations`]: `conversation` and `message` tables; messages can be
-//!   streamed token by token with `append_message`.
-//! - [`documents`]: `document` table.
-//! - [`events`]: the TemporalStore's event, snapshot and tracking tables for `eventsourcing`.
+//! - [`agents`]: `agent` and `agent_state` tables; register / update / set status / delete.
+//! - [`conversations`]: `conversation`, `conversation_participant` and `message`
+//!   tables; the owner admits participants with roles; messages can be streamed
+//!   token by token with `append_message`.
+//! - [`documents`]: `document` table; public or private.
+//! - [`quotas`]: `quota_usage` table; rows and bytes per identity and table.
+//! - [`events`]: the TemporalStore's event, snapshot and tracking tables for
+//!   `eventsourcing`; a store belongs to its first opener, who admits writers.
 //! - [`sessions`]: `session` table, kept by the connect/disconnect lifecycle reducers.
 
 use spacetimedb::{Identity, ReducerContext};
@@ -25,6 +38,7 @@ pub mod calls;
 pub mod conversations;
 pub mod documents;
 pub mod events;
+pub mod quotas;
 pub mod sessions;
 pub mod validate;
 

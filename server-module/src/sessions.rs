@@ -1,8 +1,10 @@
 //! Sessions: one row per connected client, kept by the lifecycle reducers.
 //!
 //! The server runs `client_disconnected` for every connection it still knows of
-//! when it restarts, so the table does not accumulate stale rows.
+//! when it restarts, so the table does not accumulate stale rows. Each identity
+//! sees only its own sessions: who else is online is not public.
 
+use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{ConnectionId, Identity, ReducerContext, Table, Timestamp};
 
 #[spacetimedb::table(name = session, public)]
@@ -13,6 +15,10 @@ pub struct Session {
     pub identity: Identity,
     pub connected_at: Timestamp,
 }
+
+#[client_visibility_filter]
+const SESSIONS_OF_THEIR_IDENTITY: Filter =
+    Filter::Sql("SELECT * FROM session WHERE identity = :sender");
 
 /// Records a new connection. Runs on connect; a failure here refuses the client.
 #[spacetimedb::reducer(client_connected)]

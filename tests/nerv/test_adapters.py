@@ -47,6 +47,7 @@ async def test_changes_from_two_connections_reach_a_third_bus_in_commit_order(
         await a.subscribe("SELECT * FROM conversation")
         await a.reducers.create_conversation("shared")
         [conv] = list(a.db.conversation.iter())
+        await a.reducers.admit_participant(conv.id, b.identity, ["user"])  # b may post too
 
         per_side = 60
         calls = [
@@ -95,13 +96,13 @@ async def test_failed_reducers_and_receiver_errors_do_not_break_the_connection(
         bus.connect("agent.insert", broken, weak=False)
         await conn.subscribe("SELECT * FROM agent")
         await conn.reducers.register_agent("bus-agent", "r", b"")
-        with pytest.raises(Exception, match="already exists"):
+        with pytest.raises(Exception, match="already have an agent named"):
             await conn.reducers.register_agent("bus-agent", "r", b"")
         assert [e.event.committed for e in outcomes] == [True, False]
-        assert "already exists" in (outcomes[1].event.error or "")
+        assert "already have an agent named" in (outcomes[1].event.error or "")
         assert [str(e.error) for e in bus.errors()] == ["receiver bug"]
         assert conn.is_connected
-        assert conn.db.agent.find("name", "bus-agent") is not None
+        assert conn.db.agent.filter("name", "bus-agent")
 
 
 async def test_async_receivers_run_on_the_connection_loop_and_drain(
@@ -195,7 +196,7 @@ async def test_projector_versions_time_travel_and_projections_match_the_cache(
         await a.reducers.register_agent("p-1", "worker", b"")
         await a.reducers.register_agent("p-2", "worker", b"")
         await a.subscribe("SELECT * FROM agent", "SELECT * FROM conversation")
-        agent_1 = a.db.agent.find("name", "p-1")
+        [agent_1] = a.db.agent.filter("name", "p-1")
         conv = next(iter(a.db.conversation.iter()))
         await until(lambda: watcher.db.agent.count() == 2)
         idle_version = projector.version
@@ -206,7 +207,7 @@ async def test_projector_versions_time_travel_and_projections_match_the_cache(
         first = a.db.message.find("id", min(m.id for m in a.db.message.iter()))
         await a.reducers.append_message(first.id, " more")
         await a.reducers.delete_message(a.db.message.find("id", first.id + 1).id)
-        await a.reducers.delete_agent(a.db.agent.find("name", "p-2").id)
+        await a.reducers.delete_agent(a.db.agent.filter("name", "p-2")[0].id)
         await a.reducers.create_conversation("second")
         await a.reducers.set_agent_status(agent_1.id, "done")  # a barrier: the last commit
         await until(lambda: watcher.db.agent.find("id", agent_1.id).status == "done")

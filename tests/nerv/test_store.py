@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -53,16 +53,28 @@ from tests.conftest import PublishedDatabase, publish_fresh
 pytestmark = pytest.mark.integration
 
 
+def seed_store(db: PublishedDatabase, store: str, events: int) -> None:
+    """Give ``store`` a log of ``events`` notifications (tracking positions must exist)."""
+    builder = ConnectionBuilder().with_uri(db.uri).with_database(db.name)
+    with builder.connect_threaded() as conn:
+        rows = [("seed", version, "seed", b"") for version in range(1, events + 1)]
+        conn.call_reducer("append_events", store, rows, None)
+
+
 class OnFreshDatabase:
     """Mixin: a fresh database per test, and replicas on it that are closed afterwards."""
 
     db: PublishedDatabase
     _replicas: list[StoreReplica]
+    #: Upstream stores the test tracks, each given this many notifications.
+    upstreams: ClassVar[dict[str, int]] = {}
 
     @pytest.fixture(autouse=True)
     def _fresh_database(self, local_server: LocalServer, module_wasm: bytes) -> Iterator[None]:
         self.db = publish_fresh(local_server, module_wasm, prefix="iu-store")
         self._replicas = []
+        for store_name, events in self.upstreams.items():
+            seed_store(self.db, store_name, events)
         yield
         for replica in self._replicas:
             replica.close()
@@ -125,12 +137,20 @@ class TestNonInterleavingNotificationIDs(OnFreshDatabase, NonInterleavingNotific
         return SpacetimeApplicationRecorder(self.replica())
 
 
+#: The upstream applications eventsourcing's tracking suites record positions of.
+SUITE_UPSTREAMS = {"upstream1": 30, "upstream2": 30, "upstream_app": 100}
+
+
 class TestTrackingRecorder(OnFreshDatabase, TrackingRecorderTestCase):
+    upstreams = SUITE_UPSTREAMS
+
     def create_recorder(self) -> SpacetimeTrackingRecorder:
         return SpacetimeTrackingRecorder(self.replica())
 
 
 class TestProcessRecorder(OnFreshDatabase, ProcessRecorderTestCase):
+    upstreams = SUITE_UPSTREAMS
+
     def create_recorder(self) -> SpacetimeProcessRecorder:
         return SpacetimeProcessRecorder(self.replica())
 
@@ -185,6 +205,8 @@ class TestFactory(OnFreshDatabase, InfrastructureFactoryTestCase[Factory]):
 
 
 class TestStoreSemantics(OnFreshDatabase):
+    upstreams: ClassVar[dict[str, int]] = {"up": 6}
+
     def test_stores_are_separate_logs(self) -> None:
         a = SpacetimeApplicationRecorder(self.replica("a"))
         b = SpacetimeApplicationRecorder(self.replica("b"))
@@ -225,6 +247,8 @@ class TestStoreSemantics(OnFreshDatabase):
     def test_subscription_wakes_on_another_connections_insert(self) -> None:
         reader = SpacetimeApplicationRecorder(self.replica())
         writer = SpacetimeApplicationRecorder(self.replica())
+        assert writer.replica.connection.identity is not None
+        reader.replica.set_member(writer.replica.connection.identity)  # the owner admits it
         received: list[tuple[int, float]] = []
         with reader.subscribe(gt=None, topics=["wanted"]) as subscription:
 
@@ -370,7 +394,7 @@ CHILD = textwrap.dedent(
     from uuid import UUID
     from tests.nerv.test_store import Agents
 
-    app = Agents(env={"SPACETIMEDB_TOKEN": ""})   # a new identity of its own
+    app = Agents()   # the identity of SPACETIMEDB_TOKEN, which the parent admitted
     agent_id = app.register("from-child", "worker")
     print("registered", agent_id, flush=True)
     # Follow the log live until the parent changes this agent.
@@ -385,7 +409,10 @@ CHILD = textwrap.dedent(
 
 
 def test_two_processes_share_the_store_live(fresh_db: PublishedDatabase) -> None:
-    env = {**os.environ, **app_env(fresh_db)}
+    app = Agents(env=app_env(fresh_db))  # opens the store first: it owns it
+    child_identity = fresh_db.server.create_identity()
+    cast(Factory, app.factory).replica.set_member(child_identity.identity)
+    env = {**os.environ, **app_env(fresh_db), "SPACETIMEDB_TOKEN": child_identity.token}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD],
         env=env,
@@ -394,7 +421,6 @@ def test_two_processes_share_the_store_live(fresh_db: PublishedDatabase) -> None
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
     )
-    app = Agents(env=app_env(fresh_db))
     try:
         assert child.stdout is not None
         line = child.stdout.readline().split()

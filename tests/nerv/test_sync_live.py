@@ -143,7 +143,7 @@ def test_offline_edits_reconcile_with_concurrent_remote_changes(
     assert a.token is not None
     a2 = connect(fresh_db, a.token)  # the same user on another device
     b = connect(fresh_db)  # another user
-    c = connect(fresh_db)  # a bystander watching the tables
+    c = connect(fresh_db, a.token)  # a watcher of the tables (as a: agents' state is a's only)
     try:
         watcher = Watcher(c)
         a.reducers.register_agent("alpha", "planner", msgpack.packb({"step": 1}))
@@ -155,8 +155,9 @@ def test_offline_edits_reconcile_with_concurrent_remote_changes(
         plans = a.db.conversation.iter().__next__()
         a.reducers.post_message(plans.id, "user", "hello")
         a.reducers.post_message(plans.id, "assistant", "hi")
+        a.reducers.admit_participant(plans.id, b.identity, ["user"])  # b posts later
         b.reducers.register_agent("bravo", "b-role", b"")
-        until(lambda: a.db.agent.find("name", "bravo") is not None)
+        until(lambda: bool(a.db.agent.filter("name", "bravo")))
 
         # First sync: an empty file pulls everything.
         path = tmp_path / "universe.msgpack"
@@ -215,7 +216,7 @@ def test_offline_edits_reconcile_with_concurrent_remote_changes(
         assert "belongs to another identity" in error.message
 
         # The server holds exactly the reconciled state (seen by a fresh client).
-        d = connect(fresh_db)
+        d = connect(fresh_db, a.token)  # as a: agents' state is readable by its owner only
         try:
             server = replica_rows(d)
         finally:

@@ -18,8 +18,10 @@ from inner_universe.spacetime.cache import ClientCache
 from inner_universe.spacetime.schema import ModuleSchema
 from inner_universe.spacetime.types import Identity, Timestamp
 
+# The handwritten schema: its agent table has a unique name column (the real
+# module's names are unique per owner only), which the unique-index tests need.
 SCHEMA = ModuleSchema.from_json(
-    json.loads((Path(__file__).parents[1] / "data" / "schema_inner_universe_v9.json").read_text())
+    json.loads((Path(__file__).parents[1] / "data" / "schema_handwritten_v9.json").read_text())
 )
 ALICE, BOB = Identity(1), Identity(2)
 

@@ -28,7 +28,7 @@ from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, ReconnectPolicy
 from inner_universe.spacetime.outbox import DurableOutbox, OutboxCall
 from inner_universe.spacetime.protocol import BARRIER_QUERY
-from inner_universe.spacetime.schema import ModuleSchema
+from inner_universe.spacetime.schema import CallKey, ModuleSchema
 from inner_universe.spacetime.transport import MemoryTransport
 
 DATA = Path(__file__).parents[1] / "data"
@@ -89,7 +89,7 @@ async def test_the_captured_session_through_the_driver() -> None:
     assert event.committed and event.reducer == "register_agent"
     assert event.args == {"name": "captured", "role": "capturing", "state": b"\x81\xa1k\xa1v"}
     assert [row.name for row in inserted] == ["captured"]
-    assert conn.db.agent.find("name", "captured").owner == conn.identity
+    assert conn.db.agent.filter("name", "captured")[0].owner == conn.identity
 
     failing = conn.reducers.register_agent("", "empty name", b"")
     transport.feed(captured("plain_0004_transaction_update.bin"))
@@ -231,3 +231,28 @@ def test_a_durable_outbox_keeps_unsettled_calls_token_and_numbering(tmp_path: Pa
     ]
     assert again.next_seq() == 4
     again.close()
+
+
+async def test_each_call_carries_the_connections_next_call_key() -> None:
+    """Keys are the client id and the call's number in the outbox; call_key= is sent as given."""
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    assert 0 < conn.client_id < 2**128
+    calls = [
+        conn.reducers.create_conversation("first"),
+        conn.call_reducer("create_conversation", "resent", call_key=CallKey(conn.client_id, 1)),
+        conn.reducers.create_conversation("second"),
+    ]
+    await asyncio.sleep(0)
+    reducer = SCHEMA.reducer("create_conversation")
+    decoded = [
+        reducer.decode_call(msg.args) for msg in sent(transport) if isinstance(msg, m.CallReducer)
+    ]
+    assert decoded == [
+        ({"title": "first"}, CallKey(conn.client_id, 1)),
+        ({"title": "resent"}, CallKey(conn.client_id, 1)),
+        ({"title": "second"}, CallKey(conn.client_id, 3)),  # the explicit call took number 2
+    ]
+    await conn.disconnect()
+    failed = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(f, OutcomeUnknownError) for f in failed)  # sent, never answered

@@ -52,7 +52,7 @@ async def test_two_identities_see_each_others_changes(universe_db: PublishedData
         assert event.caller_identity == a.identity
         await until(lambda: inserted)
         row = inserted[0]
-        assert row == a.db.agent.find("name", "alpha")
+        assert [row] == a.db.agent.filter("name", "alpha")
         assert (row.name, row.role, row.owner, row.version, row.status) == (
             "alpha",
             "planning",
@@ -154,12 +154,12 @@ async def test_overlapping_subscriptions_count_multiplicity(fresh_db: PublishedD
         by_name = await conn.subscribe("SELECT * FROM agent WHERE name = 'overlap'")
         everything = await conn.subscribe("SELECT * FROM agent")
         assert conn.db.agent.count() == 1
-        row = conn.db.agent.find("name", "overlap")
+        [row] = conn.db.agent.filter("name", "overlap")
         assert (
             conn.cache.table("agent").multiplicity(conn.schema.table("agent").encode_row(row)) == 2
         )
         await everything.unsubscribe()
-        assert conn.db.agent.find("name", "overlap") == row  # still held by the other query
+        assert conn.db.agent.filter("name", "overlap") == [row]  # still held by the other query
         assert deleted == []
         await by_name.unsubscribe()
         assert conn.db.agent.count() == 0  # the last holder is gone: so is the row
@@ -290,9 +290,9 @@ def test_threaded_connection_from_synchronous_code(universe_db: PublishedDatabas
         conn.subscribe("SELECT * FROM agent")
         event = conn.reducers.register_agent("sync-agent", "tester", b"")
         assert event.committed
-        row = conn.db.agent.find("name", "sync-agent")
+        [row] = conn.db.agent.filter("name", "sync-agent")
         assert row is not None and row.owner == conn.identity
-        with pytest.raises(ReducerError, match="already exists"):
+        with pytest.raises(ReducerError, match="already have an agent named"):
             conn.reducers.register_agent("sync-agent", "tester", b"")
         with pytest.raises(ArgumentError):
             conn.reducers.register_agent(1, 2, 3)
@@ -301,7 +301,8 @@ def test_threaded_connection_from_synchronous_code(universe_db: PublishedDatabas
 async def test_session_table_tracks_presence(universe_db: PublishedDatabase) -> None:
     async with connect(universe_db.uri, universe_db.name) as watcher:
         await watcher.subscribe("SELECT * FROM session")
-        other: DbConnection = await connect(universe_db.uri, universe_db.name)
+        # Sessions are visible to their own identity: the same identity, connected twice.
+        other: DbConnection = await connect(universe_db.uri, universe_db.name, token=watcher.token)
         await until(lambda: watcher.db.session.find("connection_id", other.connection_id))
         assert (
             watcher.db.session.find("connection_id", other.connection_id).identity == other.identity

@@ -43,6 +43,7 @@ class RestartableServer:
         self.uri = self.server.uri
         self.database = f"faults-{os.getpid()}-{random.randrange(1 << 30):x}"
         self.server.publish_module(find_module_wasm().read_bytes(), self.database)
+        assert self.server.wait_until_durable()  # a kill must not take the database with it
 
     @property
     def pid(self) -> int:
@@ -145,6 +146,7 @@ async def test_a_lost_server_is_reconnected_with_subscriptions_and_an_outbox(
         await watcher.subscribe("SELECT * FROM conversation", on_applied=applied.append)
         await watcher.reducers.create_conversation("before")
         identity, connection_id = watcher.identity, watcher.connection_id
+        assert faulty.server.wait_until_durable()  # this test is about the reconnect, not loss
 
         gate.clear()
         faulty.kill()

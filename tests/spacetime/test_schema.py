@@ -499,12 +499,15 @@ def test_real_module_schema() -> None:
         table = schema.table(name)
         assert table.is_public and not table.is_system
     agent_table = schema.table("agent")
-    assert agent_table.primary_key == "id" and "name" in agent_table.unique_columns
+    assert agent_table.primary_key == "id" and agent_table.unique_columns == ("id",)
+    assert any(i.columns == ("owner", "name") for i in agent_table.indexes)  # names per owner
     assert any(i.columns == ("owner",) for i in agent_table.indexes)
     assert agent_table.column_types["owner"] == IDENTITY
     assert schema.table("session").primary_key == "connection_id"
     assert schema.reducer("client_connected").lifecycle == "OnConnect"
     assert schema.reducer("register_agent").param_names == ("name", "role", "state")
+    assert schema.reducer("register_agent").takes_call_key
+    assert not schema.reducer("client_connected").takes_call_key
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="schema_inner_universe_v9.json not captured yet")

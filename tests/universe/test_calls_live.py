@@ -12,6 +12,7 @@ import pytest
 from inner_universe.errors import ReducerError
 from inner_universe.spacetime.connection import connect
 from inner_universe.spacetime.schema import CallKey
+from inner_universe.spacetime.types import ScheduleAt, TimeDuration
 from tests.conftest import PublishedDatabase
 
 pytestmark = pytest.mark.integration
@@ -88,3 +89,18 @@ async def test_a_stranger_cannot_read_anothers_receipts(fresh_db: PublishedDatab
         # A stranger who knows a's client id still sees nothing of a's.
         query = f"SELECT * FROM call_receipt WHERE client = {a.client_id}"
         assert (await b.one_off_query(query))["call_receipt"] == []
+
+
+async def test_receipts_are_pruned_on_the_modules_schedule_only(
+    fresh_db: PublishedDatabase,
+) -> None:
+    # init started the pruning schedule (every 10 s; receipts are kept 15 minutes).
+    [result] = fresh_db.server.sql(fresh_db.name, "SELECT * FROM call_receipt_pruning")
+    assert len(result["rows"]) == 1
+    async with connect(fresh_db.uri, fresh_db.name) as a:
+        at = ScheduleAt.every(TimeDuration(10_000_000))
+        with pytest.raises(ReducerError, match="runs on the module's schedule only"):
+            await a.reducers.prune_call_receipts({"scheduled_id": 1, "scheduled_at": at})
+        cleanup = {"scheduled_id": 1, "scheduled_at": at, "conversation_id": 1}
+        with pytest.raises(ReducerError, match="runs on the module's schedule only"):
+            await a.reducers.delete_orphaned_messages(cleanup)

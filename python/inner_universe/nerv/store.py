@@ -7,6 +7,20 @@ Select it the standard way::
     SPACETIMEDB_DATABASE=my-universe
     SPACETIMEDB_TOKEN=...            # optional: who appends (default: a new identity)
     SPACETIMEDB_STORE=...            # optional: the store name (default: the app's name)
+    TRUSTED_TOPIC_MODULES=...        # optional: modules whose topics may be imported on read
+
+Ownership: a store belongs to the identity that opened it first (a replica opens
+its store when it is created). Its owner admits other identities as writers or
+readers (:meth:`StoreReplica.set_member`); only writers append events and
+snapshots or record tracking positions, only members read the store, and a
+tracking position must exist in the upstream store's log. See
+docs/temporal-store.md.
+
+Reading never imports a module that another identity chose: the default mapper
+(:class:`TrustedTopicMapper`) resolves a stored topic only to an event class
+this process has already imported, or within the modules listed in
+``TRUSTED_TOPIC_MODULES``; any other topic raises :class:`UntrustedTopicError`
+naming the topic and who wrote it.
 
 Writes go through the module's ``append_events`` / ``append_snapshots`` reducers
 (server-module/src/events.rs): one reducer call per batch, so a batch is atomic,
@@ -29,19 +43,24 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast, get_origin
 from uuid import UUID
 
+from eventsourcing.domain import DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    Cipher,
+    Compressor,
     DataError,
     InfrastructureFactory,
     IntegrityError,
+    Mapper,
     Notification,
     OperationalError,
     PersistenceError,
@@ -51,6 +70,7 @@ from eventsourcing.persistence import (
     Subscription,
     Tracking,
     TrackingRecorder,
+    Transcoder,
     WaitInterruptedError,
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic
@@ -58,6 +78,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic
 from ..errors import ArgumentError, InnerUniverseError, ReducerError
 from ..spacetime.connection import ConnectionBuilder, ThreadedConnection
 from ..spacetime.events import EventContext
+from ..spacetime.types import Identity
 
 __all__ = [
     "Factory",
@@ -67,7 +88,10 @@ __all__ = [
     "SpacetimeSubscription",
     "SpacetimeTrackingRecorder",
     "StoreReplica",
+    "TrustedTopicMapper",
+    "UntrustedTopicError",
     "check_store_name",
+    "is_trusted_topic",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,6 +122,74 @@ def check_store_name(store: str) -> str:
             f"store name {store!r} contains {bad[0]!r}; use ASCII letters, digits and _ - . :"
         )
     return store
+
+
+class UntrustedTopicError(InnerUniverseError, DataError):
+    """A stored event's topic names a class this application does not trust.
+
+    Raised instead of importing the module the topic names: whoever can write to
+    a store would otherwise choose what its readers import.
+    """
+
+    def __init__(self, topic: str, writers: Sequence[Identity]) -> None:
+        who = ", ".join(str(w) for w in writers) or "an unknown writer"
+        super().__init__(
+            f"stored topic {topic!r} (written by {who}) is neither an event class this "
+            "application has imported nor in TRUSTED_TOPIC_MODULES; refusing to import it"
+        )
+        self.topic = topic
+        self.writers = tuple(writers)
+
+
+def is_trusted_topic(topic: str, trusted_modules: Sequence[str] = ()) -> bool:
+    """Whether resolving ``topic`` ("module:Qual.Name") imports nothing unexpected.
+
+    True for a domain event class of a module already imported (the
+    application's own aggregates and events), found without running any
+    module-level ``__getattr__``, and for any topic in ``trusted_modules`` or
+    their submodules (which eventsourcing will then import).
+    """
+    module_name, sep, qualname = topic.partition(":")
+    if not sep or not module_name or not qualname:
+        return False
+    if any(module_name == m or module_name.startswith(m + ".") for m in trusted_modules):
+        return True
+    found: object = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        namespace = getattr(found, "__dict__", None)
+        if not isinstance(namespace, Mapping) or part not in namespace:
+            return False
+        found = namespace[part]
+    return isinstance(found, type) and issubclass(found, DomainEvent)
+
+
+class TrustedTopicMapper(Mapper[Any]):
+    """eventsourcing's mapper, resolving a stored topic only if :func:`is_trusted_topic`.
+
+    ``writers(topic)`` names who wrote events with that topic, for the error.
+    """
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+        *,
+        trusted_modules: Sequence[str] = (),
+        writers: Callable[[str], Sequence[Identity]] = lambda topic: (),
+    ) -> None:
+        super().__init__(transcoder, compressor, cipher)
+        self.trusted_modules = tuple(trusted_modules)
+        self.writers = writers
+        self._trusted: set[str] = set()
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+        topic = stored_event.topic
+        if topic not in self._trusted:
+            if not is_trusted_topic(topic, self.trusted_modules):
+                raise UntrustedTopicError(topic, self.writers(topic))
+            self._trusted.add(topic)
+        return super().to_domain_event(stored_event)
 
 
 def _translate(exc: Exception) -> PersistenceError:
@@ -182,15 +274,23 @@ class StoreReplica:
         self._events: dict[str, _Stream] = {}
         self._snapshots: dict[str, _Stream] = {}
         self._tracking: dict[str, int] = {}
+        self._writers: dict[str, set[Identity]] = {}
         self._closed = False
         self._ids: dict[str, UUID | str] = {}
         connection.on_transaction(self._on_transaction)
         quoted = f"'{self.store}'"  # safe: check_store_name allows no quote characters
         try:
+            # Claim the store if it is new: it belongs to whoever opens it first.
+            connection.call_reducer("open_store", self.store)
+            # The store's rows are visible to its members only, through a visibility
+            # filter that joins the member list; SpacetimeDB 1.2 cannot subscribe to
+            # such a join with a WHERE clause of its own, so the replica receives
+            # every store it is a member of and keeps the rows of this one.
             self._subscription = connection.subscribe(
-                f"SELECT * FROM stored_event WHERE store = {quoted}",
-                f"SELECT * FROM stored_snapshot WHERE store = {quoted}",
-                f"SELECT * FROM event_tracking WHERE store = {quoted}",
+                f"SELECT * FROM event_log WHERE store = {quoted}",
+                "SELECT * FROM stored_event",
+                "SELECT * FROM stored_snapshot",
+                "SELECT * FROM event_tracking",
             )
         except BaseException as exc:
             connection.connection.remove_on_transaction(self._on_transaction)
@@ -226,6 +326,7 @@ class StoreReplica:
             for row in events:
                 self._add_event(row)
             for row in snapshots:
+                self._writers.setdefault(row.topic, set()).add(row.writer)
                 snapshot = StoredEvent(
                     self._originator_id(row.originator_id),
                     row.originator_version,
@@ -248,6 +349,7 @@ class StoreReplica:
             originator_id, row.originator_version, row.topic, row.state, nid
         )
         self._notifications[nid] = notification
+        self._writers.setdefault(row.topic, set()).add(row.writer)
         event = StoredEvent(originator_id, row.originator_version, row.topic, row.state)
         self._events.setdefault(row.originator_id, _Stream()).add(event, nid)
         ids = self._topics.setdefault(row.topic, [])
@@ -264,6 +366,29 @@ class StoreReplica:
                     self._max_notification_id,
                 )
             self._max_notification_id = nid
+
+    # --- ownership ----------------------------------------------------------------------
+
+    @property
+    def owner(self) -> Identity:
+        """The identity the store belongs to (the first to open it)."""
+        log_row = self.connection.db.event_log.find("store", self.store)
+        if log_row is None:  # pragma: no cover - opened and subscribed in __init__
+            raise OperationalError(f"store {self.store!r} has no log row in the replica")
+        return cast(Identity, log_row.owner)
+
+    def set_member(self, identity: Identity, *, writer: bool = True) -> None:
+        """Admit ``identity`` as a writer (or, with ``writer=False``, a reader). Owner only."""
+        self._call("set_store_member", self.store, identity, writer)
+
+    def remove_member(self, identity: Identity) -> None:
+        """Take ``identity``'s access away. Owner only."""
+        self._call("remove_store_member", self.store, identity)
+
+    def topic_writers(self, topic: str) -> list[Identity]:
+        """Who wrote the events and snapshots with ``topic`` held here."""
+        with self._cond:
+            return sorted(self._writers.get(topic, ()), key=str)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -581,6 +706,7 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
     SPACETIMEDB_STORE = "SPACETIMEDB_STORE"
     SPACETIMEDB_TIMEOUT = "SPACETIMEDB_TIMEOUT"
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
+    TRUSTED_TOPIC_MODULES = "TRUSTED_TOPIC_MODULES"
 
     aggregate_recorder_class = SpacetimeAggregateRecorder
     application_recorder_class = SpacetimeApplicationRecorder
@@ -611,6 +737,8 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
             raise OSError(
                 f"{self.SPACETIMEDB_TIMEOUT} must be a number of seconds: {timeout!r}"
             ) from None
+        trusted = self.env.get(self.TRUSTED_TOPIC_MODULES, "")
+        self.trusted_topic_modules = tuple(m.strip() for m in trusted.split(",") if m.strip())
         self._replica: StoreReplica | None = None
         self._lock = threading.Lock()
 
@@ -655,6 +783,27 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
                     raise
                 replica.append(self._replica)
             return self._replica
+
+    def mapper(
+        self,
+        transcoder: Transcoder | None = None,
+        mapper_class: type[Mapper[Any]] | None = None,
+    ) -> Mapper[Any]:
+        """A :class:`TrustedTopicMapper` (unless MAPPER_TOPIC names a mapper that is not one)."""
+        if mapper_class is None:
+            topic = self.env.get(self.MAPPER_TOPIC)
+            mapper_class = resolve_topic(topic) if topic else TrustedTopicMapper
+        origin = get_origin(mapper_class) or mapper_class
+        if not (isinstance(origin, type) and issubclass(origin, TrustedTopicMapper)):
+            log.warning("mapper %r does not check stored topics before importing them", origin)
+            return super().mapper(transcoder, mapper_class)
+        return origin(
+            transcoder or self.transcoder(),
+            compressor=self.compressor(),
+            cipher=self.cipher(),
+            trusted_modules=self.trusted_topic_modules,
+            writers=lambda topic: self.replica.topic_writers(topic),
+        )
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         return self.aggregate_recorder_class(self.replica, purpose)

@@ -653,6 +653,7 @@ class DbConnection:
         for future in session.one_offs.values():
             if not future.done():
                 future.set_exception(lost)
+                future.exception()  # reported through the query's own future, if anyone waits
         for call in session.calls.values():
             if call.keyed:
                 call.state = CallState.QUEUED  # resent under its key after a reconnect
@@ -701,7 +702,11 @@ class DbConnection:
                     future.set_exception(closed)
                 else:
                     future.set_exception(
-                        OutcomeUnknownError(f"reducer {call.reducer!r}: {closed}", call.reducer)
+                        OutcomeUnknownError(
+                            f"reducer {call.reducer!r}: {closed}; it may or may not have "
+                            "taken effect (a durable outbox resends it on the next run)",
+                            call.reducer,
+                        )
                     )
         for handle in self._subscriptions:
             handle._mark_ended(closed)

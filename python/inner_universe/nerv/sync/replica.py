@@ -32,8 +32,12 @@ from .models import (
 
 __all__ = ["SYNC_QUERIES", "PushError", "Replica", "ReplicaAdapter", "RowError", "replica_rows"]
 
-SYNC_QUERIES = tuple(f"SELECT * FROM {table}" for table in TABLES)
-"""The subscription a replica needs for the synchronizer to see every synced row."""
+SYNC_QUERIES = (*(f"SELECT * FROM {table}" for table in TABLES), "SELECT * FROM agent_state")
+"""The subscription a replica needs for the synchronizer to see every synced row.
+
+Agents' state is in ``agent_state``, which the module shows to each agent's owner
+only: other identities' agents read as having an empty state.
+"""
 
 
 class Replica(Protocol):
@@ -101,10 +105,11 @@ def replica_rows(conn: Replica) -> Dataset:
             "content": d.content, "metadata": bytes(d.metadata),
             "updated_at": d.updated_at.micros_since_epoch,
         }  # fmt: skip
+    states = {s.agent_id: bytes(s.state) for s in db.agent_state.iter()}
     for a in db.agent.iter():
         out["agent"][str(a.id)] = {
             "key": str(a.id), "id": a.id, "owner": _hex(a.owner), "name": a.name,
-            "role": a.role, "status": a.status, "state": bytes(a.state),
+            "role": a.role, "status": a.status, "state": states.get(a.id, b""),
             "version": a.version, "updated_at": a.updated_at.micros_since_epoch,
         }  # fmt: skip
     return out
@@ -227,7 +232,10 @@ class ReplicaAdapter(SyncAdapter):
         call, db = self.conn.call_reducer, self.conn.db
         if table == "agent":
             call("register_agent", a["name"], a["role"], a["state"])
-            agent = db.agent.find("name", a["name"])
+            agent = next(
+                (r for r in db.agent.filter("name", a["name"]) if r.owner == self.conn.identity),
+                None,
+            )
             if agent is None:
                 raise PushError("register_agent committed but the agent is not in the replica")
             if a["status"] != agent.status:
