@@ -16,7 +16,16 @@ from .driver import DbConnection
 from .schema_fetch import fetch_schema
 from .settings import KeepAlive, ReconnectPolicy
 from .subscriptions import SubscriptionHandle
-from .tables import CallOptions, Reducers, TableHandle, Tables
+from .tables import (
+    CallOptions,
+    ReducerCallback,
+    Reducers,
+    RowCallback,
+    TableHandle,
+    Tables,
+    TransactionCallback,
+    UpdateCallback,
+)
 from .threaded import ThreadedConnection
 
 __all__ = [
@@ -25,11 +34,15 @@ __all__ = [
     "DbConnection",
     "KeepAlive",
     "ReconnectPolicy",
+    "ReducerCallback",
     "Reducers",
+    "RowCallback",
     "SubscriptionHandle",
     "TableHandle",
     "Tables",
     "ThreadedConnection",
+    "TransactionCallback",
+    "UpdateCallback",
     "connect",
     "fetch_schema",
 ]

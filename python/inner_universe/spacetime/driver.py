@@ -186,7 +186,7 @@ class DbConnection:
 
     def call_reducer(
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
-    ) -> asyncio.Future[ReducerEvent | None]:
+    ) -> asyncio.Future[ReducerEvent]:
         """Call a reducer; arguments are checked and encoded now, before anything is sent.
 
         Returns a future resolving to the :class:`ReducerEvent` once the reducer's
@@ -433,12 +433,12 @@ class DbConnection:
 
     def _call_with_options(
         self, reducer: str, options: CallOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> asyncio.Future[ReducerEvent | None]:
+    ) -> asyncio.Future[Any]:
         return self._submit(prepare_call(self.schema, reducer, args, kwargs), options)
 
     def _submit(
         self, prepared: PreparedCall, options: CallOptions, call_key: CallKey | None = None
-    ) -> asyncio.Future[ReducerEvent | None]:
+    ) -> asyncio.Future[Any]:
         """Give a checked, encoded call its key and send it (or queue it); on the loop thread."""
         self._check_open()
         if call_key is not None and not prepared.keyed:
@@ -595,10 +595,9 @@ class DbConnection:
         if result.error is not None:
             raise QueryError(result.error)
         return {
-            table.table_name: [
-                codec.decode_row(self.schema.table(table.table_name), row)
-                for row in table.rows.rows()
-            ]
+            table.table_name: codec.decode_rows(
+                self.schema.table(table.table_name), table.rows.rows_data, table.rows.size_hint
+            )
             for table in result.tables
         }
 

@@ -129,9 +129,10 @@ class ThreadedConnection:
 
     def call_reducer(
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
-    ) -> ReducerEvent | None:
+    ) -> ReducerEvent:
         """Call a reducer and wait for its outcome (raises ReducerError if it failed)."""
-        return self._call(reducer, CallOptions(), args, kwargs, call_key)
+        event: ReducerEvent = self._call(reducer, CallOptions(), args, kwargs, call_key)
+        return event
 
     def _call(
         self,
@@ -140,7 +141,8 @@ class ThreadedConnection:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call_key: CallKey | None = None,
-    ) -> ReducerEvent | None:
+    ) -> Any:
+        """Block for the call; None only for a call made with ``notify=False``."""
         self._check_thread(f"reducer {reducer!r}")
         future = self._call_async(reducer, options, args, kwargs, call_key)
         try:
@@ -151,7 +153,7 @@ class ThreadedConnection:
 
     def call_reducer_async(
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
-    ) -> concurrent.futures.Future[ReducerEvent | None]:
+    ) -> concurrent.futures.Future[ReducerEvent]:
         """Call a reducer without waiting; arguments are checked before this returns."""
         return self._call_async(reducer, CallOptions(), args, kwargs, call_key)
 
@@ -162,11 +164,11 @@ class ThreadedConnection:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call_key: CallKey | None = None,
-    ) -> concurrent.futures.Future[ReducerEvent | None]:
+    ) -> concurrent.futures.Future[Any]:
         # Encode here, on the caller's thread, so bad arguments raise right away.
         prepared = prepare_call(self.connection.schema, reducer, args, kwargs)
 
-        async def run() -> ReducerEvent | None:
+        async def run() -> Any:
             return await self.connection._submit(prepared, options, call_key)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop)
