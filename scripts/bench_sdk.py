@@ -1,225 +1,340 @@
-"""SDK benchmark: reducer round trips, pipelined calls, and pure-codec row decoding.
+"""SDK benchmark: each figure next to a baseline measured in the same run, as a ratio.
 
-Prints figures with the machine and versions, each next to a baseline measured
-in the same run, so the ratios mean something on any machine:
+The issue-12 targets, in the order printed:
 
-- sequential reducer calls through the SDK, against the floor of a WebSocket
-  ping/pong round trip on the same kind of connection, and against the same
-  reducer called over HTTP (``POST /v1/database/{db}/call/{reducer}``);
-- pipelined reducer calls from one client, against the sequential rate, and
-  pipelined again without call keys (the module then records no receipt): the
-  cost of exactly-once calls;
-- pure-Python decoding of ``message`` rows, against msgpack (a C extension)
-  unpacking the same fields, and the struct fast path on fixed-size rows.
+- decoding ``message`` rows: the native codec against msgpack's C ``unpackb`` on the
+  same fields and against the pure-Python codec, the garbage collector paused for all
+  three (the codec pauses it for a batch; msgpack gets the same);
+- an initial subscription of ``--sub-rows`` message rows, request to applied in the
+  cache, against a raw client that receives the same frame and gunzips it; and the
+  memory each cached row takes (tracemalloc, in a separate run);
+- reducer calls, pipelined and sequential, against a raw ``websockets`` client that
+  sends the same pre-encoded frames on the same server and reads one reply per call;
+  and the client CPU per pipelined call of each (process time of this process).
 
-    .venv/bin/python scripts/bench_sdk.py [--calls N] [--rows N]
+SDK and raw client runs alternate, best of ``--rounds``. The codec in use is the one
+``inner_universe.spacetime.codec`` selected (``INNER_UNIVERSE_PURE_PYTHON=1`` forces pure).
+
+    .venv/bin/python scripts/bench_sdk.py [--calls N] [--rows N] [--sub-rows N] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import gc
+import gzip
 import time
-import urllib.request
-from typing import Any
+import tracemalloc
+from collections.abc import Callable
 
 import msgpack
 from bench_common import machine
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 
+from inner_universe import _native
 from inner_universe.spacetime import codec, connect, fetch_schema
+from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.bsatn import BsatnWriter
-from inner_universe.spacetime.schema import CallKey
+from inner_universe.spacetime.schema import CallKey, ModuleSchema, TableSchema
 from inner_universe.spacetime.server import LocalServer
-from inner_universe.spacetime.types import ConnectionId, Identity, Timestamp
+from inner_universe.spacetime.transport import SUBPROTOCOL, subscribe_url
+from inner_universe.spacetime.types import Identity, Timestamp
 from inner_universe.universe import publish
+
+NO_KEY = CallKey(0, 0)  # client 0: the call is not deduplicated and leaves no receipt
+CONTENT = "The SDK first, then the NERV layer. " * 6  # ~200 characters, as chat messages are
 
 
 def rate(count: int, seconds: float) -> str:
-    return f"{count / seconds:>10,.0f}/s"
+    return f"{count / seconds:>11,.0f}/s"
 
 
-async def bench_calls(uri: str, database: str, calls: int) -> dict[str, float]:
-    async with connect(uri, database) as conn:
-        await conn.subscribe("SELECT * FROM conversation")
-        for i in range(50):  # warm up the connection and the module
-            await conn.reducers.create_conversation(f"warm {i}")
+def best(times: list[float]) -> float:
+    return min(times)
 
-        # Floor: a WebSocket ping/pong on an identical connection.
-        assert conn._session is not None
-        ws = conn._session.transport._ws  # type: ignore[attr-defined]
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            await (await ws.ping())
-        ping = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        for i in range(calls):
-            await conn.reducers.create_conversation(f"seq {i}")
-        sequential = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        futures = [conn.reducers.create_conversation(f"pipe {i}") for i in range(calls)]
-        await asyncio.gather(*futures)
-        pipelined = time.perf_counter() - t0
-
-        # The cost of exactly-once: keyed and unkeyed batches alternately, best of 3.
-        no_key = CallKey(0, 0)  # client 0: no key, no receipt
-        batch = max(calls // 4, 1)
-        keyed, unkeyed = float("inf"), float("inf")
-        for r in range(3):
-            t0 = time.perf_counter()
-            await asyncio.gather(
-                *[conn.reducers.create_conversation(f"keyed {r} {i}") for i in range(batch)]
-            )
-            keyed = min(keyed, time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            unkeyed_calls = [
-                conn.call_reducer("create_conversation", f"unkeyed {r} {i}", call_key=no_key)
-                for i in range(batch)
-            ]
-            await asyncio.gather(*unkeyed_calls)
-            unkeyed = min(unkeyed, time.perf_counter() - t0)
-
-    def http_call(i: int) -> None:
-        body = json.dumps([{"client": 0, "seq": 0}, f"http {i}"]).encode()  # no call key
-        request = urllib.request.Request(
-            f"{uri}/v1/database/{database}/call/create_conversation",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request) as response:
-            response.read()
-
-    http_calls = max(calls // 4, 50)
+def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
-    for i in range(http_calls):
-        await asyncio.to_thread(http_call, i)
-    http = (time.perf_counter() - t0) / http_calls * calls
-    return {
-        "ping": ping,
-        "sequential": sequential,
-        "pipelined": pipelined,
-        "keyed": keyed,
-        "unkeyed": unkeyed,
-        "batch": batch,
-        "http": http,
-    }
+    fn()
+    return time.perf_counter() - t0
 
 
-def message_rows(count: int, table: Any) -> tuple[bytes, list[int], list[bytes]]:
+def gc_paused(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        gc.disable()
+        try:
+            return fn()
+        finally:
+            gc.enable()
+
+    return run
+
+
+# ------------------------------------------------------------------------- decoding
+
+
+def message_rows(count: int, table: TableSchema) -> tuple[bytes, list[int], list[bytes]]:
     """``count`` realistic message rows as one BsatnRowList payload, and as msgpack."""
     author = Identity(0xC200_1234_5678_9ABC << 192)
     writer = BsatnWriter()
     offsets, packed = [], []
-    content = "The SDK first, then the NERV layer. " * 6  # ~200 characters
     for i in range(count):
         offsets.append(len(writer))
+        created = Timestamp(1_700_000_000_000_000 + i)
+        updated = Timestamp(1_700_000_000_500_000 + i)
         row = table.row_class(
             id=i,
             conversation_id=i % 50,
             author=author,
             role="assistant",
-            content=content,
+            content=CONTENT,
             sequence=i,
-            private=False,
-            conversation_owner=author,
-            created_at=Timestamp(1_700_000_000_000_000 + i),
-            updated_at=Timestamp(1_700_000_000_000_000 + i),
+            created_at=created,
+            updated_at=updated,
         )
         writer.raw(codec.encode_row(table, row))
+        fields = [i, i % 50, author.to_bytes(), "assistant", CONTENT, i]
         packed.append(
-            msgpack.packb(
-                [
-                    i,
-                    i % 50,
-                    author.to_bytes(),
-                    "assistant",
-                    content,
-                    i,
-                    False,
-                    author.to_bytes(),
-                    row.created_at.micros_since_epoch,
-                    row.updated_at.micros_since_epoch,
-                ]
-            )
+            msgpack.packb([*fields, created.micros_since_epoch, updated.micros_since_epoch])
         )
     return writer.getvalue(), offsets, packed
 
 
-def best_of(runs: int, fn: Any) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def bench_decode(schema: Any, rows: int) -> dict[str, float]:
+def bench_decode(schema: ModuleSchema, rows: int, rounds: int) -> dict[str, float]:
     table = schema.table("message")
     data, offsets, packed = message_rows(rows, table)
-    decoded = codec.decode_rows(table, data, offsets)
-    assert len(decoded) == rows and decoded[-1].sequence == rows - 1
-    bsatn = best_of(3, lambda: codec.decode_rows(table, data, offsets))
+    native = codec._NativeCodec(_native)
+    pure = codec._PythonCodec()
+    assert native.decode_offsets(table, data, offsets) == pure.decode_offsets(table, data, offsets)
     unpackb = msgpack.unpackb
-    mp = best_of(3, lambda: [unpackb(p) for p in packed])
+    runs: dict[str, Callable[[], object]] = {
+        "native": lambda: native.decode_offsets(table, data, offsets),
+        "pure": lambda: pure.decode_offsets(table, data, offsets),
+        "msgpack": lambda: [unpackb(p) for p in packed],
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            times[name].append(timed(gc_paused(fn)))
+    result = {name: best(t) for name, t in times.items()}
+    result["bytes_per_row"] = len(data) / rows
+    return result
 
-    session = schema.table("session")
-    fixed_row = codec.encode_row(
-        session,
-        session.row_class(
-            connection_id=ConnectionId(7), identity=Identity(9), connected_at=Timestamp(1)
-        ),
+
+# ------------------------------------------------------------------------ raw client
+
+
+async def raw_connect(uri: str, database: str) -> ClientConnection:
+    """A bare websockets client on the subscribe endpoint, past its IdentityToken."""
+    ws = await ws_connect(
+        subscribe_url(uri, database, compression="Gzip"),
+        subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+        max_size=None,
+        compression=None,
     )
-    size = len(fixed_row)
-    fixed_data = fixed_row * rows
-    fixed = best_of(3, lambda: codec.decode_rows(session, fixed_data, size))
-    return {"bsatn": bsatn, "msgpack": mp, "fixed": fixed, "bytes_per_row": len(data) / rows}
+    await ws.recv()  # IdentityToken
+    return ws
+
+
+def subscribe_frame(query: str, query_id: int) -> bytes:
+    return m.encode_client_message(m.SubscribeMulti((query,), query_id, m.QueryId(query_id)))
+
+
+def raw_body(frame: bytes) -> bytes:
+    """What a raw client does with a server frame: strip the tag and gunzip if gzipped."""
+    if frame[0] == 2:
+        return gzip.decompress(frame[1:])
+    return frame[1:]
+
+
+async def raw_calls(ws: ClientConnection, frames: list[bytes], pipelined: bool) -> float:
+    t0 = time.perf_counter()
+    if pipelined:
+        for frame in frames:
+            await ws.send(frame)
+        for _ in frames:
+            await ws.recv()
+    else:
+        for frame in frames:
+            await ws.send(frame)
+            await ws.recv()
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------- reducer calls
+
+
+async def bench_calls(
+    uri: str, databases: tuple[str, str], calls: int, rounds: int
+) -> dict[str, float]:
+    """SDK and raw client each on a database of its own (same module, same server), so
+    neither receives the other's transactions through its subscription."""
+    database, raw_database = databases
+    create = fetch_schema(uri, database).reducer("create_conversation")
+    results: dict[str, list[float]] = {
+        k: []
+        for k in (
+            *("sdk_seq", "raw_seq", "sdk_pipe", "sdk_pipe_nokey"),
+            *("raw_pipe", "sdk_cpu", "raw_cpu"),
+        )
+    }
+    warm_args = codec.encode_args(create, "warm")
+    async with connect(uri, database) as conn:
+        await conn.subscribe("SELECT * FROM conversation")
+        ws = await raw_connect(uri, raw_database)
+        await ws.send(subscribe_frame("SELECT * FROM conversation", 1))
+        await ws.recv()  # SubscribeMultiApplied
+        for i in range(50):  # warm up the connections and the module
+            await conn.reducers.create_conversation(f"warm {i}")
+            await ws.send(m.encode_client_message(m.CallReducer(create.name, warm_args, 1)))
+            await ws.recv()
+        request = 1
+        for r in range(rounds):
+            frames = []
+            for i in range(calls):
+                request += 1
+                args = codec.encode_args(create, f"raw {r}.{i}")
+                frames.append(m.encode_client_message(m.CallReducer(create.name, args, request)))
+            cpu = time.process_time()
+            results["raw_pipe"].append(await raw_calls(ws, frames, pipelined=True))
+            results["raw_cpu"].append((time.process_time() - cpu) / calls)
+
+            cpu = time.process_time()
+            t0 = time.perf_counter()
+            futures = [conn.reducers.create_conversation(f"pipe {r}.{i}") for i in range(calls)]
+            await asyncio.gather(*futures)
+            results["sdk_pipe"].append(time.perf_counter() - t0)
+            results["sdk_cpu"].append((time.process_time() - cpu) / calls)
+
+            # The same calls without call keys (client 0: the module records no receipt),
+            # as the raw client sends them: what exactly-once costs.
+            t0 = time.perf_counter()
+            unkeyed = [
+                conn.call_reducer("create_conversation", f"nokey {r}.{i}", call_key=NO_KEY)
+                for i in range(calls)
+            ]
+            await asyncio.gather(*unkeyed)
+            results["sdk_pipe_nokey"].append(time.perf_counter() - t0)
+
+            seq = calls // 4
+            results["raw_seq"].append(await raw_calls(ws, frames[:seq], pipelined=False) / seq)
+            t0 = time.perf_counter()
+            for i in range(seq):
+                await conn.reducers.create_conversation(f"seq {r}.{i}")
+            results["sdk_seq"].append((time.perf_counter() - t0) / seq)
+        await ws.close()
+    return {name: best(times) for name, times in results.items()}
+
+
+# ------------------------------------------------------------- initial subscription
+
+
+async def fill_messages(uri: str, database: str, rows: int) -> None:
+    async with connect(uri, database) as conn:
+        await conn.reducers.create_conversation("bench")
+        chunk = 2000
+        for start in range(0, rows, chunk):
+            await asyncio.gather(
+                *(
+                    conn.reducers.post_message(1, "assistant", CONTENT)
+                    for _ in range(min(chunk, rows - start))
+                )
+            )
+
+
+async def bench_subscription(uri: str, database: str, rows: int, rounds: int) -> dict[str, float]:
+    query = "SELECT * FROM message"
+    sdk, raw = [], []
+    frame_bytes = body_bytes = 0
+    for _ in range(rounds):
+        ws = await raw_connect(uri, database)
+        t0 = time.perf_counter()
+        await ws.send(subscribe_frame(query, 1))
+        frame = await ws.recv()
+        body = raw_body(frame if isinstance(frame, bytes) else frame.encode())
+        raw.append(time.perf_counter() - t0)
+        frame_bytes, body_bytes = len(frame), len(body)
+        await ws.close()
+
+        async with connect(uri, database) as conn:
+            t0 = time.perf_counter()
+            await conn.subscribe(query)
+            sdk.append(time.perf_counter() - t0)
+            assert conn.db.message.count() == rows, conn.db.message.count()
+
+    # Memory per cached row, in a run of its own (tracemalloc slows everything down).
+    async with connect(uri, database) as conn:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        await conn.subscribe(query)
+        gc.collect()
+        cached = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    return {
+        "sdk": best(sdk),
+        "raw": best(raw),
+        "frame_bytes": frame_bytes,
+        "body_bytes": body_bytes,
+        "bytes_per_row": cached / rows,
+    }
+
+
+def ratio(label: str, value: float, target: str) -> str:
+    return f"  {label:<44} {value:6.2f}x   (target {target})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows decoded")
+    parser.add_argument("--sub-rows", type=int, default=100_000, help="rows subscribed to")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    rounds = args.rounds
 
-    print(machine("websockets"))
+    print(machine("websockets", "msgpack"))
     with LocalServer() as server:
-        database = publish(server, "bench")
-        calls = asyncio.run(bench_calls(server.uri, database, args.calls))
-        schema = fetch_schema(server.uri, database)
-    n = args.calls
-    print(f"\nreducer calls ({n} each, one client, create_conversation, in-memory server)")
-    print(f"  websocket ping/pong (floor)   {rate(n, calls['ping'])}")
-    print(
-        f"  SDK sequential round trips    {rate(n, calls['sequential'])}"
-        f"   {calls['ping'] / calls['sequential']:.2f}x the ping floor"
-    )
-    print(f"  HTTP /call sequential         {rate(n, calls['http'])}")
-    print(
-        f"  SDK pipelined                 {rate(n, calls['pipelined'])}"
-        f"   {calls['sequential'] / calls['pipelined']:.1f}x sequential"
-    )
-    b = int(calls["batch"])
-    print(f"  exactly-once cost ({b} pipelined calls per batch, best of 3 alternating)")
-    print(f"    with call keys (receipts)   {rate(b, calls['keyed'])}")
-    print(
-        f"    without (baseline)          {rate(b, calls['unkeyed'])}"
-        f"   keyed calls take {calls['keyed'] / calls['unkeyed']:.2f}x the time"
-    )
-    print(f"    SDK sequential vs HTTP /call: {calls['http'] / calls['sequential']:.1f}x")
+        schema = fetch_schema(server.uri, publish(server, "bench-schema"))
+        d = bench_decode(schema, args.rows, rounds)
+        n = args.rows
+        print(f"\ndecode {n:,} message rows ({d['bytes_per_row']:.0f} B each), GC paused")
+        print(f"  native codec             {rate(n, d['native'])}")
+        print(f"  pure-Python codec        {rate(n, d['pure'])}")
+        print(f"  msgpack unpackb (C)      {rate(n, d['msgpack'])}")
+        print(ratio("native / pure-Python", d["pure"] / d["native"], ">= 10x"))
+        print(ratio("native / msgpack", d["msgpack"] / d["native"], ">= 1.0x"))
 
-    d = bench_decode(schema, args.rows)
-    r = args.rows
-    print(f"\ndecode {r:,} message rows ({d['bytes_per_row']:.0f} B each), best of 3")
-    print(f"  pure-Python BSATN             {rate(r, d['bsatn'])}")
-    print(
-        f"  msgpack unpackb (C), baseline {rate(r, d['msgpack'])}"
-        f"   BSATN is {d['msgpack'] / d['bsatn']:.2f}x its speed"
-    )
-    print(f"  fixed-size session rows       {rate(r, d['fixed'])}  (struct fast path)")
+        database = publish(server, "bench-subscription")
+        asyncio.run(fill_messages(server.uri, database, args.sub_rows))
+        s = asyncio.run(bench_subscription(server.uri, database, args.sub_rows, rounds))
+        n = args.sub_rows
+        mb = f"{s['body_bytes'] / 1e6:.1f} MB of BSATN, {s['frame_bytes'] / 1e6:.1f} MB gzipped"
+        print(f"\ninitial subscription of {n:,} message rows ({mb})")
+        print(f"  SDK, request to applied in the cache   {s['sdk']:7.3f} s")
+        print(f"  raw client, receive + gunzip           {s['raw']:7.3f} s")
+        print(ratio("SDK time / raw client time", s["sdk"] / s["raw"], "<= 2x"))
+        print(f"  memory per cached row (tracemalloc)    {s['bytes_per_row']:7,.0f} B")
+
+        databases = (publish(server, "bench-calls"), publish(server, "bench-calls-raw"))
+        c = asyncio.run(bench_calls(server.uri, databases, args.calls, rounds))
+        n = args.calls
+        print(f"\nreducer calls (create_conversation, {n} pipelined per round)")
+        print(f"  pipelined, SDK           {rate(n, c['sdk_pipe'])}")
+        print(f"  pipelined, raw client    {rate(n, c['raw_pipe'])}")
+        print(f"  pipelined, SDK, no keys  {rate(n, c['sdk_pipe_nokey'])}")
+        key_cost = c["sdk_pipe"] / c["sdk_pipe_nokey"]
+        print(f"  call keys (exactly-once receipts): keyed calls take {key_cost:.2f}x the time")
+        print(f"  sequential, SDK          {rate(1, c['sdk_seq'])}")
+        print(f"  sequential, raw client   {rate(1, c['raw_seq'])}")
+        sdk_us, raw_us = c["sdk_cpu"] * 1e6, c["raw_cpu"] * 1e6
+        print(f"  client CPU per pipelined call: SDK {sdk_us:.0f} us, raw client {raw_us:.0f} us")
+        print(ratio("pipelined rate, SDK / raw client", c["raw_pipe"] / c["sdk_pipe"], ">= 0.95x"))
+        print(ratio("CPU per call, SDK / raw client", c["sdk_cpu"] / c["raw_cpu"], "<= 1.3x"))
+        print(ratio("sequential rate, SDK / raw client", c["raw_seq"] / c["sdk_seq"], ">= 0.85x"))
+    print(f"\nbest of {rounds} rounds each; SDK and raw client runs alternate.")
 
 
 if __name__ == "__main__":

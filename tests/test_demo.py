@@ -22,3 +22,4 @@ def test_demo_runs_and_replicas_agree() -> None:
     assert "The SDK first, then the NERV layer." in done.stdout
     assert "belongs to another identity" in done.stderr  # the refused oversteps
     assert "has not admitted you to post as 'system'" in done.stderr
+    assert "chat act: as expected" in done.stdout  # features/chat/demo.py checks its own story

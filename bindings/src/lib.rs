@@ -1,16 +1,27 @@
-//! Native helpers for `inner_universe`.
+//! The native BSATN codec of `inner_universe`, imported as `inner_universe._native`.
 //!
-//! The pure-Python BSATN codec is the reference; this crate will grow a native
-//! codec that must give identical results. For now it exposes only what lets the
-//! Python side verify that the build path works and which build it loaded.
+//! The pure-Python codec is the reference; this one must give identical results, and
+//! `inner_universe.spacetime.codec` is the one place that chooses between them. Python
+//! compiles each SATS type once into a compact layout descriptor ([`layout`]); a
+//! [`Layout`] then decodes whole row lists and encodes values in one call each, so
+//! the boundary is crossed once per table update, not once per row or field.
+
+mod decode;
+mod encode;
+mod layout;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use decode::{Decoder, Fail};
+use layout::{Classes, Node};
 
 /// The native module, imported as `inner_universe._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
+    m.add_class::<Layout>()?;
     Ok(())
 }
 
@@ -21,5 +32,136 @@ fn build_profile() -> &'static str {
         "debug"
     } else {
         "release"
+    }
+}
+
+/// One SATS type compiled for the native codec.
+///
+/// `Layout(nodes, classes)`: `nodes` is the descriptor (node 0 is the type itself),
+/// `classes` maps "Identity", "ConnectionId", "Timestamp", "TimeDuration",
+/// "ScheduleAt", "Variant" and "DecodeError" to the Python classes to use.
+#[pyclass(frozen, module = "inner_universe._native")]
+struct Layout {
+    nodes: Vec<Node>,
+    root: usize,
+    classes: Classes,
+}
+
+impl Layout {
+    fn fail(&self, py: Python<'_>, fail: Fail) -> PyErr {
+        fail.into_pyerr(py, &self.classes.decode_error)
+    }
+}
+
+#[pymethods]
+impl Layout {
+    #[new]
+    fn new(nodes: &Bound<'_, PyAny>, classes: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let (nodes, root) = layout::parse_nodes(nodes)?;
+        Ok(Layout {
+            nodes,
+            root,
+            classes: Classes::from_dict(classes)?,
+        })
+    }
+
+    /// Decode exactly one value spanning `data` (trailing bytes are a DecodeError).
+    fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
+        let result = d.value(self.root).and_then(|v| d.expect_end().map(|_| v));
+        result.map_err(|f| self.fail(py, f))
+    }
+
+    /// Decode separately encoded rows, each spanning its whole byte string.
+    ///
+    /// A malformed row is a DecodeError "row {i}: ..." with the offset inside that row.
+    fn decode_each<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows: Vec<Bound<'py, PyBytes>> = rows.extract()?;
+        let mut values = Vec::with_capacity(rows.len());
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, b"");
+        for (i, row) in rows.iter().enumerate() {
+            d.reset(row.as_bytes());
+            let value = d
+                .value(self.root)
+                .and_then(|v| d.expect_end().map(|_| v))
+                .map_err(|f| self.fail(py, f.prefixed(&format!("row {i}: "))))?;
+            values.push(value);
+        }
+        PyList::new(py, values)
+    }
+
+    /// Decode rows packed in `data`, each `size` bytes long (a `FixedSize` hint).
+    fn decode_fixed<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        size: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut values = Vec::new();
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
+        if size > 0 {
+            let mut end = size;
+            while end <= d.len() {
+                values.push(d.value(self.root).map_err(|f| self.fail(py, f))?);
+                if d.pos != end {
+                    let fail = Fail::Decode {
+                        message: format!("row {} is not {size} bytes long", values.len() - 1),
+                        offset: Some(d.pos),
+                    };
+                    return Err(self.fail(py, fail));
+                }
+                end += size;
+            }
+        }
+        PyList::new(py, values)
+    }
+
+    /// Decode rows packed in `data` that start at `offsets` (a `RowOffsets` hint).
+    fn decode_offsets<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        offsets: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let offsets: Vec<i128> = offsets.extract()?;
+        let mut values = Vec::with_capacity(offsets.len());
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
+        for start in offsets {
+            if d.pos as i128 != start {
+                let fail = Fail::Decode {
+                    message: format!(
+                        "row {} should start at byte {start}, but the rows before it end at byte {}",
+                        values.len(),
+                        d.pos
+                    ),
+                    offset: None,
+                };
+                return Err(self.fail(py, fail));
+            }
+            values.push(d.value(self.root).map_err(|f| self.fail(py, f))?);
+        }
+        d.expect_end().map_err(|f| self.fail(py, f))?;
+        PyList::new(py, values)
+    }
+
+    /// The BSATN bytes of `value`, or None when the value is not in a canonical form
+    /// (the pure-Python reference then encodes it or raises the error).
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> Option<Bound<'py, PyBytes>> {
+        let mut e = encode::Encoder::new(&self.nodes, &self.classes);
+        let done = e.value(self.root, value);
+        if done.is_none() {
+            // A declined value may have left a Python error set by a failed conversion.
+            let _ = PyErr::take(py);
+            return None;
+        }
+        Some(PyBytes::new(py, &e.out))
     }
 }

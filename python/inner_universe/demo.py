@@ -12,7 +12,12 @@ it commits:
   agent, and the module refuses both.
 
 At the end each process reports what its own replica holds, and the observer
-checks that all replicas agree.
+checks that all replicas agree. Then the chat act (``features/chat/demo.py``)
+runs on the same database: streamed model replies, watched live, joined late,
+cancelled from another process and failed over mid-stream, with the ledger.
+
+Then the delegation act (``features/delegation/demo.py``): a planner splits work
+between two worker processes, one is killed mid-task, and its task is retaken.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Any
 import msgpack
 
 from .errors import ReducerError
+from .features.chat import demo as chat_demo
+from .features.delegation.demo import delegation_act
 from .spacetime.connection import ConnectionBuilder, DbConnection, connect
 from .spacetime.events import EventContext, ReducerEvent
 from .spacetime.server import LocalServer
@@ -256,14 +263,25 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(researcher(args.uri, args.database)))
         return 0
 
+    from .features.knowledge.demo import act as knowledge_act  # heavy: only where it runs
+
     with LocalServer() as server:
         database = publish(server, "inner-universe-demo")
         print(f"SpacetimeDB {server.uri} (pid {server.pid}), database {database!r} published\n")
+        # The chat act's agents load LiteLLM (seconds) while the first act runs.
+        chat_agents = chat_demo.start_agents(server.uri, database)
         workers: list[subprocess.Popen[str]] = []
         try:
-            return asyncio.run(observe(server.uri, database, workers))
+            status = asyncio.run(observe(server.uri, database, workers))
+            if status == 0:
+                status = chat_demo.run_act(server.uri, database, chat_agents)
+            if status == 0 and not asyncio.run(knowledge_act(server.uri, database)):
+                status = 1
+            if status == 0:
+                status = asyncio.run(delegation_act(server.uri, database))
+            return status
         finally:
-            for proc in workers:
+            for proc in workers + chat_agents:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()

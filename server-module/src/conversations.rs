@@ -418,6 +418,7 @@ fn delete_message_batch(ctx: &ReducerContext, conversation_id: u64) -> Result<us
     for message in batch.into_iter().take(MESSAGE_DELETE_BATCH) {
         let bytes = quotas::signed(message.content.len());
         quotas::charge(ctx, message.author, Quota::Messages, -1, -bytes)?;
+        crate::streams::forget_message(ctx, message.id)?;
         messages.id().delete(message.id);
         deleted += 1;
     }
@@ -567,6 +568,7 @@ pub fn delete_message(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Resul
     }
     let bytes = quotas::signed(message.content.len());
     quotas::charge(ctx, message.author, Quota::Messages, -1, -bytes)?;
+    crate::streams::forget_message(ctx, id)?;
     ctx.db.message().id().delete(id);
     Ok(())
 }

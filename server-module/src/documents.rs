@@ -149,6 +149,7 @@ pub fn update_document(
     let bytes = quotas::delta(old.bytes(), document.bytes());
     quotas::charge(ctx, document.owner, Quota::Documents, 0, bytes)?;
     ctx.db.document().id().update(document);
+    crate::chunks::remove_for_document(ctx, id);
     Ok(())
 }
 
@@ -162,5 +163,6 @@ pub fn delete_document(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Resu
     let bytes = quotas::signed(document.bytes());
     quotas::charge(ctx, document.owner, Quota::Documents, -1, -bytes)?;
     ctx.db.document().id().delete(id);
+    crate::chunks::remove_for_document(ctx, id);
     Ok(())
 }

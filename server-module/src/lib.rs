@@ -35,12 +35,19 @@ use spacetimedb::{Identity, ReducerContext};
 
 pub mod agents;
 pub mod calls;
+pub mod chunks;
 pub mod conversations;
 pub mod documents;
 pub mod events;
+pub mod inbox;
+pub mod ledger;
+pub mod providers;
 pub mod quotas;
 pub mod sessions;
+pub mod streams;
+pub mod tasks;
 pub mod validate;
+pub mod workflows;
 
 /// Runs once, when the database is first published: starts the module's schedules.
 #[spacetimedb::reducer(init)]

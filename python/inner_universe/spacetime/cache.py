@@ -132,7 +132,7 @@ class TableCache:
 
     def _decode_inserted(self, keys: list[bytes]) -> list[Any]:
         """Decode the rows new to this replica: the one place rows are decoded."""
-        return [codec.decode_row(self.schema, key) for key in keys]
+        return codec.decode_row_list(self.schema, keys)
 
     def _add(self, key: bytes, row: Any) -> None:
         self._rows[key] = row
@@ -172,8 +172,13 @@ class TableCache:
         for key in inserts:
             delta[key] = delta.get(key, 0) + 1
 
+        # Rows new to this client are decoded in one batch, before anything changes,
+        # so a malformed row leaves the table as it was.
+        fresh = [key for key, change in delta.items() if change > 0 and key not in self._counts]
+        decoded = dict(zip(fresh, self._decode_inserted(fresh), strict=True))
+
         removed: list[Any] = []
-        new_keys: list[bytes] = []
+        added: list[Any] = []
         # Removals first, so a unique value freed by a delete can be taken by an insert.
         for key, change in delta.items():
             if change >= 0:
@@ -199,10 +204,9 @@ class TableCache:
             before = self._counts.get(key, 0)
             self._counts[key] = before + change
             if before == 0:
-                new_keys.append(key)
-        added = self._decode_inserted(new_keys)
-        for key, row in zip(new_keys, added, strict=True):
-            self._add(key, row)
+                row = decoded[key]
+                self._add(key, row)
+                added.append(row)
         return self._diff(removed, added)
 
     def replace_with(self, fresh: TableCache) -> TableDiff:

@@ -2,12 +2,21 @@
 
 The rest of the SDK decodes rows and encodes reducer arguments only through the
 functions here, so swapping in the native extension changes nothing else. Pure
-Python is the reference; the native codec must give identical results.
+Python is the reference; the native codec gives identical results: the same
+values of the same Python types, and for malformed input the same
+:class:`DecodeError` with the same offset (the differential tests in
+``tests/spacetime/test_codec_differential.py`` hold the two to that).
 
-The native codec is used when ``inner_universe._native`` imports and provides
-``decode_rows`` (with this module's signature), unless the environment variable
-``INNER_UNIVERSE_PURE_PYTHON`` is set to anything but ``""``/``"0"``. Today the
-extension provides no codec, so :data:`IMPLEMENTATION` is ``"python"``.
+The native codec (``inner_universe._native.Layout``) is used when the extension
+imports and provides it, unless the environment variable
+``INNER_UNIVERSE_PURE_PYTHON`` is set to anything but ``""``/``"0"``.
+:data:`IMPLEMENTATION` says which one this process uses.
+
+The native side gets bytes and, once per table or reducer, a compact layout
+descriptor (:mod:`.layout`); it decodes a whole row list per call. It encodes
+values in their canonical forms (what decoding yields, tuples for products) and
+declines anything else, which the pure encoder then handles: the conveniences
+(mappings, datetimes, ...) and every encoding error come from the reference.
 """
 
 from __future__ import annotations
@@ -15,20 +24,24 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, Literal, Protocol
+from weakref import WeakKeyDictionary
 
 from ..errors import DecodeError
 from .bsatn import BsatnReader
-from .schema import ReducerSchema, TableSchema
+from .layout import CLASSES, descriptor
+from .sats import RefType
+from .schema import CallKey, ReducerSchema, TableSchema
 
 __all__ = [
     "IMPLEMENTATION",
     "PURE_PYTHON_ENV",
     "decode_args",
     "decode_row",
+    "decode_row_list",
     "decode_rows",
     "encode_args",
     "encode_row",
@@ -48,30 +61,16 @@ def select_implementation(
         native = importlib.import_module(".._native", __package__)
     except ImportError:
         return "python", None
-    if not hasattr(native, "decode_rows"):
+    if not hasattr(native, "Layout"):
         return "python", None
     return "native", native
 
 
-IMPLEMENTATION: Literal["python", "native"]
-_native: ModuleType | None
-IMPLEMENTATION, _native = select_implementation()
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+# ------------------------------------------------------------------ the public API
 
 
-def _choose(name: str, python_version: _F) -> _F:
-    """The native function called ``name`` when the native codec is selected and has it."""
-    if _native is not None and hasattr(_native, name):
-        return cast(_F, getattr(_native, name))
-    return python_version
-
-
-# ------------------------------------------------------------ pure-Python versions
-
-
-def _decode_rows(table: TableSchema, rows_data: bytes, size_hint: Any) -> list[Any]:
-    """Decode the rows of a ``BsatnRowList`` of ``table``.
+def decode_rows(table: TableSchema, rows_data: bytes, size_hint: Any) -> list[Any]:
+    """Decode the rows of a ``BsatnRowList`` of ``table`` in one call.
 
     ``size_hint`` is its ``RowSizeHint``: an int for ``FixedSize(n)``, a sequence of
     start offsets for ``RowOffsets``, or an object with ``.size`` / ``.offsets``
@@ -87,12 +86,65 @@ def _decode_rows(table: TableSchema, rows_data: bytes, size_hint: Any) -> list[A
             if isinstance(size_hint, int) and not isinstance(size_hint, bool):
                 return _decode_fixed_size(table, rows_data, size_hint)
             if isinstance(size_hint, Sequence):
-                return _decode_with_offsets(table, rows_data, size_hint)
+                return _codec.decode_offsets(table, rows_data, size_hint)
     except DecodeError as exc:
-        err = DecodeError(f"table {table.name!r}: {exc}")
-        err.offset = exc.offset
-        raise err from None
+        raise _in_table(table, exc) from None
     raise TypeError(f"size_hint must be a row size or a sequence of offsets, not {size_hint!r}")
+
+
+def decode_row_list(table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
+    """Decode separately encoded rows of ``table`` (the client cache's row bytes) in one call.
+
+    A malformed row is a DecodeError naming the table and the row's index, with
+    the offset inside that row.
+    """
+    try:
+        if len(rows) < GC_PAUSE_MIN_ROWS:
+            return _codec.decode_each(table, rows)
+        with _gc_paused():
+            return _codec.decode_each(table, rows)
+    except DecodeError as exc:
+        raise _in_table(table, exc) from None
+
+
+def decode_row(table: TableSchema, data: bytes) -> Any:
+    """Decode one row spanning exactly ``data``."""
+    return _codec.decode_row(table, data)
+
+
+def encode_row(table: TableSchema, row: Any) -> bytes:
+    """The BSATN bytes of ``row`` (a row class instance, tuple or mapping)."""
+    return _codec.encode_row(table, row)
+
+
+def encode_args(
+    reducer: ReducerSchema, /, *args: Any, call_key: CallKey | None = None, **kwargs: Any
+) -> bytes:
+    """Reducer arguments bound like a Python call; ArgumentError before anything is sent.
+
+    ``call_key`` goes first when the reducer takes one (see ``ReducerSchema.call_values``).
+    """
+    values = reducer.call_values(*args, call_key=call_key, **kwargs)
+    return _codec.encode_args(reducer, values)
+
+
+def decode_args(reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
+    """The arguments of a reducer call, by parameter name, from their BSATN bytes."""
+    return _codec.decode_args(reducer, data)
+
+
+# ------------------------------------------------------------------ shared parts
+
+
+def _in_table(table: TableSchema, exc: DecodeError) -> DecodeError:
+    err = DecodeError(f"table {table.name!r}: {exc}")
+    err.offset = exc.offset
+    return err
+
+
+#: Batches smaller than this decode without pausing the collector: they allocate too
+#: little to trigger it, and pausing costs more than it saves on a one-row update.
+GC_PAUSE_MIN_ROWS: Final = 256
 
 
 @contextmanager
@@ -124,57 +176,148 @@ def _decode_fixed_size(table: TableSchema, data: bytes, size: int) -> list[Any]:
     expected = table.static_row_size
     if expected is not None and expected != size:
         raise DecodeError(f"the server's row size {size} differs from the schema's {expected}")
-    layout = table.fixed_layout
-    if layout is not None:  # fast path: one struct call per row
-        build = layout.build
-        return [build(raw) for raw in layout.struct.iter_unpack(data)]
-    reader = BsatnReader(data)
-    decode = table.decode_row_at
-    rows: list[Any] = []
-    for end in range(size, len(data) + 1, size):
-        rows.append(decode(reader))
-        if reader.pos != end:
-            raise DecodeError(f"row {len(rows) - 1} is not {size} bytes long", reader.pos)
-    return rows
+    return _codec.decode_fixed(table, data, size)
 
 
-def _decode_with_offsets(table: TableSchema, data: bytes, offsets: Sequence[int]) -> list[Any]:
-    reader = BsatnReader(data)
-    decode = table.decode_row_at
-    rows: list[Any] = []
-    for start in offsets:
-        if reader.pos != start:
-            raise DecodeError(
-                f"row {len(rows)} should start at byte {start}, "
-                f"but the rows before it end at byte {reader.pos}"
-            )
-        rows.append(decode(reader))
-    reader.expect_end()
-    return rows
+class _Codec(Protocol):
+    """What differs between the two implementations; everything else is shared above."""
+
+    name: Literal["python", "native"]
+
+    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]: ...
+    def decode_offsets(
+        self, table: TableSchema, data: bytes, offsets: Sequence[int]
+    ) -> list[Any]: ...
+    def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]: ...
+    def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
+    def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes: ...
+    def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]: ...
 
 
-def _decode_row(table: TableSchema, data: bytes) -> Any:
-    """Decode one row spanning exactly ``data``."""
-    return table.decode_row(data)
+# ------------------------------------------------------------- pure Python (reference)
 
 
-def _encode_row(table: TableSchema, row: Any) -> bytes:
-    return table.encode_row(row)
+class _PythonCodec:
+    """The reference: the closures :mod:`.sats` compiles once per type."""
+
+    name: Literal["python", "native"] = "python"
+
+    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]:
+        layout = table.fixed_layout
+        if layout is not None:  # fast path: one struct call per row
+            build = layout.build
+            try:
+                return [build(raw) for raw in layout.struct.iter_unpack(data)]
+            except DecodeError:  # an invalid bool byte: find the row it is in
+                for i, raw in enumerate(layout.struct.iter_unpack(data)):
+                    try:
+                        build(raw)
+                    except DecodeError:
+                        raise layout.bool_error(raw, i * size) from None
+                raise  # pragma: no cover - the failing row is always found again
+        reader = BsatnReader(data)
+        decode = table.decode_row_at
+        rows: list[Any] = []
+        for end in range(size, len(data) + 1, size):
+            rows.append(decode(reader))
+            if reader.pos != end:
+                raise DecodeError(f"row {len(rows) - 1} is not {size} bytes long", reader.pos)
+        return rows
+
+    def decode_offsets(self, table: TableSchema, data: bytes, offsets: Sequence[int]) -> list[Any]:
+        reader = BsatnReader(data)
+        decode = table.decode_row_at
+        rows: list[Any] = []
+        for start in offsets:
+            if reader.pos != start:
+                raise DecodeError(
+                    f"row {len(rows)} should start at byte {start}, "
+                    f"but the rows before it end at byte {reader.pos}"
+                )
+            rows.append(decode(reader))
+        reader.expect_end()
+        return rows
+
+    def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
+        decode = table.decode_row
+        values: list[Any] = []
+        try:
+            for row in rows:
+                values.append(decode(row))
+        except DecodeError as exc:
+            err = DecodeError(f"row {len(values)}: {exc}")
+            err.offset = exc.offset
+            raise err from None
+        return values
+
+    def decode_row(self, table: TableSchema, data: bytes) -> Any:
+        return table.decode_row(data)
+
+    def encode_row(self, table: TableSchema, row: Any) -> bytes:
+        return table.encode_row(row)
+
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
+        return reducer.encode_values(values)
+
+    def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
+        return reducer.decode_args(data)
 
 
-def _encode_args(reducer: ReducerSchema, /, *args: Any, **kwargs: Any) -> bytes:
-    """Reducer arguments bound like a Python call; ArgumentError before anything is sent."""
-    return reducer.encode_args(*args, **kwargs)
+# ---------------------------------------------------------------------- native
 
 
-def _decode_args(reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
-    return reducer.decode_args(data)
+class _NativeCodec:
+    """``inner_universe._native``: one compiled Layout per table row type and reducer."""
+
+    name: Literal["python", "native"] = "native"
+
+    def __init__(self, native: ModuleType) -> None:
+        self._new_layout = native.Layout
+        self._layouts: WeakKeyDictionary[TableSchema | ReducerSchema, Any] = WeakKeyDictionary()
+        self._python = _PythonCodec()
+
+    def layout(self, schema: TableSchema | ReducerSchema) -> Any:
+        """The native Layout of a table's rows or a reducer's parameters, compiled once."""
+        layout = self._layouts.get(schema)
+        if layout is None:
+            if isinstance(schema, TableSchema):
+                nodes = descriptor(RefType(schema.product_type_ref), schema.typespace)
+            else:
+                nodes = descriptor(schema.params_type, schema.typespace)
+            layout = self._layouts[schema] = self._new_layout(nodes, CLASSES)
+        return layout
+
+    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]:
+        rows: list[Any] = self.layout(table).decode_fixed(data, size)
+        return rows
+
+    def decode_offsets(self, table: TableSchema, data: bytes, offsets: Sequence[int]) -> list[Any]:
+        rows: list[Any] = self.layout(table).decode_offsets(data, offsets)
+        return rows
+
+    def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
+        values: list[Any] = self.layout(table).decode_each(rows)
+        return values
+
+    def decode_row(self, table: TableSchema, data: bytes) -> Any:
+        return self.layout(table).decode(data)
+
+    def encode_row(self, table: TableSchema, row: Any) -> bytes:
+        data: bytes | None = self.layout(table).encode(row)
+        return data if data is not None else self._python.encode_row(table, row)
+
+    def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
+        data: bytes | None = self.layout(reducer).encode(values)
+        return data if data is not None else reducer.encode_values(values)
+
+    def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
+        return reducer.split_values(self.layout(reducer).decode(data))[0]
 
 
-# ------------------------------------------------------------------ the chosen ones
+# ------------------------------------------------------------------ the choice
 
-decode_rows = _choose("decode_rows", _decode_rows)
-decode_row = _choose("decode_row", _decode_row)
-encode_row = _choose("encode_row", _encode_row)
-encode_args = _choose("encode_args", _encode_args)
-decode_args = _choose("decode_args", _decode_args)
+IMPLEMENTATION: Literal["python", "native"]
+_native: ModuleType | None
+IMPLEMENTATION, _native = select_implementation()
+_codec: _Codec = _NativeCodec(_native) if _native is not None else _PythonCodec()

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from types import ModuleType
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from ..errors import DecodeError, EncodeError, MessageTooLargeError
 from .bsatn import BsatnReader, BsatnWriter
@@ -790,8 +790,11 @@ def _write_query_update(w: BsatnWriter, qu: QueryUpdate) -> None:
     _write_row_list(w, qu.inserts)
 
 
+_COMPRESSIONS: Final = tuple(Compression)  # by tag: indexing is cheaper than Compression(tag)
+
+
 def _read_compressable(r: _ServerReader) -> CompressableQueryUpdate:
-    compression = Compression(r.tag(3, "CompressableQueryUpdate"))
+    compression = _COMPRESSIONS[r.tag(3, "CompressableQueryUpdate")]
     if compression is Compression.NONE:
         return CompressableQueryUpdate(_read_query_update(r))
     inner = BsatnReader(r.budget.decompress(compression, r.bytes()))

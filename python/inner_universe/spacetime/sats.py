@@ -45,7 +45,7 @@ import keyword
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, cast, get_args
+from typing import Any, Final, Literal, TypeAlias, TypeVar, cast, get_args
 
 from ..errors import DecodeError, EncodeError, SchemaError
 from .bsatn import BsatnReader, BsatnWriter
@@ -96,10 +96,13 @@ __all__ = [
     "decode_value",
     "encode_value",
     "fixed_layout",
+    "fixed_layout_size",
+    "min_size",
     "option",
     "parse_product",
     "parse_type",
     "product",
+    "register_row_class",
     "special_kind",
     "static_size",
     "sum_type",
@@ -401,7 +404,10 @@ class Typespace:
             and all(e.name is not None for e in ty.elements)
             and special_kind(ty, self) is None
         ):
-            cls = _make_row_class(self.names[index], ty)
+            attrs = tuple(attribute_name(cast(str, e.name)) for e in ty.elements)
+            cls = _REGISTERED_CLASSES.get((self.names[index], attrs))
+            if cls is None:
+                cls = _make_row_class(self.names[index], ty)
         else:
             cls = None
         self._classes[index] = cls
@@ -432,6 +438,32 @@ class Typespace:
                     raise SchemaError(f"type reference cycle through {sorted(seen)}")
                 seen.add(ty.index)
                 ty = self.types[ty.index]
+
+
+_REGISTERED_CLASSES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+_C = TypeVar("_C", bound=type)
+
+
+def register_row_class(type_name: str) -> Callable[[_C], _C]:
+    """Class decorator: values of the named product type decode into this dataclass.
+
+    Generated bindings (:mod:`.codegen`) register their row classes, so the rows a
+    connection holds are instances of exactly the classes the bindings annotate.
+    The class must be a frozen dataclass with slots whose fields are the type's, in
+    order; a schema whose type has other fields keeps its own generated class.
+    Register before connecting: typespaces already compiled keep their classes.
+    """
+
+    def register(cls: _C) -> _C:
+        params = getattr(cls, "__dataclass_params__", None)
+        if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+            raise SchemaError(f"{cls.__name__} must be a frozen dataclass with slots=True")
+        attrs = tuple(f.name for f in dataclasses.fields(cls))
+        _REGISTERED_CLASSES[(type_name, attrs)] = cls
+        return cls
+
+    return register
 
 
 def attribute_name(name: str) -> str:
@@ -563,7 +595,7 @@ def static_size(ty: AlgebraicType, typespace: Typespace | None = None) -> int | 
     return size(ty)
 
 
-def _min_size(ty: AlgebraicType, ts: Typespace) -> int:
+def min_size(ty: AlgebraicType, ts: Typespace) -> int:
     """A lower bound on the bytes any value of ``ty`` takes, so arrays can refuse absurd counts."""
     cached = ts._min_sizes.get(ty)
     if cached is not None:
@@ -658,10 +690,20 @@ class FixedLayout:
 
     ``struct.unpack``/``iter_unpack`` the bytes, then ``build`` turns the raw tuple
     into the value (converting bools, 128/256-bit ints and special types).
+    ``bools`` lists each Bool field as (index in the raw tuple, byte offset in the
+    product), so an invalid bool byte is reported where it is.
     """
 
     struct: struct.Struct
     build: Callable[[tuple[Any, ...]], Any]
+    bools: tuple[tuple[int, int], ...] = ()
+
+    def bool_error(self, raw: tuple[Any, ...], start: int) -> DecodeError:
+        """The error for the first invalid bool of ``raw``, a product read at byte ``start``."""
+        for index, offset in self.bools:
+            if raw[index] > 1:
+                return DecodeError(f"invalid bool byte {raw[index]}", start + offset)
+        raise AssertionError("bool_error called for a valid product")  # pragma: no cover
 
 
 def fixed_layout(ty: AlgebraicType, typespace: Typespace | None = None) -> FixedLayout | None:
@@ -691,6 +733,11 @@ def _product_layout(ty: ProductType, ts: Typespace, cls: type | None) -> FixedLa
         return None
     layout = struct.Struct("<" + "".join(fmt for fmt, _ in codes))
     conversions = tuple((i, conv) for i, (_, conv) in enumerate(codes) if conv is not None)
+    bools = tuple(
+        (i, struct.calcsize("<" + "".join(fmt for fmt, _ in codes[:i])))
+        for i, (_, conv) in enumerate(codes)
+        if conv is _bool_from_byte
+    )
     make: Callable[..., Any] = cls if cls is not None else _as_tuple
 
     if not conversions:
@@ -704,7 +751,17 @@ def _product_layout(ty: ProductType, ts: Typespace, cls: type | None) -> FixedLa
             values[i] = conv(values[i])
         return make(*values)
 
-    return FixedLayout(layout, build)
+    return FixedLayout(layout, build, bools)
+
+
+def fixed_layout_size(ty: ProductType, typespace: Typespace) -> int | None:
+    """The size of the product when its fields are all read with one struct call, else None.
+
+    The pure decoder then checks the whole product for truncation at once; the
+    native codec's layout descriptor records this so that both report the same error.
+    """
+    layout = _product_layout(ty, typespace, None)
+    return None if layout is None else layout.struct.size
 
 
 def _as_tuple(*values: Any) -> tuple[Any, ...]:
@@ -855,7 +912,7 @@ def _array_decoder(elem: AlgebraicType, ts: Typespace) -> Decoder:
         return numbers
 
     item = _decoder(elem, ts)
-    item_min = _min_size(elem, ts)  # lets the length check refuse absurd counts up front
+    item_min = min_size(elem, ts)  # lets the length check refuse absurd counts up front
 
     def items(r: BsatnReader) -> tuple[Any, ...]:
         return tuple([item(r) for _ in range(r.length("array", item_min))])
@@ -868,13 +925,26 @@ def _product_decoder(ty: ProductType, ts: Typespace, cls: type | None) -> Decode
         return lambda r: ()
     layout = _product_layout(ty, ts, cls)
     if layout is not None:  # fast path: all fields fixed-width, one struct call
-        layout_struct, build = layout.struct, layout.build
-        return lambda r: build(r.unpack(layout_struct))
+        return _fixed_product_decoder(layout)
     fields = tuple(_decoder(e.type, ts) for e in ty.elements)
     if cls is None:
         return lambda r: tuple([f(r) for f in fields])
     make = cls
     return lambda r: make(*[f(r) for f in fields])
+
+
+def _fixed_product_decoder(layout: FixedLayout) -> Decoder:
+    layout_struct, build = layout.struct, layout.build
+
+    def decode(r: BsatnReader) -> Any:
+        start = r.pos
+        raw = r.unpack(layout_struct)
+        try:
+            return build(raw)
+        except DecodeError:  # an invalid bool byte: say where it is
+            raise layout.bool_error(raw, start) from None
+
+    return decode
 
 
 def _sum_decoder(ty: SumType, ts: Typespace) -> Decoder:

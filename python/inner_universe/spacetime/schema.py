@@ -280,6 +280,7 @@ class ReducerSchema:
         self.param_names: tuple[str, ...] = tuple(p for p, _ in self.params)
         self.lifecycle = lifecycle
         self.params_type = params
+        self.typespace = typespace
         self._encode = compile_encoder(params, typespace)
         self._decode = compile_decoder(params, typespace)
 
@@ -289,6 +290,8 @@ class ReducerSchema:
     def bind(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Match positional and keyword arguments to the parameters, as a Python call would."""
         names = self.param_names
+        if not kwargs and len(args) == len(names):
+            return args  # the common call, every argument in order
         if len(args) > len(names):
             raise ArgumentError(
                 f"reducer {self.name!r} takes {len(names)} argument(s) "
@@ -311,17 +314,28 @@ class ReducerSchema:
             )
         return tuple(values[n] for n in names)
 
-    def encode_args(self, *args: Any, call_key: CallKey | None = None, **kwargs: Any) -> bytes:
-        """The BSATN argument bytes for a call; ArgumentError names the bad parameter.
+    def call_values(
+        self, *args: Any, call_key: CallKey | None = None, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        """The whole parameter tuple of a call, bound like a Python call, key first if taken.
 
         ``call_key`` is sent first when the reducer takes one ({0, 0}, no key, when
         None); passing one to a reducer that takes none is an ArgumentError.
         """
         values = self.bind(*args, **kwargs)
         if self.takes_call_key:
-            values = (call_key or NO_CALL_KEY, *values)
-        elif call_key is not None:
+            key = call_key or NO_CALL_KEY
+            return ((key.client, key.seq), *values)
+        if call_key is not None:
             raise ArgumentError(f"reducer {self.name!r} takes no call key")
+        return values
+
+    def encode_args(self, *args: Any, call_key: CallKey | None = None, **kwargs: Any) -> bytes:
+        """The BSATN argument bytes for a call; ArgumentError names the bad parameter."""
+        return self.encode_values(self.call_values(*args, call_key=call_key, **kwargs))
+
+    def encode_values(self, values: tuple[Any, ...]) -> bytes:
+        """The BSATN bytes of a whole parameter tuple (see :meth:`call_values`)."""
         w = BsatnWriter()
         try:
             self._encode(w, values)
@@ -335,9 +349,14 @@ class ReducerSchema:
         reader = BsatnReader(data)
         values = self._decode(reader)
         reader.expect_end()
+        return self.split_values(values)
+
+    def split_values(self, values: tuple[Any, ...]) -> tuple[dict[str, Any], CallKey | None]:
+        """A decoded parameter tuple as (arguments by name, the call key if taken)."""
         key = None
         if self.takes_call_key:
-            raw, *values = values
+            raw, *rest = values
+            values = tuple(rest)
             # A named product decodes to its row class, an anonymous one to a tuple.
             key = CallKey(*raw) if isinstance(raw, tuple) else CallKey(raw.client, raw.seq)
         return dict(zip(self.param_names, values, strict=True)), key

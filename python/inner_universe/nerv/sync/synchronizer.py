@@ -21,6 +21,7 @@ from typing import Any
 
 from diffsync.enum import DiffSyncFlags
 
+from ...logs import quiet_structlog
 from ...spacetime.types import Timestamp
 from .local import LocalCopy, json_default
 from .merge import (
@@ -173,6 +174,7 @@ class DiffSynchronizer:
         self.local = local
         self.policy = policy
         self._subscribed = not subscribe
+        quiet_structlog()  # diffsync would otherwise print each step to stdout
 
     def _ensure_subscribed(self) -> None:
         if not self._subscribed:

@@ -1,0 +1,522 @@
+//! BSATN bytes to Python values, walking a compiled [`Node`] list.
+//!
+//! Every check, error message and error offset mirrors the pure-Python reference
+//! (`inner_universe/spacetime/bsatn.py` and `sats.py`): the differential tests compare
+//! the two on random and malformed input.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
+
+use crate::layout::{Classes, Node, Prim, Slot};
+
+/// Arrays of zero-sized items cannot be bounded by the input size; the pure codec caps them.
+const MAX_ZERO_SIZED_ITEMS: u64 = 1 << 24;
+/// How deep values may nest before decoding stops with "value nested too deeply".
+pub const MAX_DEPTH: u32 = 1000;
+
+/// Why decoding stopped: malformed input (a DecodeError for Python) or a Python error.
+pub enum Fail {
+    Decode {
+        message: String,
+        offset: Option<usize>,
+    },
+    Py(PyErr),
+}
+
+impl From<PyErr> for Fail {
+    fn from(err: PyErr) -> Self {
+        Fail::Py(err)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Fail>;
+
+fn malformed<T>(message: String, offset: usize) -> Result<T> {
+    Err(Fail::Decode {
+        message,
+        offset: Some(offset),
+    })
+}
+
+impl Fail {
+    /// The Python exception: an `inner_universe.errors.DecodeError(message, offset)`.
+    pub fn into_pyerr(self, py: Python<'_>, decode_error: &Py<PyType>) -> PyErr {
+        match self {
+            Fail::Py(err) => err,
+            Fail::Decode { message, offset } => {
+                match decode_error.bind(py).call1((message, offset)) {
+                    Ok(exc) => PyErr::from_value(exc),
+                    Err(err) => err,
+                }
+            }
+        }
+    }
+
+    /// The same failure with `prefix` in front of its message.
+    pub fn prefixed(self, prefix: &str) -> Fail {
+        match self {
+            Fail::Decode { message, offset } => Fail::Decode {
+                message: format!("{prefix}{message}"),
+                offset,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A new, uninitialised instance of a slotted class; its fields are set with [`Slot::set`].
+fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: cls is a live type object; GenericAlloc returns a new reference or NULL.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(cls.as_ptr().cast::<ffi::PyTypeObject>(), 0);
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// Builds one instance of `cls` with a single field (Identity, Timestamp, ...).
+fn wrap<'py>(
+    py: Python<'py>,
+    cls: &Py<PyType>,
+    slot: &Slot,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let obj = alloc(py, cls)?;
+    slot.set(&obj, value)?;
+    Ok(obj)
+}
+
+fn big_int<'py>(py: Python<'py>, bytes: &[u8], signed: bool) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("signed", signed)?;
+    py.get_type::<pyo3::types::PyInt>().call_method(
+        "from_bytes",
+        (PyBytes::new(py, bytes), "little"),
+        Some(&kwargs),
+    )
+}
+
+/// Reads values of one layout from a buffer, front to back.
+pub struct Decoder<'a, 'py> {
+    py: Python<'py>,
+    nodes: &'a [Node],
+    classes: &'a Classes,
+    buf: &'a [u8],
+    pub pos: usize,
+    depth: u32,
+    /// The last Identity decoded: rows of one table often repeat a few identities,
+    /// and an Identity is immutable, so equal ones share one object.
+    last_identity: Option<([u8; 32], Bound<'py, PyAny>)>,
+    /// Recently decoded short strings (roles, statuses, names repeat from row to row):
+    /// equal ones share one immutable str, as Python shares interned strings.
+    short_strings: Vec<Option<(ShortBytes, Bound<'py, PyAny>)>>,
+}
+
+/// Strings up to this many bytes are looked up in [`Decoder::short_strings`].
+const SHORT_STRING: usize = 16;
+const SHORT_STRING_SLOTS: usize = 64;
+type ShortBytes = ([u8; SHORT_STRING], usize);
+
+fn short_key(bytes: &[u8]) -> (ShortBytes, usize) {
+    let mut key = [0u8; SHORT_STRING];
+    key[..bytes.len()].copy_from_slice(bytes);
+    // FNV-1a: cheap, and good enough to spread a handful of distinct strings.
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    ((key, bytes.len()), (hash as usize) % SHORT_STRING_SLOTS)
+}
+
+macro_rules! fixed {
+    ($self:ident, $ty:ty, $what:expr) => {{
+        const N: usize = std::mem::size_of::<$ty>();
+        let start = $self.need(N, $what)?;
+        let mut raw = [0u8; N];
+        raw.copy_from_slice(&$self.buf[start..start + N]);
+        <$ty>::from_le_bytes(raw)
+    }};
+}
+
+impl<'a, 'py> Decoder<'a, 'py> {
+    pub fn new(py: Python<'py>, nodes: &'a [Node], classes: &'a Classes, buf: &'a [u8]) -> Self {
+        Decoder {
+            py,
+            nodes,
+            classes,
+            buf,
+            pos: 0,
+            depth: 0,
+            last_identity: None,
+            short_strings: vec![None; SHORT_STRING_SLOTS],
+        }
+    }
+
+    /// Continue with another buffer (the next row), keeping what is shared between rows.
+    pub fn reset(&mut self, buf: &'a [u8]) {
+        self.buf = buf;
+        self.pos = 0;
+        self.depth = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn expect_end(&self) -> Result<()> {
+        if self.pos != self.buf.len() {
+            return malformed(
+                format!("{} unexpected trailing byte(s)", self.buf.len() - self.pos),
+                self.pos,
+            );
+        }
+        Ok(())
+    }
+
+    fn need(&mut self, n: usize, what: &str) -> Result<usize> {
+        let start = self.pos;
+        let left = self.buf.len() - start;
+        if n > left {
+            return malformed(
+                format!("truncated input: {what} needs {n} byte(s), {left} left"),
+                start,
+            );
+        }
+        self.pos = start + n;
+        Ok(start)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        let start = self.need(1, "u8")?;
+        Ok(self.buf[start])
+    }
+
+    fn tag(&mut self, variants: usize, what: &str) -> Result<usize> {
+        let start = self.pos;
+        let t = self.u8()? as usize;
+        if t >= variants {
+            return malformed(
+                format!("invalid {what} tag {t} (expected < {variants})"),
+                start,
+            );
+        }
+        Ok(t)
+    }
+
+    /// A u32 count prefix, refusing counts the rest of the input cannot hold.
+    fn length(&mut self, what: &str, min_item_size: usize) -> Result<usize> {
+        let start = self.pos;
+        let n = fixed!(self, u32, "u32") as u64;
+        let left = (self.buf.len() - self.pos) as u64;
+        if min_item_size > 0 {
+            if n * min_item_size as u64 > left {
+                return malformed(
+                    format!(
+                        "truncated input: {what} claims {n} item(s) of at least \
+                         {min_item_size} byte(s), but only {left} byte(s) are left"
+                    ),
+                    start,
+                );
+            }
+        } else if n > MAX_ZERO_SIZED_ITEMS {
+            return malformed(
+                format!(
+                    "{what} of zero-sized items claims {n} items; the limit is {MAX_ZERO_SIZED_ITEMS}"
+                ),
+                start,
+            );
+        }
+        Ok(n as usize)
+    }
+
+    fn int<T: IntoPyObject<'py>>(&self, v: T) -> Result<Bound<'py, PyAny>> {
+        Ok(v.into_bound_py_any(self.py)?)
+    }
+
+    fn prim(&mut self, p: Prim) -> Result<Bound<'py, PyAny>> {
+        let py = self.py;
+        match p {
+            Prim::Bool => {
+                let start = self.need(1, "bool")?;
+                let b = self.buf[start];
+                if b > 1 {
+                    return malformed(format!("invalid bool byte {b}"), start);
+                }
+                Ok(PyBool::new(py, b == 1).to_owned().into_any())
+            }
+            Prim::I8 => {
+                let v = self.u8()? as i8;
+                self.int(v)
+            }
+            Prim::U8 => {
+                let v = self.u8()?;
+                self.int(v)
+            }
+            Prim::I16 => {
+                let v = fixed!(self, i16, "i16");
+                self.int(v)
+            }
+            Prim::U16 => {
+                let v = fixed!(self, u16, "u16");
+                self.int(v)
+            }
+            Prim::I32 => {
+                let v = fixed!(self, i32, "i32");
+                self.int(v)
+            }
+            Prim::U32 => {
+                let v = fixed!(self, u32, "u32");
+                self.int(v)
+            }
+            Prim::I64 => {
+                let v = fixed!(self, i64, "i64");
+                self.int(v)
+            }
+            Prim::U64 => {
+                let v = fixed!(self, u64, "u64");
+                self.int(v)
+            }
+            Prim::I128 => {
+                let v = fixed!(self, i128, "i128");
+                self.int(v)
+            }
+            Prim::U128 => {
+                let v = fixed!(self, u128, "u128");
+                self.int(v)
+            }
+            Prim::I256 | Prim::U256 => {
+                let start = self.need(32, p.name())?;
+                Ok(big_int(py, &self.buf[start..start + 32], p == Prim::I256)?)
+            }
+            Prim::F32 => Ok(PyFloat::new(py, fixed!(self, f32, "f32") as f64).into_any()),
+            Prim::F64 => Ok(PyFloat::new(py, fixed!(self, f64, "f64")).into_any()),
+            Prim::String => self.string(),
+        }
+    }
+
+    fn string(&mut self) -> Result<Bound<'py, PyAny>> {
+        let n = self.length("string", 1)?;
+        let start = self.need(n, "string payload")?;
+        let bytes = &self.buf[start..start + n];
+        let short = (n <= SHORT_STRING).then(|| short_key(bytes));
+        if let Some((key, slot)) = &short {
+            if let Some((known, obj)) = &self.short_strings[*slot] {
+                if known == key {
+                    return Ok(obj.clone());
+                }
+            }
+        }
+        // SAFETY: the pointer and length describe a live slice; NULL means a Python error.
+        let obj = unsafe {
+            ffi::PyUnicode_DecodeUTF8(
+                bytes.as_ptr().cast(),
+                n as ffi::Py_ssize_t,
+                c"strict".as_ptr(),
+            )
+        };
+        if obj.is_null() {
+            // Python's own UTF-8 decoder decides, so exactly the same inputs fail.
+            let err = PyErr::fetch(self.py);
+            let reason = err
+                .value(self.py)
+                .getattr("reason")
+                .and_then(|r| r.extract::<String>())
+                .unwrap_or_else(|_| "invalid data".into());
+            return malformed(format!("string is not valid UTF-8: {reason}"), start);
+        }
+        // SAFETY: obj is a new reference to a str.
+        let obj = unsafe { Bound::from_owned_ptr(self.py, obj) };
+        if let Some((key, slot)) = short {
+            self.short_strings[slot] = Some((key, obj.clone()));
+        }
+        Ok(obj)
+    }
+
+    fn tuple(&self, items: Vec<Bound<'py, PyAny>>) -> Result<Bound<'py, PyAny>> {
+        Ok(PyTuple::new(self.py, items)?.into_any())
+    }
+
+    /// Decode one value of node `index` at the current position.
+    pub fn value(&mut self, index: usize) -> Result<Bound<'py, PyAny>> {
+        let py = self.py;
+        let nodes = self.nodes;
+        let classes = self.classes;
+        match &nodes[index] {
+            Node::Prim(p) => self.prim(*p),
+            Node::Bytes => {
+                let n = self.length("bytes", 1)?;
+                let start = self.need(n, "bytes payload")?;
+                Ok(PyBytes::new(py, &self.buf[start..start + n]).into_any())
+            }
+            Node::BoolArray => {
+                let n = self.length("array of bool", 1)?;
+                let start = self.need(n, "array of bool")?;
+                let data = &self.buf[start..start + n];
+                if data.iter().any(|&b| b > 1) {
+                    return malformed("invalid bool byte in array".into(), start);
+                }
+                let items = data
+                    .iter()
+                    .map(|&b| PyBool::new(py, b == 1).to_owned().into_any())
+                    .collect();
+                self.tuple(items)
+            }
+            Node::NumberArray(p) => {
+                let size = p.size().unwrap_or(1);
+                let n = self.length("array", size)?;
+                self.need(n * size, "array payload")?;
+                self.pos -= n * size; // read the items one by one; the bounds are checked
+                let items = (0..n).map(|_| self.prim(*p)).collect::<Result<Vec<_>>>()?;
+                self.tuple(items)
+            }
+            Node::Array { elem, min_size } => {
+                self.enter()?;
+                let n = self.length("array", *min_size)?;
+                let mut items = Vec::with_capacity(n.min(self.buf.len()));
+                for _ in 0..n {
+                    items.push(self.value(*elem)?);
+                }
+                self.depth -= 1;
+                self.tuple(items)
+            }
+            Node::Product {
+                cls,
+                slots,
+                fields,
+                fixed_size,
+            } => {
+                if let Some(n) = fixed_size {
+                    let left = self.buf.len() - self.pos;
+                    if *n > left {
+                        return malformed(
+                            format!(
+                                "truncated input: fixed-size fields needs {n} byte(s), {left} left"
+                            ),
+                            self.pos,
+                        );
+                    }
+                }
+                self.enter()?;
+                let value = match cls {
+                    None => {
+                        let items = fields
+                            .iter()
+                            .map(|&f| self.value(f))
+                            .collect::<Result<Vec<_>>>()?;
+                        self.tuple(items)?
+                    }
+                    Some(cls) => {
+                        let obj = alloc(py, cls)?;
+                        for (slot, &field) in slots.iter().zip(fields) {
+                            let v = self.value(field)?;
+                            slot.set(&obj, &v)?;
+                        }
+                        obj
+                    }
+                };
+                self.depth -= 1;
+                Ok(value)
+            }
+            Node::Sum { names, payloads } => {
+                self.enter()?;
+                let t = self.tag(payloads.len(), "sum")?;
+                let payload = self.value(payloads[t])?;
+                let obj = alloc(py, &classes.variant)?;
+                classes.variant_name.set(&obj, names[t].bind(py))?;
+                classes.variant_value.set(&obj, &payload)?;
+                self.depth -= 1;
+                Ok(obj)
+            }
+            Node::Option(some) => {
+                if self.tag(2, "option")? == 1 {
+                    return Ok(py.None().into_bound(py));
+                }
+                self.enter()?;
+                let v = self.value(*some)?;
+                self.depth -= 1;
+                Ok(v)
+            }
+            Node::Identity => self.identity(),
+            Node::ConnectionId => {
+                let v = {
+                    let v = fixed!(self, u128, "u128");
+                    self.int(v)
+                }?;
+                Ok(wrap(
+                    py,
+                    &classes.connection_id,
+                    &classes.connection_id_value,
+                    &v,
+                )?)
+            }
+            Node::Timestamp => {
+                let v = {
+                    let v = fixed!(self, i64, "i64");
+                    self.int(v)
+                }?;
+                Ok(wrap(py, &classes.timestamp, &classes.timestamp_micros, &v)?)
+            }
+            Node::TimeDuration => {
+                let v = {
+                    let v = fixed!(self, i64, "i64");
+                    self.int(v)
+                }?;
+                Ok(wrap(
+                    py,
+                    &classes.time_duration,
+                    &classes.time_duration_micros,
+                    &v,
+                )?)
+            }
+            Node::ScheduleAt => {
+                let t = self.tag(2, "ScheduleAt")?;
+                let micros = {
+                    let v = fixed!(self, i64, "i64");
+                    self.int(v)
+                }?;
+                let none = py.None().into_bound(py);
+                let obj = alloc(py, &classes.schedule_at)?;
+                if t == 0 {
+                    let d = wrap(
+                        py,
+                        &classes.time_duration,
+                        &classes.time_duration_micros,
+                        &micros,
+                    )?;
+                    classes.schedule_at_interval.set(&obj, &d)?;
+                    classes.schedule_at_time.set(&obj, &none)?;
+                } else {
+                    let ts = wrap(py, &classes.timestamp, &classes.timestamp_micros, &micros)?;
+                    classes.schedule_at_interval.set(&obj, &none)?;
+                    classes.schedule_at_time.set(&obj, &ts)?;
+                }
+                Ok(obj)
+            }
+            Node::Alias(to) => self.value(*to),
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return malformed("value nested too deeply".into(), self.pos);
+        }
+        Ok(())
+    }
+
+    fn identity(&mut self) -> Result<Bound<'py, PyAny>> {
+        let start = self.need(32, "u256")?;
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&self.buf[start..start + 32]);
+        if let Some((last, obj)) = &self.last_identity {
+            if *last == raw {
+                return Ok(obj.clone());
+            }
+        }
+        let classes = self.classes;
+        let value = big_int(self.py, &raw, false)?;
+        let obj = wrap(self.py, &classes.identity, &classes.identity_value, &value)?;
+        self.last_identity = Some((raw, obj.clone()));
+        Ok(obj)
+    }
+}

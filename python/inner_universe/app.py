@@ -1,0 +1,361 @@
+"""Universe: one object that holds a server, a connection and the services built on it.
+
+Every program would otherwise wire the same things by hand: find or start a
+server, connect as a stored identity, attach an EventBus and a StateProjector,
+configure the TemporalStore, and close it all in the right order. A Universe
+does that once, explicitly::
+
+    from inner_universe.app import Universe
+
+    async with Universe() as universe:          # the local server: reused, or started
+        await universe.subscribe("SELECT * FROM agent")
+        universe.bus.connect("agent.insert", lambda sender, event: print(event.row.name))
+        await universe.connection.reducers.register_agent("planner", "planning", b"")
+
+    with Universe("http://127.0.0.1:3000", "my-universe") as universe:   # synchronous code
+        universe.connection.reducers.post_message(1, "user", "hello")
+
+Services are created on first use, once, and closed in reverse order of creation
+before the connection closes (and the server stops, if this Universe started it).
+Features plug in with :func:`register_service`; ``universe.service(name)`` gives
+the one instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from .errors import InvalidStateError, ServerError
+from .home import (
+    DEFAULT_DATABASE,
+    LOCAL,
+    RunningServer,
+    find_running,
+    forget_running,
+    load_identity,
+    save_identity,
+    start_local_server,
+)
+from .nerv.adapters import attach_event_bus, attach_projector
+from .nerv.bus import EventBus
+from .nerv.projector import StateProjector
+from .spacetime.connection import ConnectionBuilder, DbConnection, ThreadedConnection
+from .spacetime.server import Credentials, LocalServer
+from .spacetime.types import Identity
+
+__all__ = ["Universe", "register_service"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ServiceFactory = Callable[["Universe"], Any]
+AnyConnection = DbConnection | ThreadedConnection
+
+_SERVICES: dict[str, ServiceFactory] = {}
+
+
+def register_service(name: str, factory: ServiceFactory) -> None:
+    """Make ``universe.service(name)`` build ``factory(universe)`` on first use.
+
+    Where features plug in (chat, delegation, knowledge): a factory gets the open
+    Universe; what it returns is closed with the Universe if it has ``aclose()``
+    or ``close()`` (either may be a coroutine function).
+    """
+    _SERVICES[name] = factory
+
+
+def _close_service(service: Any) -> Any:
+    for name in ("aclose", "close"):
+        method = getattr(service, name, None)
+        if callable(method):
+            return method()
+    return None
+
+
+class _Application:
+    """Closes an eventsourcing application (its recorders hold a connection)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class Universe:
+    """A server, one connection as a stored identity, and lazily created services.
+
+    Args:
+        uri: a SpacetimeDB server (``http://host:port``); omitted: the user's local
+            server, reused if ``inner-universe up`` (or another Universe) runs it,
+            started on its persistent data directory otherwise (and stopped on close).
+        database: the database name; defaults to ``inner-universe``.
+        token: connect as this identity; omitted: the identity stored for this server
+            (created and stored on first connection).
+        stored_identity: use (and create) the identity stored in the user's config
+            folder; False: a new identity every time, kept nowhere.
+        start_server: without a URI and with no local server running, start one (True)
+            or raise :class:`ServerError` naming ``inner-universe up`` (False).
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        database: str | None = None,
+        *,
+        token: str | None = None,
+        stored_identity: bool = True,
+        start_server: bool = True,
+    ) -> None:
+        self._requested_uri = uri
+        self.database = database or DEFAULT_DATABASE
+        self._token = token
+        self._stored_identity = stored_identity
+        self._start_server = start_server
+        self.server: LocalServer | None = None
+        """The server this Universe started (None when it uses one that was running)."""
+        self.running: RunningServer | None = None
+        self._connection: AnyConnection | None = None
+        self._services: dict[str, Any] = {}
+        self._closers: list[tuple[str, Any]] = []
+        self._builder_hooks: list[Callable[[ConnectionBuilder], object]] = []
+
+    # --- where and who ------------------------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        if self._requested_uri is not None:
+            return self._requested_uri
+        if self.running is None:
+            raise InvalidStateError("the Universe is not open")
+        return self.running.uri
+
+    @property
+    def server_key(self) -> str:
+        """Which stored identity this Universe uses: ``local`` or the server's URI."""
+        return LOCAL if self._requested_uri is None else self._requested_uri
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None
+
+    @property
+    def connection(self) -> AnyConnection:
+        """The connection: a DbConnection (async use) or a ThreadedConnection (sync use)."""
+        if self._connection is None:
+            raise InvalidStateError("the Universe is not open: use `with` or `async with`")
+        return self._connection
+
+    @property
+    def identity(self) -> Identity:
+        identity = self.connection.identity
+        assert identity is not None
+        return identity
+
+    def on_builder(self, hook: Callable[[ConnectionBuilder], object]) -> None:
+        """Configure the connection before it opens (callbacks such as ``on_disconnect``)."""
+        if self._connection is not None:
+            raise InvalidStateError("on_builder must be called before the Universe opens")
+        self._builder_hooks.append(hook)
+
+    # --- opening and closing ----------------------------------------------------------
+
+    def _find_or_start_server(self) -> None:
+        if self._requested_uri is not None:
+            return
+        self.running = find_running()
+        if self.running is not None:
+            log.info("using the local server at %s (pid %d)", self.running.uri, self.running.pid)
+        else:
+            if not self._start_server:
+                raise ServerError(
+                    "no local server is running; start one with `inner-universe up` "
+                    "(or name a server with --uri)"
+                )
+            self.server, self.running = start_local_server(self.database)
+            log.info("started the local server at %s", self.running.uri)
+
+    def _builder(self) -> ConnectionBuilder:
+        token = self._token
+        if token is None and self._stored_identity:
+            stored = load_identity(self.server_key)
+            token = stored.token if stored else None
+        builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
+        builder.with_reconnect(False)  # the Universe and its TUI reconnect by themselves
+        builder.with_token(token)
+        for hook in self._builder_hooks:
+            hook(builder)
+        return builder
+
+    def _connected(self) -> None:
+        """Log who we are, and store a newly minted identity."""
+        conn = self.connection
+        log.info("connected to %s/%s as %s", self.uri, self.database, conn.identity)
+        if self._token is None and self._stored_identity and load_identity(self.server_key) is None:
+            assert conn.identity is not None and conn.token is not None
+            save_identity(self.server_key, Credentials(conn.identity, conn.token))
+
+    async def open(self) -> Universe:
+        """Find or start the server and connect (asyncio use)."""
+        await asyncio.to_thread(self._find_or_start_server)
+        try:
+            self._connection = await self._builder().connect()
+            self._connected()
+        except BaseException:
+            await asyncio.to_thread(self._stop_server)
+            raise
+        return self
+
+    def open_sync(self) -> Universe:
+        """Find or start the server and connect on a background loop (synchronous use)."""
+        self._find_or_start_server()
+        try:
+            self._connection = self._builder().connect_threaded()
+            self._connected()
+        except BaseException:
+            self._stop_server()
+            raise
+        return self
+
+    async def reconnect(self) -> None:
+        """Connect again after the connection closed (a server restart, say).
+
+        The services are closed and start afresh, lazily, on the new connection; the
+        local server is looked up again (a restarted ``up`` may listen on a new port).
+        Raises ConnectError or ServerError while the server is not back. For a Universe
+        used with ``async with`` (or never opened).
+        """
+        if isinstance(self._connection, ThreadedConnection):
+            raise InvalidStateError("reconnect() is for a Universe opened with `async with`")
+        await self._close_services()
+        old, self._connection = self._connection, None
+        if isinstance(old, DbConnection):
+            await old.disconnect()
+        if self._requested_uri is None and self.server is None:
+            self.running = await asyncio.to_thread(find_running)
+            if self.running is None:
+                raise ServerError("no local server is running (yet)")
+        self._connection = await self._builder().connect()
+        self._connected()
+
+    async def _close_services(self) -> None:
+        while self._closers:
+            name, service = self._closers.pop()
+            log.debug("closing %s", name)
+            result = _close_service(service)
+            if inspect.isawaitable(result):
+                await result
+        self._services.clear()
+
+    async def aclose(self) -> None:
+        """Close the services (newest first), the connection, then a server we started."""
+        await self._close_services()
+        conn, self._connection = self._connection, None
+        if isinstance(conn, DbConnection):
+            await conn.disconnect()
+        elif conn is not None:
+            await asyncio.to_thread(conn.disconnect)
+        await asyncio.to_thread(self._stop_server)
+
+    def close(self) -> None:
+        """Synchronous :meth:`aclose` (for a Universe opened with ``with``)."""
+        while self._closers:
+            _, service = self._closers.pop()
+            result = _close_service(service)
+            if inspect.isawaitable(result):
+                if not isinstance(self._connection, ThreadedConnection):
+                    raise InvalidStateError("an async service must be closed with aclose()")
+                self._connection._run(cast(Any, result))
+        self._services.clear()
+        conn, self._connection = self._connection, None
+        if isinstance(conn, ThreadedConnection):
+            conn.disconnect()
+        elif conn is not None:
+            raise InvalidStateError("a Universe opened with `async with` closes with aclose()")
+        self._stop_server()
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+            if self.running is not None:
+                forget_running(self.running.pid)
+
+    async def __aenter__(self) -> Universe:
+        return await self.open()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Universe:
+        return self.open_sync()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- reading --------------------------------------------------------------------
+
+    async def subscribe(self, *queries: str) -> Any:
+        """Subscribe (asyncio use); the rows are in ``connection.db`` when this returns."""
+        conn = self.connection
+        if isinstance(conn, ThreadedConnection):
+            return await asyncio.to_thread(conn.subscribe, *queries)
+        return await conn.subscribe(*queries)
+
+    # --- services -------------------------------------------------------------------
+
+    def service(self, name: str) -> Any:
+        """The one instance of a registered service, created on first use."""
+        if name in self._services:
+            return self._services[name]
+        factory = _SERVICES.get(name)
+        if factory is None:
+            known = ", ".join(sorted(_SERVICES)) or "none"
+            raise InvalidStateError(f"no service named {name!r} (registered: {known})")
+        self.connection  # noqa: B018 - raises if not open
+        service = factory(self)
+        self._services[name] = service
+        self._closers.append((name, service))
+        return service
+
+    @property
+    def bus(self) -> EventBus:
+        """Every row change and reducer outcome of this connection, as named signals."""
+        return cast(EventBus, self.service("bus"))
+
+    @property
+    def projector(self) -> StateProjector:
+        """Immutable versioned snapshots of what this connection has subscribed to."""
+        return cast(StateProjector, self.service("projector"))
+
+    def temporal_store_env(self, store: str | None = None) -> dict[str, str]:
+        """The eventsourcing settings that put an application on this Universe's TemporalStore."""
+        token = self.connection.token
+        env = {
+            "PERSISTENCE_MODULE": "inner_universe.nerv.store",
+            "SPACETIMEDB_URI": self.uri,
+            "SPACETIMEDB_DATABASE": self.database,
+        }
+        if token:
+            env["SPACETIMEDB_TOKEN"] = token
+        if store:
+            env["SPACETIMEDB_STORE"] = store
+        return env
+
+    def application(self, cls: Callable[..., T], store: str | None = None) -> T:
+        """An eventsourcing application on the TemporalStore, closed with this Universe."""
+        app = cls(env=self.temporal_store_env(store))
+        self._closers.append((f"application:{cls!r}", _Application(app)))
+        return app
+
+
+register_service("bus", lambda universe: attach_event_bus(universe.connection))
+register_service("projector", lambda universe: attach_projector(universe.connection))

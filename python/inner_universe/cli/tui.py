@@ -1,0 +1,468 @@
+"""``inner-universe tui``: a live terminal UI over one Universe (Textual).
+
+Everything on screen comes from subscriptions: each pane names the tables it
+shows, the app subscribes to their union once, and every committed change is
+handed to the panes that asked for its table. Nothing polls. A command line at
+the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``)
+and a few of its own (``say``, ``conversation``).
+
+New panes (chat, tasks, provider health, as those features land) subclass
+:class:`Pane`, name their ``TABLES``, and are passed in ``panes=`` or appended
+to :data:`PANES`.
+
+When the connection closes (the server restarted), the app says so and connects
+again, with the same identity, as soon as the server answers; the panes are
+rebuilt from the new subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
+
+from ..app import Universe
+from ..errors import InnerUniverseError
+from ..home import token_file
+from ..spacetime.connection import ConnectionBuilder, DbConnection
+from .actions import db_connection, run_sql, sql_tables, status_info, status_view
+from .render import short
+from .watching import Change, follow
+
+__all__ = [
+    "PANES",
+    "ActivityPane",
+    "AgentsPane",
+    "ConversationPane",
+    "Pane",
+    "SessionsPane",
+    "UniverseApp",
+]
+
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
+"""Seconds between attempts to connect again (the last one repeats)."""
+
+HELP = """commands:
+  status                    server, database, module, row counts, sessions
+  sql QUERY                 a one-off query, e.g. sql SELECT * FROM agent
+  watch TABLE [WHERE]       add a table (optionally filtered) to the activity
+  identity                  who this UI connects as
+  say TEXT                  post a user message to the conversation shown
+  conversation ID           show another conversation
+  clear | help | quit"""
+
+
+class Pane(Vertical):
+    """A part of the screen kept by row changes of the tables it names."""
+
+    TABLES: ClassVar[tuple[str, ...]] = ()
+    """The tables this pane shows; the app subscribes to them."""
+    ALL_TABLES: ClassVar[bool] = False
+    """Shown every change of every subscribed table (as the activity log is)."""
+    SIDE: ClassVar[bool] = False
+    """In the narrow left column (else in the main area, side by side)."""
+    TITLE: ClassVar[str] = ""
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+    def reset(self) -> None:
+        """Forget every row (a new connection is about to send them again)."""
+
+    def apply(self, change: Change) -> None:
+        """Show one committed change (or, with ``change.initial``, a subscribed row)."""
+
+
+class _TablePane(Pane):
+    """A pane that is one DataTable, a row per table row, keyed by ``key(row)``."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
+        table.add_columns(*self.COLUMNS)
+        yield table
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one(DataTable)
+
+    def key(self, row: Any) -> str:
+        raise NotImplementedError
+
+    def cells(self, row: Any) -> tuple[RenderableType, ...]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.table.clear()
+
+    def apply(self, change: Change) -> None:
+        table = self.table
+        key = self.key(change.row)
+        if change.kind == "update" and change.old is not None and self.key(change.old) != key:
+            self._remove(self.key(change.old))
+        if change.kind == "delete":
+            self._remove(key)
+        elif key in table.rows:  # an update keeps the row where it is
+            for column, value in zip(table.columns, self.cells(change.row), strict=True):
+                table.update_cell(key, column, value)
+        else:
+            table.add_row(*self.cells(change.row), key=key)
+
+    def _remove(self, key: str) -> None:
+        if key in self.table.rows:
+            self.table.remove_row(key)
+
+
+class AgentsPane(_TablePane):
+    TABLES = ("agent",)
+    SIDE = True
+    TITLE = "agents"
+    COLUMNS = ("id", "name", "role", "status", "v")
+
+    def key(self, row: Any) -> str:
+        return str(row.id)
+
+    def cells(self, row: Any) -> tuple[RenderableType, ...]:
+        return tuple(Text(str(v)) for v in (row.id, row.name, row.role, row.status, row.version))
+
+
+class SessionsPane(_TablePane):
+    TABLES = ("session",)
+    SIDE = True
+    TITLE = "sessions"
+    COLUMNS = ("identity", "since")
+
+    def key(self, row: Any) -> str:
+        return str(row.connection_id)
+
+    def cells(self, row: Any) -> tuple[RenderableType, ...]:
+        return Text(short(row.identity, 12)), Text(
+            row.connected_at.to_datetime().strftime("%H:%M:%S")
+        )
+
+
+class ConversationPane(Pane):
+    """The newest conversation (or the one chosen), its messages growing as they commit."""
+
+    TABLES = ("conversation", "message")
+    TITLE = "conversation"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.titles: dict[int, str] = {}
+        self.messages: dict[int, Any] = {}
+        self.shown_messages: dict[int, Static] = {}
+        """The message widgets on screen, by message id."""
+        self.chosen: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="messages")
+
+    @property
+    def shown(self) -> int | None:
+        """The conversation on screen: the chosen one, else the newest."""
+        if self.chosen is not None:
+            return self.chosen
+        return max(self.titles, default=None)
+
+    def choose(self, conversation_id: int | None) -> None:
+        self.chosen = conversation_id
+        self._render_all()
+
+    def reset(self) -> None:
+        self.titles.clear()
+        self.messages.clear()
+        self._render_all()
+
+    def apply(self, change: Change) -> None:
+        row = change.row
+        if change.table == "conversation":
+            before = self.shown
+            if change.kind == "delete":
+                self.titles.pop(row.id, None)
+            else:
+                self.titles[row.id] = row.title
+            if self.shown != before or change.kind == "update":
+                self._render_all()
+            return
+        if change.kind == "delete":
+            self.messages.pop(row.id, None)
+            if row.conversation_id == self.shown:
+                self._render_all()
+            return
+        self.messages[row.id] = row
+        if row.conversation_id != self.shown:
+            return
+        widget = self.shown_messages.get(row.id)
+        if widget is not None:
+            widget.update(self._message_text(row))
+        else:
+            self._mount_message(row)
+
+    def _message_text(self, row: Any) -> Text:
+        text = Text()
+        text.append(f"{row.role:>9} ", style="bold cyan" if row.role == "user" else "bold green")
+        text.append(row.content or "…")
+        return text
+
+    def _mount_message(self, row: Any) -> None:
+        box = self.query_one("#messages", VerticalScroll)
+        widget = Static(self._message_text(row), classes="message")
+        self.shown_messages[row.id] = widget
+        box.mount(widget)
+        box.scroll_end(animate=False)
+
+    def _render_all(self) -> None:
+        shown = self.shown
+        self.border_title = (
+            f"conversation #{shown} {self.titles.get(shown, '')!r}"
+            if shown is not None
+            else "conversation (none yet: `say hello` starts one)"
+        )
+        box = self.query_one("#messages", VerticalScroll)
+        box.remove_children()
+        self.shown_messages.clear()
+        rows = sorted(
+            (m for m in self.messages.values() if m.conversation_id == shown),
+            key=lambda m: m.sequence,
+        )
+        for row in rows:
+            self._mount_message(row)
+
+
+class ActivityPane(Pane):
+    """Every committed change of the subscribed tables, one line each, and command output."""
+
+    TITLE = "activity"
+    ALL_TABLES = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started = time.monotonic()
+
+    def compose(self) -> ComposeResult:
+        yield RichLog(wrap=False, markup=False, highlight=False, max_lines=2000)
+
+    @property
+    def log_view(self) -> RichLog:
+        return self.query_one(RichLog)
+
+    def apply(self, change: Change) -> None:
+        if not change.initial:
+            self.log_view.write(change.line(self.started))
+
+    def say(self, renderable: RenderableType) -> None:
+        self.log_view.write(renderable)
+
+
+PANES: list[type[Pane]] = [AgentsPane, SessionsPane, ConversationPane]
+"""The panes every UniverseApp shows beside the activity (features append theirs)."""
+
+
+class UniverseApp(App[None]):
+    """The live terminal UI over one (not yet opened) Universe."""
+
+    TITLE = "Inner Universe"
+    AUTO_FOCUS = "#command"
+    CSS = """
+    #top { height: 1fr; }
+    #side { width: 44; }
+    Pane { border: round $accent; border-title-color: $text; }
+    AgentsPane { height: 1fr; }
+    SessionsPane { height: 1fr; }
+    ConversationPane { width: 1fr; }
+    ActivityPane { height: 12; }
+    .message { padding: 0 1; }
+    #command { dock: bottom; }
+    """
+    BINDINGS: ClassVar[list[Any]] = [
+        ("ctrl+q", "quit", "Quit"),
+        ("ctrl+l", "clear", "Clear activity"),
+    ]
+
+    def __init__(self, universe: Universe, *, panes: Sequence[type[Pane]] | None = None) -> None:
+        super().__init__()
+        self.universe = universe
+        self.pane_types = list(PANES if panes is None else panes)
+        self.connected = asyncio.Event()
+        self._watched: dict[str, str] = {}
+        """Tables added with `watch`, and their queries."""
+        self._closing = False
+        universe.on_builder(self._hook_connection)
+
+    # --- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        side = [t() for t in self.pane_types if t.SIDE]
+        main = [t() for t in self.pane_types if not t.SIDE]
+        with Horizontal(id="top"):
+            if side:
+                yield Vertical(*side, id="side")
+            yield from main
+        yield ActivityPane()
+        yield Input(placeholder="status · sql SELECT * FROM agent · say hello · help", id="command")
+        yield Footer()
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane))
+
+    @property
+    def activity(self) -> ActivityPane:
+        return self.query_one(ActivityPane)
+
+    # --- the connection -----------------------------------------------------------------
+
+    def _hook_connection(self, builder: ConnectionBuilder) -> None:
+        builder.on_disconnect(self._on_disconnect)
+
+    def on_mount(self) -> None:
+        self.sub_title = "connecting …"
+        self._connect()
+
+    @work(exclusive=True, group="connection")
+    async def _connect(self) -> None:
+        try:
+            await self.universe.open()
+        except InnerUniverseError as exc:
+            self.sub_title = "not connected"
+            self.activity.say(Text(f"error: {exc}", style="red"))
+            self._reconnect()
+            return
+        await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        conn = db_connection(self.universe)
+        tables: list[str] = []
+        for pane in self.panes:
+            pane.reset()
+            tables += [t for t in pane.TABLES if t not in tables]
+        tables = [t for t in tables if t in conn.schema.tables]
+        queries = [f"SELECT * FROM {t}" for t in tables]
+        for table, query in self._watched.items():
+            if table not in tables:
+                tables.append(table)
+                queries.append(query)
+        follow(conn, tables, self._dispatch)
+        await conn.subscribe(*queries)
+        self.sub_title = (
+            f"{self.universe.uri} · {self.universe.database} · as {short(conn.identity)}"
+        )
+        self.connected.set()
+
+    def _dispatch(self, change: Change) -> None:
+        for pane in self.panes:
+            if pane.ALL_TABLES or change.table in pane.TABLES:
+                pane.apply(change)
+
+    def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
+        if self._closing or not self.universe.is_open or self.universe.connection is not conn:
+            return  # an old connection, or we are closing it ourselves
+        self.connected.clear()
+        self.sub_title = "disconnected: reconnecting …"
+        self.activity.say(Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow"))
+        self._reconnect()
+
+    @work(exclusive=True, group="connection")
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while True:
+            # A pause between attempts, not a wait for data: the server is coming back.
+            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+            try:
+                await self.universe.reconnect()
+            except (InnerUniverseError, OSError, TimeoutError):
+                continue
+            break
+        self.activity.say(Text("reconnected", style="green"))
+        await self._subscribe()
+
+    async def on_unmount(self) -> None:
+        self._closing = True
+        if self.universe.is_open:
+            await self.universe.aclose()
+
+    def action_clear(self) -> None:
+        self.activity.log_view.clear()
+
+    # --- the command line ---------------------------------------------------------------
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.value = ""
+        line = event.value.strip()
+        if line:
+            self.activity.say(Text(f"> {line}", style="bold"))
+            await self.run_command(line)
+
+    async def run_command(self, line: str) -> None:
+        """Run one command line; errors are shown as one line, never raised."""
+        name, _, rest = line.partition(" ")
+        rest = rest.strip()
+        try:
+            await self._command(name, rest)
+        except InnerUniverseError as exc:
+            self.activity.say(Text(f"error: {exc}", style="red"))
+
+    async def _command(self, name: str, rest: str) -> None:
+        say = self.activity.say
+        if name in ("help", "?"):
+            say(HELP)
+        elif name == "clear":
+            self.action_clear()
+        elif name in ("quit", "exit"):
+            self.exit()
+        elif name in ("up", "down"):
+            say(f"`{name}` manages the server: run `inner-universe {name}` in a shell")
+        elif not self.connected.is_set():
+            say(Text("not connected yet", style="yellow"))
+        elif name == "status":
+            say(status_view(await status_info(self.universe)))
+        elif name == "sql":
+            for table in sql_tables(await run_sql(self.universe, rest)):
+                say(table)
+        elif name == "watch":
+            await self._watch(rest)
+        elif name == "identity":
+            key = self.universe.server_key
+            say(f"{self.universe.identity} (token for {key}: {token_file(key).path})")
+        elif name == "say":
+            await self._say(rest)
+        elif name == "conversation":
+            self.query_one(ConversationPane).choose(int(rest) if rest.isdigit() else None)
+        else:
+            say(Text(f"unknown command {name!r}; try `help`", style="red"))
+
+    async def _watch(self, rest: str) -> None:
+        table, _, where = rest.partition(" ")
+        if not table:
+            self.activity.say(Text("usage: watch TABLE [CONDITION]", style="red"))
+            return
+        conn = db_connection(self.universe)
+        conn.schema.table(table)  # an unknown table raises SchemaError, listing the known ones
+        query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        await conn.subscribe(query)
+        known = any(table in pane.TABLES for pane in self.panes) or table in self._watched
+        if not known:
+            follow(conn, [table], self._dispatch)
+        self._watched[table] = query
+        self.activity.say(f"watching {query}")
+
+    async def _say(self, text: str) -> None:
+        conn = db_connection(self.universe)
+        pane = self.query_one(ConversationPane)
+        if pane.shown is None:
+            await conn.reducers.create_conversation("terminal")
+        conversation = pane.shown
+        assert conversation is not None
+        await conn.reducers.post_message(conversation, "user", text)

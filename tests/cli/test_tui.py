@@ -1,0 +1,156 @@
+"""The terminal UI, headless (Textual's run_test pilot), against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from textual.widgets import Input, RichLog, Static
+
+from inner_universe.app import Universe
+from inner_universe.cli.tui import AgentsPane, ConversationPane, SessionsPane, UniverseApp
+from inner_universe.home import start_local_server
+from tests.conftest import PublishedDatabase, until
+
+pytestmark = pytest.mark.integration
+
+SIZE = (110, 34)
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tui.txt"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "tui.svg"
+UPDATE = os.environ.get("INNER_UNIVERSE_UPDATE_SNAPSHOTS") == "1"
+
+VISITOR = """
+import sys
+from inner_universe.spacetime.connection import ConnectionBuilder
+
+builder = ConnectionBuilder().with_uri(sys.argv[1]).with_database(sys.argv[2])
+with builder.connect_threaded() as conn:
+    conn.subscribe("SELECT * FROM conversation", "SELECT * FROM message")
+    conn.reducers.register_agent("visitor", "research", b"")
+    conn.reducers.create_conversation("launch plan")
+    convo = next(c for c in conn.db.conversation.iter() if c.title == "launch plan")
+    conn.reducers.post_message(convo.id, "user", "What do we ship first?")
+    conn.reducers.post_message(convo.id, "assistant", "")
+    reply = max(conn.db.message.filter("conversation_id", convo.id), key=lambda m: m.sequence)
+    for token in ["The ", "SDK ", "first, ", "then ", "the ", "NERV ", "layer."]:
+        conn.reducers.append_message(reply.id, token)
+"""
+
+
+async def visit(uri: str, database: str) -> None:
+    """Another process registers an agent and streams a reply into a new conversation."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", VISITOR, uri, database)
+    assert await proc.wait() == 0
+
+
+def activity(app: UniverseApp) -> str:
+    return "\n".join(strip.text for strip in app.query_one(RichLog).lines)
+
+
+def messages(app: UniverseApp) -> list[str]:
+    return [str(s.content) for s in app.query_one(ConversationPane).query(Static)]
+
+
+def agent_names(app: UniverseApp) -> list[str]:
+    table = app.query_one(AgentsPane).table
+    return [str(table.get_row(key)[1]) for key in table.rows]
+
+
+async def command(app: UniverseApp, pilot: Any, line: str, *, typed: bool = False) -> None:
+    """Enter a command line: key by key when ``typed`` (slow), else pasted, then Enter."""
+    field = app.query_one(Input)
+    field.focus()
+    if typed:
+        await pilot.press(*line)
+    else:
+        field.value = line
+    await pilot.press("enter")
+
+
+async def test_commands_and_another_process_s_changes_appear(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    app = UniverseApp(universe_db.universe())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(app.connected.is_set)
+        await command(app, pilot, "status", typed=True)
+        await until(lambda: "sessions" in activity(app))
+        assert universe_db.name in activity(app)
+
+        await command(app, pilot, "say hello from the terminal")  # starts a conversation
+        await until(lambda: any("hello from the terminal" in m for m in messages(app)))
+
+        await visit(universe_db.uri, universe_db.name)
+        await until(lambda: "visitor" in agent_names(app))
+        await until(lambda: any("The SDK first, then the NERV layer." in m for m in messages(app)))
+        assert "content += 'NERV '" in activity(app)  # the reply streamed in, token by token
+
+        await command(app, pilot, "say may I join?")  # the visitor's conversation: not ours
+        await until(lambda: "error: reducer 'post_message' failed" in activity(app))
+
+        await command(app, pilot, "sql SELECT * FROM agent WHERE name = 'visitor'")
+        await until(lambda: "agent: 1 rows" in activity(app))
+        await command(app, pilot, "watch nowhere")
+        await until(lambda: "error: no table named 'nowhere'" in activity(app))
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0 and not app.universe.is_open
+
+
+def screen_text(app: UniverseApp) -> str:
+    """The screen as plain text, with what differs between runs (ids, times, ports) masked."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    text = console.export_text()
+    text = re.sub(r"[0-9a-f]{8,}", lambda m: "x" * len(m.group()), text)
+    text = re.sub(r"\d+\.\d\ds\]", lambda m: "#" * (len(m.group()) - 2) + "s]", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", "yyyy-mm-dd hh:mm:ss.fff", text)
+    text = re.sub(r"\d\d:\d\d:\d\d", "hh:mm:ss", text)
+    return re.sub(r"127\.0\.0\.1:\d+", lambda m: "127.0.0.1:" + "p" * (len(m.group()) - 10), text)
+
+
+async def test_screen_snapshot(fresh_db: PublishedDatabase, user_home: Path) -> None:
+    app = UniverseApp(fresh_db.universe())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(app.connected.is_set)
+        await visit(fresh_db.uri, fresh_db.name)
+        await until(lambda: any("NERV layer." in m for m in messages(app)))
+        await until(lambda: "content += 'layer.'" in activity(app))
+        await until(lambda: app.query_one(SessionsPane).table.row_count == 1)  # our own session
+        log = app.query_one(RichLog)
+        await until(lambda: log.scroll_y == log.max_scroll_y)  # scrolled to the last line
+        await pilot.pause()
+        text = screen_text(app)
+        if UPDATE:
+            SNAPSHOT.parent.mkdir(exist_ok=True)
+            SNAPSHOT.write_text(text)
+            app.save_screenshot(SCREENSHOT.name, str(SCREENSHOT.parent))
+    assert SNAPSHOT.is_file(), "no snapshot yet: run with INNER_UNIVERSE_UPDATE_SNAPSHOTS=1"
+    assert text == SNAPSHOT.read_text()
+
+
+async def test_a_server_restart_is_survived(user_home: Path) -> None:
+    server, _ = await asyncio.to_thread(start_local_server)
+    try:
+        app = UniverseApp(Universe(start_server=False))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(app.connected.is_set)
+            await asyncio.to_thread(server.stop)
+            await until(lambda: not app.connected.is_set())
+            assert "reconnecting" in app.sub_title
+            server, _ = await asyncio.to_thread(start_local_server)
+            await until(app.connected.is_set)
+            await visit(server.uri, "inner-universe")
+            await until(lambda: "visitor" in agent_names(app))
+            assert "reconnected" in activity(app)
+            await command(app, pilot, "status")
+            await until(lambda: server.uri in activity(app))
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -1,0 +1,76 @@
+"""The user's folders: the stored identity file and the local server's state file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from inner_universe.errors import ServerError
+from inner_universe.home import (
+    LOCAL,
+    config_home,
+    data_home,
+    find_running,
+    load_identity,
+    save_identity,
+    token_file,
+)
+from inner_universe.spacetime.server import Credentials
+from inner_universe.spacetime.types import Identity
+
+
+def test_folders_follow_xdg_and_the_overrides(
+    user_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert data_home() == user_home / "data" / "inner-universe"
+    assert config_home() == user_home / "config" / "inner-universe"
+    monkeypatch.setenv("INNER_UNIVERSE_CONFIG_DIR", str(user_home / "elsewhere"))
+    assert config_home() == user_home / "elsewhere"
+
+
+def token_for(identity: Identity) -> str:
+    """A token of the shape SpacetimeDB issues: the identity is in its payload's claims."""
+    claims = json.dumps({"hex_identity": identity.to_hex(), "iss": "localhost"}).encode()
+    return f"header.{base64.urlsafe_b64encode(claims).decode().rstrip('=')}.signature"
+
+
+def test_identities_are_kept_per_server_in_private_token_files(user_home: Path) -> None:
+    assert load_identity(LOCAL) is None
+    local_id, remote_id = Identity.from_hex("aa" * 32), Identity.from_hex("bb" * 32)
+    local = Credentials(local_id, token_for(local_id))
+    remote = Credentials(remote_id, token_for(remote_id))
+    path = save_identity(LOCAL, local)
+    save_identity("http://example:3000", remote)
+    assert path == config_home() / "credentials" / "local"
+    assert token_file("http://example:3000").path.name == "http-example-3000"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_identity(LOCAL) == local
+    assert load_identity("http://example:3000") == remote
+
+
+def test_a_token_without_an_identity_is_an_error(user_home: Path) -> None:
+    token_file(LOCAL).save("not-a-jwt")
+    with pytest.raises(ServerError, match="does not name its identity"):
+        load_identity(LOCAL)
+
+
+def test_a_state_file_of_a_dead_owner_is_forgotten(user_home: Path) -> None:
+    state = data_home() / "server.json"
+    state.parent.mkdir(parents=True)
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    record = {
+        "uri": "http://127.0.0.1:1",
+        "database": "inner-universe",
+        "pid": dead,
+        "server_pid": dead,
+        "module_hash": "0" * 16,
+        "data_dir": str(data_home() / "server"),
+        "started_at": 0.0,
+    }
+    state.write_text(json.dumps(record))
+    assert find_running() is None
+    assert not state.exists()
