@@ -20,7 +20,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from inner_universe.errors import ReducerError, SubscriptionError
+from inner_universe.errors import ReducerError, SubscriptionRejectedError
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection
 from inner_universe.spacetime.server import SPACETIMEDB_VERSION, LocalServer
@@ -54,7 +54,7 @@ async def scenario(uri: str, work: Path) -> dict[str, tuple[Path, str]]:
     await plain.reducers.register_agent("captured", "capturing", b"\x81\xa1k\xa1v")
     with contextlib.suppress(ReducerError):
         await plain.reducers.register_agent("", "empty name", b"")
-    with contextlib.suppress(SubscriptionError):
+    with contextlib.suppress(SubscriptionRejectedError):
         await plain.subscribe("SELECT * FROM no_such_table")
     await handle.unsubscribe()
     await asyncio.sleep(0.3)

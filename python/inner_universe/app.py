@@ -185,6 +185,7 @@ class Universe:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
+        builder.with_reconnect(False)  # the Universe and its TUI reconnect by themselves
         builder.with_token(token)
         for hook in self._builder_hooks:
             hook(builder)

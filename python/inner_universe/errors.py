@@ -6,13 +6,19 @@
     ├── EncodeError            a value does not fit the type it is encoded as
     │   └── ArgumentError      reducer arguments rejected before anything was sent
     ├── SchemaError            a module schema we cannot interpret, or an unknown name
+    │   └── NoSuchNameError    ``conn.db.x`` / ``conn.reducers.x`` with no such table or reducer
     ├── ProtocolError          the server broke the protocol (remote's fault)
     ├── InvalidStateError      the API was used out of order (caller's fault)
+    │   └── WrongThreadError   a blocking call made from the connection's own thread
     ├── UsageError             an API was given a value it cannot take (caller's fault)
     ├── ConnectError           a connection could not be opened
+    │   └── ConnectRefusedError  ...the server answered the upgrade with an HTTP error
     ├── ConnectionClosedError  the connection went away while something waited on it
+    ├── CallTimeoutError       a call or request did not finish in time
+    │   ├── NotSentError       ...and it was never sent: it will never take effect
+    │   └── OutcomeUnknownError  ...after it was sent: it may yet take effect (once)
     ├── ReducerError           a reducer ran and failed; carries the server's message
-    ├── SubscriptionError      the server rejected a subscription query
+    ├── SubscriptionRejectedError  the server rejected a subscription query
     ├── QueryError             the server rejected a one-off SQL query
     ├── ServerError            the local SpacetimeDB server failed to start or publish
     └── SetupError             something the setup command provides is missing
@@ -25,21 +31,27 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentError",
+    "CallTimeoutError",
     "ConnectError",
+    "ConnectRefusedError",
     "ConnectionClosedError",
     "DecodeError",
     "EncodeError",
     "InnerUniverseError",
     "InvalidStateError",
     "MessageTooLargeError",
+    "NoSuchNameError",
+    "NotSentError",
+    "OutcomeUnknownError",
     "ProtocolError",
     "QueryError",
     "ReducerError",
     "SchemaError",
     "ServerError",
     "SetupError",
-    "SubscriptionError",
+    "SubscriptionRejectedError",
     "UsageError",
+    "WrongThreadError",
 ]
 
 
@@ -83,12 +95,20 @@ class SchemaError(InnerUniverseError):
     """A module schema could not be interpreted, or a table/reducer name is unknown."""
 
 
+class NoSuchNameError(SchemaError, AttributeError):
+    """An attribute names no table or reducer (an AttributeError too, so getattr() works)."""
+
+
 class ProtocolError(InnerUniverseError):
     """The server sent something the v1 protocol does not allow here."""
 
 
 class InvalidStateError(InnerUniverseError):
     """The API was used in the wrong state (for example, calling before connecting)."""
+
+
+class WrongThreadError(InvalidStateError):
+    """A blocking call was made on the connection's own thread, where it could only deadlock."""
 
 
 class UsageError(InnerUniverseError, ValueError):
@@ -99,8 +119,38 @@ class ConnectError(InnerUniverseError):
     """A connection to the database could not be established."""
 
 
+class ConnectRefusedError(ConnectError):
+    """The server answered the WebSocket upgrade with an HTTP error (``status``)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ConnectionClosedError(InnerUniverseError):
     """The connection closed while an operation was waiting for it."""
+
+
+class CallTimeoutError(InnerUniverseError, TimeoutError):
+    """A call or request did not finish within its timeout."""
+
+
+class NotSentError(CallTimeoutError):
+    """The call timed out before it was sent; it was withdrawn and will never take effect."""
+
+
+class OutcomeUnknownError(CallTimeoutError):
+    """The call was sent but its outcome did not arrive in time: it may still take effect.
+
+    It is never reported as failed: the connection keeps it and, after a
+    reconnect, resends it under the same idempotency key, so it takes effect at
+    most once (exactly once unless the reducer itself refuses it).
+    """
+
+    def __init__(self, message: str, reducer: str, key: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.reducer = reducer
+        self.key = key
 
 
 class ReducerError(InnerUniverseError):
@@ -112,7 +162,7 @@ class ReducerError(InnerUniverseError):
         self.message = message
 
 
-class SubscriptionError(InnerUniverseError):
+class SubscriptionRejectedError(InnerUniverseError):
     """The server rejected a subscription; ``message`` is the server's own text."""
 
     def __init__(self, message: str, queries: tuple[str, ...] = ()) -> None:

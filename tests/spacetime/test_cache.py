@@ -6,6 +6,7 @@ Rows are encoded with the real module schema captured from the server.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,60 @@ def test_filter_uses_indexes_and_falls_back_to_a_scan() -> None:
         table.find("owner", ALICE)  # not unique
     with pytest.raises(SchemaError):
         cache.table("no_such_table")
+
+
+def test_replace_with_reports_only_what_changed_while_away() -> None:
+    """After a reconnect the cache is rebuilt from fresh rows: only the difference fires."""
+    cache = ClientCache(SCHEMA)
+    kept, renamed, gone = agent(1, "kept"), agent(2, "old"), agent(3, "gone")
+    cache.apply({"agent": ([], [enc(kept), enc(renamed), enc(gone)])})
+    kept_object = cache.table("agent").find("id", 1)
+
+    fresh = ClientCache(SCHEMA)
+    new_name, added = agent(2, "new", version=2), agent(4, "added")
+    fresh.apply({"agent": ([], [enc(kept), enc(new_name), enc(added)])})
+    diff = cache.replace_with(fresh)
+
+    assert diff["agent"].updates == ((renamed, new_name),)
+    assert diff["agent"].inserts == (added,) and diff["agent"].deletes == (gone,)
+    assert sorted(r.name for r in cache.table("agent").iter()) == ["added", "kept", "new"]
+    assert cache.table("agent").find("id", 1) is kept_object  # unchanged rows keep their object
+    assert cache.table("agent").multiplicity(enc(kept)) == 1
+    assert cache.replace_with(fresh).is_empty()
+
+
+def test_reads_from_another_thread_never_see_a_dictionary_change() -> None:
+    """A reader thread iterates and looks up while transactions apply (issue: KeyError races)."""
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                rows = list(table.iter())
+                for row in rows[:5]:
+                    table.find("id", row.id)
+                table.filter("owner", ALICE)
+                reads += 1
+            except BaseException as exc:  # anything at all is a failure here
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(3000):
+            old, new = agent(i, f"a{i}"), agent(i, f"a{i}", "busy", 2)
+            cache.apply({"agent": ([], [enc(old)])})
+            cache.apply({"agent": ([enc(old)], [enc(new)])})
+            if i >= 50:
+                cache.apply({"agent": ([enc(agent(i - 50, f"a{i - 50}", "busy", 2))], [])})
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and reads > 0
+    assert table.count() == 50

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inner_universe.errors import ConnectionClosedError, ReducerError, SubscriptionError
-from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection
-from inner_universe.spacetime.messages import CallReducer, decode_client_message
+from inner_universe.errors import (
+    ConnectError,
+    InvalidStateError,
+    NotSentError,
+    OutcomeUnknownError,
+    ReducerError,
+    SubscriptionRejectedError,
+)
+from inner_universe.spacetime import messages as m
+from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, ReconnectPolicy
+from inner_universe.spacetime.outbox import DurableOutbox, OutboxCall
+from inner_universe.spacetime.protocol import BARRIER_QUERY
 from inner_universe.spacetime.schema import CallKey, ModuleSchema
 from inner_universe.spacetime.transport import MemoryTransport
 
@@ -28,13 +39,33 @@ def captured(name: str) -> bytes:
     return (DATA / "captured" / name).read_bytes()
 
 
+def offline_builder(transport: MemoryTransport) -> ConnectionBuilder:
+    """A builder whose one link is ``transport``, already holding the server's IdentityToken."""
+
+    async def open_link(url: str, token: str | None) -> MemoryTransport:
+        if transport.closed:
+            raise ConnectError("the in-memory server is gone")
+        transport.feed(captured("plain_0001_identity_token.bin"))
+        return transport
+
+    return (
+        ConnectionBuilder()
+        .with_uri("http://127.0.0.1:9")
+        .with_database("captured")
+        .with_schema(SCHEMA)
+        .with_transport(open_link)
+        .with_reconnect(False)
+    )
+
+
 async def opened(
     transport: MemoryTransport, builder: ConnectionBuilder | None = None
 ) -> DbConnection:
-    conn = DbConnection(transport, SCHEMA, builder=builder or ConnectionBuilder())
-    transport.feed(captured("plain_0001_identity_token.bin"))
-    await asyncio.wait_for(asyncio.shield(conn._identified), 5)
-    return conn
+    return await (builder or offline_builder(transport)).connect(5)
+
+
+def sent(transport: MemoryTransport) -> list[m.ClientMessage]:
+    return [m.decode_client_message(data) for data in transport.sent]
 
 
 async def test_the_captured_session_through_the_driver() -> None:
@@ -67,7 +98,7 @@ async def test_the_captured_session_through_the_driver() -> None:
 
     bad = conn.subscribe("SELECT * FROM no_such_table")
     transport.feed(captured("plain_0005_subscription_error.bin"))
-    with pytest.raises(SubscriptionError, match="no_such_table"):
+    with pytest.raises(SubscriptionRejectedError, match="no_such_table"):
         await bad
 
     ending = asyncio.ensure_future(handle.unsubscribe())
@@ -81,12 +112,14 @@ async def test_the_captured_session_through_the_driver() -> None:
 
 async def test_closing_fails_what_is_still_waiting_and_reports_disconnect() -> None:
     disconnects: list[Exception | None] = []
-    builder = ConnectionBuilder().on_disconnect(lambda conn, error: disconnects.append(error))
     transport = MemoryTransport()
+    builder = offline_builder(transport).on_disconnect(
+        lambda conn, error: disconnects.append(error)
+    )
     conn = await opened(transport, builder)
     call = conn.reducers.create_conversation("never answered")
     transport.feed_close()
-    with pytest.raises(ConnectionClosedError):
+    with pytest.raises(OutcomeUnknownError, match="may or may not have taken effect"):
         await call
     assert await conn.wait_closed() is not None
     assert len(disconnects) == 1
@@ -100,7 +133,108 @@ async def test_a_malformed_server_message_closes_the_connection_with_a_decode_er
     assert error is not None and "truncated" in str(error)
 
 
+async def test_a_sent_call_without_an_answer_times_out_as_outcome_unknown() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    call = conn.reducers.with_options(timeout=0.05).create_conversation("no answer")
+    with pytest.raises(OutcomeUnknownError, match="may still take effect"):
+        await call
+    await conn.disconnect()
+
+
+async def test_a_call_that_could_not_be_sent_times_out_as_not_sent() -> None:
+    transport = MemoryTransport()
+    builder = offline_builder(transport).with_reconnect(ReconnectPolicy(initial_delay=0.01))
+    conn = await opened(transport, builder)
+    transport.feed_close()  # the server goes away and stays away
+    await asyncio.wait_for(_until_disconnected(conn), 5)
+    call = conn.reducers.with_options(timeout=0.05).create_conversation("never sent")
+    with pytest.raises(NotSentError, match="will not take effect"):
+        await call
+    await conn.disconnect()
+
+
+async def _until_disconnected(conn: DbConnection) -> None:
+    while conn.is_connected:
+        await asyncio.sleep(0.001)
+
+
+async def test_a_subscription_cancelled_before_it_is_applied_never_shows_its_rows() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    applied: list[object] = []
+    inserted: list[object] = []
+    conn.db.agent.on_insert(lambda ctx, row: inserted.append(row))
+    handle = conn.subscribe("SELECT * FROM agent", on_applied=applied.append)
+    cancelling = asyncio.ensure_future(handle.unsubscribe())
+    await asyncio.sleep(0)
+    transport.feed(captured("plain_0002_subscribe_multi_applied.bin"))
+    transport.feed(captured("plain_0006_unsubscribe_multi_applied.bin"))
+    await asyncio.wait_for(cancelling, 5)
+    assert applied == [] and inserted == [] and conn.db.agent.count() == 0
+    assert isinstance(sent(transport)[-1], m.UnsubscribeMulti)
+    with pytest.raises(InvalidStateError, match="cancelled"):
+        await handle
+    await conn.disconnect()
+
+
+async def test_a_call_without_success_notification_resolves_once_handled() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    call = conn.reducers.with_options(notify=False).create_conversation("quiet")
+    await asyncio.sleep(0)
+    call_msg, barrier = sent(transport)
+    assert (
+        isinstance(call_msg, m.CallReducer)
+        and call_msg.flags == m.CallReducerFlags.NO_SUCCESS_NOTIFY
+    )
+    assert isinstance(barrier, m.SubscribeMulti) and barrier.query_strings == (BARRIER_QUERY,)
+    answer = m.SubscriptionError(0, barrier.request_id, barrier.query_id.id, None, "parse error")
+    transport.feed(m.encode_server_frame(answer, m.Compression.NONE))
+    assert await asyncio.wait_for(call, 5) is None
+    await conn.disconnect()
+
+
+def test_reconnect_backoff_grows_with_jitter_up_to_the_cap() -> None:
+    policy = ReconnectPolicy(initial_delay=0.1, max_delay=2.0, multiplier=2.0, jitter=0.5)
+    rng = random.Random(3)
+    delays = [policy.delay(attempt, rng) for attempt in range(12)]
+    for attempt, delay in enumerate(delays):
+        base = min(2.0, 0.1 * 2**attempt)
+        assert base * 0.5 <= delay <= base
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # jittered, not in step
+    assert ReconnectPolicy(jitter=0).delay(0) == 0.1
+
+
+def test_a_durable_outbox_keeps_unsettled_calls_token_and_numbering(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    first = DurableOutbox(path, ack_window=30)
+    first.save_token("secret-token")
+    calls = [
+        OutboxCall(first.next_seq(), "create_conversation", b"k" * 24 + b"x", True, True)
+        for _ in range(3)
+    ]
+    for call in calls:
+        first.add(call)
+    calls[0].acked_at = time.time()
+    first.acked(calls[0])
+    first.remove(calls[1])  # failed: forgotten
+    first.close()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+    again = DurableOutbox(path, ack_window=30)
+    assert (again.client_id, again.token, again.last_seq) == (first.client_id, "secret-token", 3)
+    loaded = again.load()
+    assert [(c.seq, c.state.value, c.was_sent) for c in loaded] == [
+        (1, "acked", True),
+        (3, "queued", True),
+    ]
+    assert again.next_seq() == 4
+    again.close()
+
+
 async def test_each_call_carries_the_connections_next_call_key() -> None:
+    """Keys are the client id and the call's number in the outbox; call_key= is sent as given."""
     transport = MemoryTransport()
     conn = await opened(transport)
     assert 0 < conn.client_id < 2**128
@@ -109,20 +243,16 @@ async def test_each_call_carries_the_connections_next_call_key() -> None:
         conn.call_reducer("create_conversation", "resent", call_key=CallKey(conn.client_id, 1)),
         conn.reducers.create_conversation("second"),
     ]
-
-    async def all_sent() -> None:
-        while len(transport.sent) < len(calls):
-            await asyncio.sleep(0)
-
-    await asyncio.wait_for(all_sent(), 5)
-    sent = [decode_client_message(data) for data in transport.sent]
+    await asyncio.sleep(0)
     reducer = SCHEMA.reducer("create_conversation")
-    decoded = [reducer.decode_call(msg.args) for msg in sent if isinstance(msg, CallReducer)]
+    decoded = [
+        reducer.decode_call(msg.args) for msg in sent(transport) if isinstance(msg, m.CallReducer)
+    ]
     assert decoded == [
         ({"title": "first"}, CallKey(conn.client_id, 1)),
         ({"title": "resent"}, CallKey(conn.client_id, 1)),
-        ({"title": "second"}, CallKey(conn.client_id, 2)),
+        ({"title": "second"}, CallKey(conn.client_id, 3)),  # the explicit call took number 2
     ]
     await conn.disconnect()
     failed = await asyncio.gather(*calls, return_exceptions=True)
-    assert all(isinstance(f, ConnectionClosedError) for f in failed)
+    assert all(isinstance(f, OutcomeUnknownError) for f in failed)  # sent, never answered

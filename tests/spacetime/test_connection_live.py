@@ -7,6 +7,7 @@ about what the real server did and what each client's replica shows.
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
@@ -17,10 +18,17 @@ from inner_universe.errors import (
     QueryError,
     ReducerError,
     SchemaError,
-    SubscriptionError,
+    SubscriptionRejectedError,
 )
-from inner_universe.spacetime.connection import ConnectionBuilder, DbConnection, connect
+from inner_universe.spacetime.call_keys import PreparedCall
+from inner_universe.spacetime.connection import (
+    CallOptions,
+    ConnectionBuilder,
+    DbConnection,
+    connect,
+)
 from inner_universe.spacetime.events import EventContext, ReducerEvent, SubscribeAppliedEvent
+from inner_universe.spacetime.transport import Transport, WebSocketTransport
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -78,15 +86,21 @@ async def test_two_identities_see_each_others_changes(universe_db: PublishedData
 async def test_invalid_arguments_raise_before_anything_is_sent(
     universe_db: PublishedDatabase,
 ) -> None:
-    async with connect(universe_db.uri, universe_db.name) as conn:
-        sent: list[bytes] = []
-        real_send = conn._transport.send
+    sent: list[bytes] = []
+
+    async def counting_link(url: str, token: str | None) -> Transport:
+        link = await WebSocketTransport.open(url, token=token)
+        real_send = link.send
 
         async def counting_send(data: bytes) -> None:
             sent.append(data)
             await real_send(data)
 
-        conn._transport.send = counting_send  # type: ignore[method-assign]
+        link.send = counting_send  # type: ignore[method-assign]
+        return link
+
+    builder = ConnectionBuilder().with_uri(universe_db.uri).with_database(universe_db.name)
+    async with await builder.with_transport(counting_link).connect() as conn:
         with pytest.raises(ArgumentError, match="register_agent"):
             conn.reducers.register_agent("x", "y")  # state missing
         with pytest.raises(ArgumentError):
@@ -173,7 +187,7 @@ async def test_bad_query_raises_subscription_error_and_connection_survives(
     universe_db: PublishedDatabase,
 ) -> None:
     async with connect(universe_db.uri, universe_db.name) as conn:
-        with pytest.raises(SubscriptionError):
+        with pytest.raises(SubscriptionRejectedError):
             await conn.subscribe("SELECT * FROM no_such_table")
         await conn.subscribe("SELECT * FROM agent")
         assert conn.is_connected
@@ -305,3 +319,76 @@ async def test_one_off_query_reads_without_subscribing(universe_db: PublishedDat
         assert conn.db.document.count() == 0  # nothing entered the cache
         with pytest.raises(QueryError):
             await conn.one_off_query("SELECT * FROM nowhere")
+
+
+async def test_outcomes_reach_their_own_calls_among_undecodable_ones(
+    fresh_db: PublishedDatabase,
+) -> None:
+    """Calls the server cannot decode (an outdated client's), pipelined among valid ones.
+
+    Their rejections overtake earlier commits on the wire; each outcome must still
+    reach its own call: commits carry their own title, failures their own reason.
+    """
+    rng = random.Random(11)
+    async with connect(fresh_db.uri, fresh_db.name) as conn:
+        total = 0
+        for round_ in range(4):
+            expected: list[tuple[str, str]] = []
+            futures = []
+            for i in range(300):
+                kind = rng.choices(["ok", "undecodable", "refused"], [8, 1, 1])[0]
+                if kind == "undecodable":
+                    bad = PreparedCall("create_conversation", bytes([round_, i % 256]), False)
+                    futures.append(conn._submit(bad, CallOptions()))
+                elif kind == "refused":
+                    futures.append(conn.reducers.create_conversation(""))
+                else:
+                    futures.append(conn.reducers.create_conversation(f"r{round_}-{i}"))
+                expected.append((kind, f"r{round_}-{i}"))
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            for (kind, title), outcome in zip(expected, outcomes, strict=True):
+                if kind == "ok":
+                    assert isinstance(outcome, ReducerEvent) and outcome.committed
+                    assert outcome.args == {"title": title}
+                else:
+                    assert isinstance(outcome, ReducerError)
+                    reason = "must not be empty" if kind == "refused" else "arguments"
+                    assert reason in outcome.message, (kind, outcome.message)
+            total += len(futures)
+            assert conn._session is not None and conn._session.protocol.pending_calls() == ()
+            assert not conn._unsettled
+        assert total >= 1000
+    committed = sum(1 for kind, _ in expected if kind == "ok")
+    assert committed > 0
+
+
+async def test_cancelling_a_subscription_before_it_is_applied(
+    fresh_db: PublishedDatabase,
+) -> None:
+    async with connect(fresh_db.uri, fresh_db.name) as conn:
+        await conn.reducers.create_conversation("exists")
+        applied: list[object] = []
+        inserted: list[object] = []
+        conn.db.conversation.on_insert(lambda ctx, row: inserted.append(row))
+        handle = conn.subscribe("SELECT * FROM conversation", on_applied=applied.append)
+        await handle.unsubscribe()  # before the server applied it
+        assert handle.is_ended() and not handle.is_active()
+        later = await conn.subscribe("SELECT * FROM conversation")  # the socket is fine
+        assert [c.title for c in conn.db.conversation.iter()] == ["exists"]
+        assert applied == []  # the cancelled one's callback never ran
+        assert len(inserted) == 1  # rows arrived once, through the second subscription
+        await later.unsubscribe()
+
+
+async def test_a_call_without_success_notification(fresh_db: PublishedDatabase) -> None:
+    async with connect(fresh_db.uri, fresh_db.name) as conn:
+        seen: list[ReducerEvent] = []
+        conn.on_reducer("create_conversation", lambda ctx, event: seen.append(event))
+        quiet = conn.reducers.with_options(notify=False)
+        assert await quiet.create_conversation("quietly") is None  # handled, not reported
+        assert await quiet.create_conversation("") is None  # its failure is not reported either
+        assert seen == []  # the server told this client nothing about them
+        result = await conn.one_off_query("SELECT * FROM conversation")
+        assert [c.title for c in result["conversation"]] == ["quietly"]
+        loud = await conn.reducers.create_conversation("loudly")
+        assert loud is not None and loud.committed and len(seen) == 1

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inner_universe.errors import DecodeError, EncodeError, InvalidStateError, ProtocolError
+from inner_universe.errors import (
+    DecodeError,
+    EncodeError,
+    InvalidStateError,
+    ProtocolError,
+    UsageError,
+)
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime import protocol as p
 from inner_universe.spacetime.messages import (
@@ -21,16 +28,19 @@ from inner_universe.spacetime.messages import (
 )
 from inner_universe.spacetime.protocol import (
     MAX_CLIENT_MESSAGE_SIZE,
+    CallKey,
     ClientProtocol,
     Identified,
     OneOffQueryResult,
     QueryState,
     ReducerResult,
     State,
-    SubscribeApplied,
-    SubscriptionFailed,
+    StrayFailure,
+    SubscriptionApplied,
+    SubscriptionEnded,
+    SubscriptionRejected,
     TransactionApplied,
-    UnsubscribeApplied,
+    key_bytes,
 )
 from inner_universe.spacetime.types import ConnectionId, Identity, TimeDuration, Timestamp
 
@@ -67,6 +77,8 @@ def tx(
     args: bytes = b"",
     caller: Identity = ME,
     conn: ConnectionId = MY_CONN,
+    energy: int = 42,
+    micros: int = 17,
 ) -> bytes:
     """A server TransactionUpdate frame."""
     return frame(
@@ -76,8 +88,8 @@ def tx(
             caller,
             conn,
             m.ReducerCallInfo(reducer, 3, args, request_id),
-            m.EnergyQuanta(42),
-            TimeDuration(17),
+            m.EnergyQuanta(energy),
+            TimeDuration(micros),
         )
     )
 
@@ -87,7 +99,7 @@ def committed(reducer: str, request_id: int, **kw: object) -> bytes:
 
 
 def failed(reducer: str, message: str = "boom", **kw: object) -> bytes:
-    """A failure as 1.2 servers send it: request id 0 (issue #2729)."""
+    """A reducer that ran and failed, as 1.2 sends it (route A): request id 0, args echoed."""
     return tx(m.Failed(message), reducer, 0, **kw)  # type: ignore[arg-type]
 
 
@@ -188,9 +200,9 @@ def test_query_ids_are_unique() -> None:
 
 def test_subscribe_rejects_a_bare_string_and_empty_lists() -> None:
     proto = opened()
-    with pytest.raises(TypeError):
+    with pytest.raises(UsageError):
         proto.subscribe("SELECT * FROM t")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         proto.subscribe([])
     assert proto.data_to_send() == []
 
@@ -203,13 +215,48 @@ def test_oversized_messages_are_refused_before_queueing() -> None:
     assert proto.pending_calls() == ()
 
 
-def test_no_success_notify_calls_are_not_tracked() -> None:
+def rejected(reducer: str, message: str = "invalid arguments") -> bytes:
+    """A message-level error (route B): written before any reducer ran, so no args, no time."""
+    return tx(m.Failed(message), reducer, 0, energy=0, micros=0)
+
+
+def barrier_error(proto_sent: list[m.ClientMessage]) -> bytes:
+    """The server's answer to the last barrier subscription in ``proto_sent``."""
+    barrier = [x for x in proto_sent if isinstance(x, m.SubscribeMulti)][-1]
+    assert barrier.query_strings == (p.BARRIER_QUERY,)
+    return frame(
+        m.SubscriptionError(0, barrier.request_id, barrier.query_id.id, None, "parse error")
+    )
+
+
+def test_calls_without_success_notification_are_settled_by_a_barrier() -> None:
     proto = opened()
     request_id = proto.call_reducer("add", b"", CallReducerFlags.NO_SUCCESS_NOTIFY)
-    assert sent(proto) == [
-        m.CallReducer("add", b"", request_id, CallReducerFlags.NO_SUCCESS_NOTIFY)
+    out = sent(proto)
+    assert out[0] == m.CallReducer("add", b"", request_id, CallReducerFlags.NO_SUCCESS_NOTIFY)
+    assert proto.pending_calls() == (request_id,)
+    proto.receive_message(barrier_error(out))
+    assert proto.events_received() == [
+        ReducerResult(request_id, "add", False, None, None, None, reported=False)
     ]
     assert proto.pending_calls() == ()
+
+
+def test_a_call_without_notification_still_reports_its_rejection() -> None:
+    proto = opened()
+    request_id = proto.call_reducer("add", b"", CallReducerFlags.NO_SUCCESS_NOTIFY)
+    proto.receive_message(rejected("add"))
+    tx_event, result = proto.events_received()
+    assert result == ReducerResult(request_id, "add", False, "invalid arguments", tx_event)
+
+
+def test_a_commit_of_a_silent_call_seen_through_a_subscription_finishes_it() -> None:
+    proto = opened()
+    other = proto.call_reducer("add")
+    silent = proto.call_reducer("add", b"", CallReducerFlags.NO_SUCCESS_NOTIFY)
+    proto.receive_message(committed("add", silent))
+    assert [(r.request_id, r.committed) for r in results(proto)] == [(silent, True)]
+    assert proto.pending_calls() == (other,)
 
 
 # --------------------------------------------------------------------------- reducer outcomes
@@ -235,40 +282,67 @@ def test_committed_call_is_matched_by_request_id() -> None:
     assert proto.pending_calls() == ()
 
 
-def test_failed_call_with_request_id_zero_is_matched_by_name() -> None:
+def test_a_runtime_failure_finds_its_call_by_the_key_it_echoes() -> None:
+    proto = opened()
+    keys = [CallKey(7, seq) for seq in (1, 2, 3)]
+    ids = [proto.call_reducer("send", key_bytes(k) + b"x", key=k) for k in keys]
+    proto.receive_message(failed("send", "second", args=key_bytes(keys[1]) + b"x"))
+    (result,) = results(proto)
+    assert (result.request_id, result.error, result.key) == (ids[1], "second", keys[1])
+
+
+def test_a_runtime_failure_without_key_finds_the_oldest_call_with_its_arguments() -> None:
     proto = opened()
     add = proto.call_reducer("add")
-    send = proto.call_reducer("send")
-    proto.receive_message(failed("send", "no such person"))
+    proto.call_reducer("send", b"A")
+    b_call = proto.call_reducer("send", b"B")
+    proto.receive_message(failed("send", "no such person", args=b"B"))
     tx_event, result = proto.events_received()
     assert isinstance(tx_event, TransactionApplied)
     assert not tx_event.committed and tx_event.update == DatabaseUpdate()
-    assert result == ReducerResult(send, "send", False, "no such person", tx_event)
-    assert proto.pending_calls() == (add,)
+    assert result == ReducerResult(b_call, "send", False, "no such person", tx_event)
+    assert proto.pending_calls() == (add, b_call - 1)
 
 
-def test_failures_of_one_reducer_finish_the_oldest_call_first() -> None:
+def test_a_rejection_with_a_single_candidate_is_placed_at_once() -> None:
     proto = opened()
-    first, second, third = (proto.call_reducer("send") for _ in range(3))
-    proto.receive_message(failed("send", "one"))
-    proto.receive_message(committed("send", second))
-    proto.receive_message(failed("send", "three"))
+    proto.call_reducer("add")
+    send = proto.call_reducer("send")
+    proto.receive_message(rejected("send"))
+    (result,) = results(proto)
+    assert (result.request_id, result.committed, result.error) == (send, False, "invalid arguments")
+    assert [x for x in sent(proto) if isinstance(x, m.SubscribeMulti)] == []  # no barrier needed
+
+
+def test_a_rejection_overtaking_an_earlier_commit_is_not_misattributed() -> None:
+    """The issue's case: the valid call before the bad one committed; the bad one failed."""
+    proto = opened()
+    valid = proto.call_reducer("send", b"ok")
+    bad = proto.call_reducer("send", b"\xff")
+    proto.receive_message(rejected("send"))  # route B overtakes the commit
+    assert results(proto) == []
+    assert any(
+        isinstance(x, m.SubscribeMulti) and x.query_strings == (p.BARRIER_QUERY,)
+        for x in sent(proto)
+    )
+    proto.receive_message(committed("send", valid, args=b"ok"))
+    assert [(r.request_id, r.committed) for r in results(proto)] == [(valid, True), (bad, False)]
+    assert proto.pending_calls() == ()
+
+
+def test_the_barrier_settles_held_rejections_in_call_order() -> None:
+    proto = opened()
+    first, second, third = (proto.call_reducer("send", bytes([i])) for i in range(3))
+    proto.receive_message(rejected("send", "bad 1"))
+    proto.receive_message(rejected("send", "bad 3"))
+    out = sent(proto)
+    proto.receive_message(committed("send", second, args=b"\x01"))
+    proto.receive_message(barrier_error(out))
     assert [(r.request_id, r.committed, r.error) for r in results(proto)] == [
-        (first, False, "one"),
+        (first, False, "bad 1"),
         (second, True, None),
-        (third, False, "three"),
+        (third, False, "bad 3"),
     ]
-
-
-def test_a_failure_finishes_the_oldest_call_whatever_the_echoed_arguments() -> None:
-    """Message-level errors echo no arguments, so arguments cannot pick the call."""
-    proto = opened()
-    a_call = proto.call_reducer("send", b"A")
-    proto.call_reducer("send", b"")
-    proto.call_reducer("send", b"B")
-    proto.receive_message(failed("send", "invalid arguments"))  # echoes b""
-    proto.receive_message(failed("send", args=b"B"))
-    assert [r.request_id for r in results(proto)] == [a_call, a_call + 1]
 
 
 def test_an_echoed_failure_request_id_wins_over_name_matching() -> None:
@@ -295,7 +369,7 @@ def test_none_failures_match_no_reducer_call() -> None:
     """A failed subscribe/one-off request is reported as reducer ``"<none>"``."""
     proto = opened()
     proto.call_reducer("add")
-    proto.receive_message(failed("<none>", "internal error"))
+    proto.receive_message(rejected("<none>", "internal error"))
     (event,) = proto.events_received()
     assert isinstance(event, TransactionApplied) and event.error == "internal error"
     assert len(proto.pending_calls()) == 1
@@ -324,15 +398,6 @@ def test_light_updates_never_finish_a_call() -> None:
     assert proto.pending_calls() == (request_id,)
 
 
-def test_commit_of_an_untracked_call_finishes_nothing() -> None:
-    proto = opened()
-    other = proto.call_reducer("add")
-    untracked = proto.call_reducer("add", b"", CallReducerFlags.NO_SUCCESS_NOTIFY)
-    proto.receive_message(committed("add", untracked))
-    assert results(proto) == []
-    assert proto.pending_calls() == (other,)
-
-
 def test_zero_caller_connection_id_becomes_none() -> None:
     proto = opened()
     proto.receive_message(committed("tick", 0, caller=OTHER, conn=ConnectionId(0)))
@@ -340,49 +405,108 @@ def test_zero_caller_connection_id_becomes_none() -> None:
     assert isinstance(event, TransactionApplied) and event.caller_connection_id is None
 
 
+class TwoRouteServer:
+    """A model of how a 1.2 server answers one connection (see protocol.py's docstring).
+
+    It handles messages in order. Commits, runtime failures and subscription
+    answers go to route A; rejections of undecodable calls to route B. Delivery
+    interleaves the routes at random, except that a route-B error for request k
+    always precedes route-A answers to later requests.
+    """
+
+    def __init__(self, proto: ClientProtocol, rnd: Any) -> None:
+        self.proto, self.rnd = proto, rnd
+        self.ordinal = 0
+        self.route_a: list[tuple[int, bytes]] = []
+        self.route_b: list[tuple[int, bytes]] = []
+
+    def handle_sent(self) -> None:
+        for msg in sent(self.proto):
+            self.ordinal += 1
+            if isinstance(msg, m.SubscribeMulti):  # only barriers in these scripts
+                error = m.SubscriptionError(0, msg.request_id, msg.query_id.id, None, "parse")
+                self.route_a.append((self.ordinal, frame(error)))
+                continue
+            assert isinstance(msg, m.CallReducer)
+            silent = msg.flags == CallReducerFlags.NO_SUCCESS_NOTIFY
+            if msg.args.endswith(b"BAD"):
+                self.route_b.append((self.ordinal, rejected(msg.reducer, f"bad {msg.request_id}")))
+            elif silent:
+                continue
+            elif msg.args.endswith(b"FAIL"):
+                answer = failed(msg.reducer, f"fail {msg.request_id}", args=msg.args)
+                self.route_a.append((self.ordinal, answer))
+            else:
+                self.route_a.append(
+                    (self.ordinal, committed(msg.reducer, msg.request_id, args=msg.args))
+                )
+
+    def deliver_all(self) -> None:
+        self.handle_sent()
+        while self.route_a or self.route_b:
+            a_allowed = bool(self.route_a) and not any(
+                k < self.route_a[0][0] for k, _ in self.route_b
+            )
+            if a_allowed and (not self.route_b or self.rnd.random() < 0.5):
+                _, data = self.route_a.pop(0)
+            else:
+                _, data = self.route_b.pop(0)
+            self.proto.receive_message(data)
+            self.handle_sent()
+
+
 calls = st.lists(
     st.tuples(
-        st.sampled_from(["send", "add", "move"]),  # reducer
-        st.sampled_from([b"", b"A", b"B"]),  # args
-        st.sampled_from(["commit", "fail", "reject"]),  # outcome; reject = message-level error
-        st.booleans(),  # another client's transaction arrives before the answer
+        st.sampled_from(["send", "add"]),  # reducer
+        st.sampled_from([b"A", b"B", b"FAIL", b"BAD"]),  # args; BAD is rejected, FAIL fails
+        st.booleans(),  # with a key
+        st.sampled_from([True, True, True, False]),  # notify
     ),
-    max_size=25,
+    max_size=30,
 )
 
 
-@given(calls)
-def test_in_order_answers_finish_exactly_the_right_calls(script: list) -> None:  # type: ignore[type-arg]
-    """A 1.2 server answers one connection's calls in order; every answer must find its call."""
-    proto = opened()
-    request_ids = [proto.call_reducer(name, args) for name, args, _, _ in script]
-    expected = []
-    for request_id, (name, args, outcome, noise) in zip(request_ids, script, strict=True):
-        if noise:
-            proto.receive_message(committed(name, request_id, caller=OTHER, conn=OTHER_CONN))
-        if outcome == "commit":
-            proto.receive_message(committed(name, request_id, args=args))
-        else:
-            echoed = args if outcome == "fail" else b""  # message-level errors echo no args
-            proto.receive_message(failed(name, f"error {request_id}", args=echoed))
-        expected.append((request_id, name, outcome == "commit"))
-    got = [(r.request_id, r.reducer, r.committed) for r in results(proto)]
-    assert got == expected
-    assert proto.pending_calls() == ()
-
-
+@settings(max_examples=int(os.environ.get("ROUTE_EXAMPLES", "400")), deadline=None)
 @given(calls, st.randoms(use_true_random=False))
-def test_out_of_order_answers_keep_outcome_counts(script: list, rnd) -> None:  # type: ignore[no-untyped-def,type-arg]
-    """Even when answers are shuffled, each failure finishes one call of that reducer."""
+def test_every_outcome_reaches_its_own_call_in_any_order_the_server_can_produce(
+    script: list,
+    rnd: Any,  # type: ignore[type-arg]
+) -> None:
     proto = opened()
-    answered = [(proto.call_reducer(name, args), name, args, o) for name, args, o, _ in script]
-    fails = [a for a in answered if a[3] != "commit"]
-    rnd.shuffle(fails)
-    for _, name, args, outcome in fails:
-        proto.receive_message(failed(name, args=args if outcome == "fail" else b""))
-    got = Counter((r.reducer, r.committed) for r in results(proto))
-    assert got == Counter((name, False) for _, name, _, _ in fails)
-    assert len(proto.pending_calls()) == len(answered) - len(fails)
+    server = TwoRouteServer(proto, rnd)
+    expected = {}
+    for seq, (name, args, keyed, notify) in enumerate(script, start=1):
+        key = CallKey(99, seq) if keyed else None
+        payload = (key_bytes(key) if key else b"") + args
+        flags = CallReducerFlags.FULL_UPDATE if notify else CallReducerFlags.NO_SUCCESS_NOTIFY
+        request_id = proto.call_reducer(name, payload, flags, key)
+        if args == b"BAD":
+            expected[request_id] = (False, f"bad {request_id}", notify)
+        elif not notify:
+            expected[request_id] = (False, None, notify)  # handled, not reported
+        elif args == b"FAIL":
+            expected[request_id] = (False, f"fail {request_id}", notify)
+        else:
+            expected[request_id] = (True, None, notify)
+        if rnd.random() < 0.3:
+            server.deliver_all()
+    server.deliver_all()
+    events = proto.events_received()
+    got = {r.request_id: (r.committed, r.error) for r in events if isinstance(r, ReducerResult)}
+    assert got.keys() == expected.keys()
+    want = {rid: outcome[:2] for rid, outcome in expected.items()}
+    if all(notify for _, _, notify in expected.values()):
+        assert got == want  # every outcome, exactly, on its own call
+    else:
+        # Rejections of silent calls and tracked calls of one reducer carry no call
+        # identity on the wire: the kinds are exact, the texts may swap between them.
+        tracked = [rid for rid, (_, _, notify) in expected.items() if notify]
+        assert [(got[r][0], got[r][1] is None) for r in tracked] == [
+            (want[r][0], want[r][1] is None) for r in tracked
+        ]
+        assert sorted(got.values(), key=repr) == sorted(want.values(), key=repr)
+    assert [e for e in events if isinstance(e, StrayFailure)] == []
+    assert proto.pending_calls() == ()
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -397,7 +521,7 @@ def test_subscribe_then_unsubscribe() -> None:
     assert sub.query_id == query_id
 
     proto.receive_message(frame(m.SubscribeMultiApplied(sub.request_id, 5, query_id, ROWS)))
-    assert proto.events_received() == [SubscribeApplied(query_id, sub.request_id, ROWS)]
+    assert proto.events_received() == [SubscriptionApplied(query_id, sub.request_id, ROWS)]
     assert proto.query_state(query_id) is QueryState.ACTIVE
 
     proto.unsubscribe(query_id)
@@ -408,7 +532,7 @@ def test_subscribe_then_unsubscribe() -> None:
         proto.unsubscribe(query_id)
 
     proto.receive_message(frame(m.UnsubscribeMultiApplied(unsub.request_id, 1, query_id, ROWS)))
-    assert proto.events_received() == [UnsubscribeApplied(query_id, unsub.request_id, ROWS)]
+    assert proto.events_received() == [SubscriptionEnded(query_id, unsub.request_id, ROWS)]
     assert proto.query_state(query_id) is None
 
 
@@ -430,7 +554,7 @@ def test_subscription_error_for_one_query_is_not_fatal() -> None:
     error = m.SubscriptionError(0, sub.request_id, query_id.id, None, "no such table")  # type: ignore[union-attr]
     proto.receive_message(frame(error))
     assert proto.events_received() == [
-        SubscriptionFailed(query_id, sub.request_id, "no such table", fatal=False)  # type: ignore[union-attr]
+        SubscriptionRejected(query_id, sub.request_id, "no such table", fatal=False)  # type: ignore[union-attr]
     ]
     assert proto.query_state(query_id) is None
     assert proto.state is State.OPEN
@@ -441,7 +565,7 @@ def test_subscription_error_without_query_id_is_fatal() -> None:
     proto = opened()
     query_id = proto.subscribe(["SELECT * FROM t"])
     proto.receive_message(frame(m.SubscriptionError(0, None, None, None, "tx eval failed")))
-    assert proto.events_received() == [SubscriptionFailed(None, None, "tx eval failed", True)]
+    assert proto.events_received() == [SubscriptionRejected(None, None, "tx eval failed", True)]
     assert proto.state is State.CLOSED
     assert proto.query_state(query_id) is None
     with pytest.raises(InvalidStateError, match="dropped every subscription: tx eval failed"):
@@ -562,7 +686,7 @@ def test_replay_of_a_captured_session() -> None:
     agents = proto.subscribe(["SELECT * FROM agent"])
     proto.receive_message(_captured("plain_0002_subscribe_multi_applied.bin"))
     [applied] = proto.events_received()
-    assert isinstance(applied, p.SubscribeApplied) and applied.query_id == agents
+    assert isinstance(applied, p.SubscriptionApplied) and applied.query_id == agents
 
     call = proto.call_reducer("register_agent", b"")
     proto.receive_message(_captured("plain_0003_transaction_update.bin"))
@@ -585,12 +709,12 @@ def test_replay_of_a_captured_session() -> None:
     bad = proto.subscribe(["SELECT * FROM no_such_table"])
     proto.receive_message(_captured("plain_0005_subscription_error.bin"))
     [failed] = proto.events_received()
-    assert isinstance(failed, p.SubscriptionFailed)
+    assert isinstance(failed, p.SubscriptionRejected)
     assert failed.query_id == bad and not failed.fatal and "no_such_table" in failed.message
 
     proto.unsubscribe(agents)
     proto.receive_message(_captured("plain_0006_unsubscribe_multi_applied.bin"))
     [ended] = proto.events_received()
-    assert isinstance(ended, p.UnsubscribeApplied) and ended.query_id == agents
+    assert isinstance(ended, p.SubscriptionEnded) and ended.query_id == agents
     assert len(ended.update.table_changes()["agent"][0]) == 1  # the agent row leaves
     assert proto.state is p.State.OPEN

@@ -86,7 +86,7 @@ async def watch_table(
 
     ``keep`` chooses which changes to report and count (all of them if None).
 
-    Raises SchemaError for an unknown table, SubscriptionError for a bad ``where``,
+    Raises SchemaError for an unknown table, SubscriptionRejectedError for a bad ``where``,
     ConnectionClosedError if the server goes away.
     """
     conn = db_connection(universe)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from .cache import TableDiff, TransactionDiff
 from .connection import (
+    CallOptions,
     ConnectionBuilder,
     DbConnection,
+    KeepAlive,
+    ReconnectPolicy,
     SubscriptionHandle,
     TableHandle,
     ThreadedConnection,
@@ -25,6 +28,7 @@ from .connection import (
 )
 from .events import (
     EventContext,
+    ReconnectedEvent,
     ReducerEvent,
     SubscribeAppliedEvent,
     UnknownTransactionEvent,
@@ -36,14 +40,18 @@ from .types import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 
 __all__ = [
     "CallKey",
+    "CallOptions",
     "ConnectionBuilder",
     "ConnectionId",
     "Credentials",
     "DbConnection",
     "EventContext",
     "Identity",
+    "KeepAlive",
     "LocalServer",
     "ModuleSchema",
+    "ReconnectPolicy",
+    "ReconnectedEvent",
     "ReducerEvent",
     "ScheduleAt",
     "SubscribeAppliedEvent",

@@ -9,11 +9,18 @@ applied, a deleted and an inserted row with the same primary key become one upda
 
 :meth:`ClientCache.apply` returns a :class:`TransactionDiff`: the one description
 of a change that callbacks, the event bus and the projector all consume.
+
+Reads are safe from any thread: one lock per :class:`ClientCache` is held while
+a whole transaction is applied and while any read runs, so a read never sees
+a transaction half-applied nor a dictionary changing under it. After a
+reconnect, :meth:`ClientCache.replace_with` swaps in the fresh rows and returns
+only what changed while away.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +65,9 @@ class TransactionDiff:
 class TableCache:
     """The replicated rows of one table, with lookups by primary key, unique and indexed columns."""
 
-    def __init__(self, schema: TableSchema) -> None:
+    def __init__(self, schema: TableSchema, lock: threading.RLock | None = None) -> None:
         self.schema = schema
+        self._lock = lock if lock is not None else threading.RLock()
         self._rows: dict[bytes, Any] = {}
         self._counts: dict[bytes, int] = {}
         # column name -> the row attribute holding it (keywords get a trailing "_")
@@ -85,11 +93,12 @@ class TableCache:
         return len(self._rows)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(list(self._rows.values()))
+        return self.iter()
 
     def iter(self) -> Iterator[Any]:
         """The rows, in no particular order (a snapshot: safe to mutate the cache meanwhile)."""
-        return iter(list(self._rows.values()))
+        with self._lock:
+            return iter(list(self._rows.values()))
 
     def find(self, column: str, value: Any) -> Any | None:
         """The row whose unique ``column`` equals ``value``, or None."""
@@ -99,8 +108,9 @@ class TableCache:
                 f"{self.name}.{column} is not a unique column; unique columns: "
                 f"{sorted(self._unique)}"
             )
-        key = index.get(value)
-        return None if key is None else self._rows[key]
+        with self._lock:
+            key = index.get(value)
+            return None if key is None else self._rows[key]
 
     def filter(self, column: str, value: Any) -> list[Any]:
         """The rows whose ``column`` equals ``value``; uses an index when the column has one."""
@@ -108,15 +118,21 @@ class TableCache:
             row = self.find(column, value)
             return [] if row is None else [row]
         index = self._indexed.get(column)
-        if index is not None:
-            return [self._rows[k] for k in index.get(value, ())]
-        if column not in self.schema.columns:
-            raise SchemaError(f"table {self.name} has no column {column!r}")
-        return [row for row in self._rows.values() if getattr(row, self._attr[column]) == value]
+        with self._lock:
+            if index is not None:
+                return [self._rows[k] for k in index.get(value, ())]
+            if column not in self.schema.columns:
+                raise SchemaError(f"table {self.name} has no column {column!r}")
+            attr = self._attr[column]
+            return [row for row in self._rows.values() if getattr(row, attr) == value]
 
     def multiplicity(self, key: bytes) -> int:
         """How many live queries hold the row with these BSATN bytes."""
         return self._counts.get(key, 0)
+
+    def _decode_inserted(self, keys: list[bytes]) -> list[Any]:
+        """Decode the rows new to this replica: the one place rows are decoded."""
+        return codec.decode_row_list(self.schema, keys)
 
     def _add(self, key: bytes, row: Any) -> None:
         self._rows[key] = row
@@ -146,6 +162,10 @@ class TableCache:
         Counts are netted first, so a row deleted by one query and inserted by
         another in the same transaction does not flicker out and back.
         """
+        with self._lock:
+            return self._apply(deletes, inserts)
+
+    def _apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
         delta: dict[bytes, int] = {}
         for key in deletes:
             delta[key] = delta.get(key, 0) - 1
@@ -155,7 +175,7 @@ class TableCache:
         # Rows new to this client are decoded in one batch, before anything changes,
         # so a malformed row leaves the table as it was.
         fresh = [key for key, change in delta.items() if change > 0 and key not in self._counts]
-        decoded = dict(zip(fresh, codec.decode_row_list(self.schema, fresh), strict=True))
+        decoded = dict(zip(fresh, self._decode_inserted(fresh), strict=True))
 
         removed: list[Any] = []
         added: list[Any] = []
@@ -187,7 +207,24 @@ class TableCache:
                 row = decoded[key]
                 self._add(key, row)
                 added.append(row)
+        return self._diff(removed, added)
 
+    def replace_with(self, fresh: TableCache) -> TableDiff:
+        """Take over ``fresh``'s rows (the same table, rebuilt); return what differs.
+
+        Rows present in both (same bytes) keep their objects and fire nothing.
+        """
+        with self._lock:
+            gone = [key for key in self._rows if key not in fresh._rows]
+            came = [key for key in fresh._rows if key not in self._rows]
+            removed = [self._remove(key) for key in gone]
+            for key in came:
+                self._add(key, fresh._rows[key])
+            self._counts = dict(fresh._counts)
+            return self._diff(removed, [self._rows[key] for key in came])
+
+    def _diff(self, removed: list[Any], added: list[Any]) -> TableDiff:
+        """Inserts and deletes, a delete and insert of one primary key paired as an update."""
         pk = self.schema.primary_key
         if pk is None or not removed or not added:
             return TableDiff(self.name, tuple(added), tuple(removed))
@@ -209,8 +246,9 @@ class ClientCache:
 
     def __init__(self, schema: ModuleSchema) -> None:
         self.schema = schema
+        self.lock = threading.RLock()
         self.tables: dict[str, TableCache] = {
-            name: TableCache(table) for name, table in schema.tables.items()
+            name: TableCache(table, self.lock) for name, table in schema.tables.items()
         }
 
     def table(self, name: str) -> TableCache:
@@ -222,8 +260,19 @@ class ClientCache:
     def apply(self, changes: Mapping[str, tuple[list[bytes], list[bytes]]]) -> TransactionDiff:
         """Apply one transaction: per table name, (deleted row bytes, inserted row bytes)."""
         diffs: dict[str, TableDiff] = {}
-        for name, (deletes, inserts) in changes.items():
-            diff = self.table(name).apply(deletes, inserts)
-            if not diff.is_empty():
-                diffs[name] = diff
+        with self.lock:
+            for name, (deletes, inserts) in changes.items():
+                diff = self.table(name).apply(deletes, inserts)
+                if not diff.is_empty():
+                    diffs[name] = diff
+        return TransactionDiff(diffs)
+
+    def replace_with(self, fresh: ClientCache) -> TransactionDiff:
+        """Reconcile with ``fresh`` (rebuilt from new initial rows): only what changed."""
+        diffs: dict[str, TableDiff] = {}
+        with self.lock:
+            for name, table in self.tables.items():
+                diff = table.replace_with(fresh.tables[name])
+                if not diff.is_empty():
+                    diffs[name] = diff
         return TransactionDiff(diffs)

@@ -2,8 +2,9 @@
 
 Every row callback gets an :class:`EventContext` first. Its ``event`` says why
 the rows changed: a reducer transaction (:class:`ReducerEvent`, with who called
-what and with which arguments), a subscription being applied or removed, or a
-transaction whose reducer is unknown to this client (light mode).
+what and with which arguments), a subscription being applied or removed, a
+transaction whose reducer is unknown to this client (light mode), or the cache
+being reconciled after a reconnect (what changed while the connection was away).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
 if TYPE_CHECKING:
     from .cache import TransactionDiff
-    from .connection import DbConnection
+    from .driver import DbConnection
 
 __all__ = [
+    "ContextEvent",
     "EventContext",
+    "ReconnectedEvent",
     "ReducerEvent",
     "SubscribeAppliedEvent",
     "UnknownTransactionEvent",
@@ -61,7 +64,18 @@ class UnknownTransactionEvent:
     """A transaction without reducer information (the connection is in light mode)."""
 
 
-Event = ReducerEvent | SubscribeAppliedEvent | UnsubscribeAppliedEvent | UnknownTransactionEvent
+@dataclass(frozen=True, slots=True)
+class ReconnectedEvent:
+    """Rows changed while the connection was away; found by comparing with fresh rows."""
+
+
+ContextEvent = (
+    ReducerEvent
+    | SubscribeAppliedEvent
+    | UnsubscribeAppliedEvent
+    | UnknownTransactionEvent
+    | ReconnectedEvent
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +83,7 @@ class EventContext:
     """Passed to every callback: the connection, the event, and the transaction's whole diff."""
 
     connection: DbConnection
-    event: Event
+    event: ContextEvent
     diff: TransactionDiff
     sequence: int
     """Increases by one per applied transaction on this connection: commit order."""

@@ -28,48 +28,52 @@ Reducer outcomes
 ----------------
 Every ``TransactionUpdate`` / ``TransactionUpdateLight`` becomes one
 :class:`TransactionApplied` event. When it finishes a call made on *this*
-connection, a :class:`ReducerResult` follows immediately, naming the call's
-``request_id`` and holding the same :class:`TransactionApplied`. Matching is:
+connection, a :class:`ReducerResult` follows, naming the call's ``request_id``.
+The protocol owns the pending calls, and attributes every outcome exactly, in
+every order a 1.2 server can produce. What the server does (``subscribe.rs``,
+``message_handlers.rs``, ``module_subscription_actor.rs`` at v1.2.0):
 
-* Only a full ``TransactionUpdate`` whose caller identity *and* caller
-  connection id equal ours can finish one of our calls. Updates sent because
-  someone else's reducer touched our subscriptions carry *their* request ids,
-  and ``TransactionUpdateLight`` never goes to the caller, so neither is
-  matched by id.
-* A committed call always echoes its request id (we never send 0), so a commit
-  finishes exactly the pending call with that id.
-* A failed call comes back with request id 0 (server bug #2729) — both when the
-  reducer ran and failed, and for message-level errors such as an unknown
-  reducer or undecodable arguments. The failure names the reducer, so it
-  finishes the *oldest* pending call to that reducer. A 1.2 server handles one
-  connection's messages in order, so the oldest such call is the one that
-  failed. If a server ever echoes the id, that is used first.
-* A failure named ``"<none>"`` is a failed subscribe/unsubscribe/one-off request,
-  not a reducer call: it matches no call and only appears as a
-  :class:`TransactionApplied` with a ``Failed`` status.
-* Calls made with ``NO_SUCCESS_NOTIFY`` are not tracked: the server reports
-  neither their success nor their runtime failure to the caller.
-* ``OutOfEnergy`` is never sent to the caller by 1.2 servers; if it is, it
-  finishes the call like a failure.
+* It handles one connection's messages strictly one after another.
+* Its answers travel by two routes. **Route A**, the broadcast queue, carries
+  commits (echoing our request id), failures of a reducer that ran (request id 0,
+  but the call's arguments echoed) and every subscription answer. **Route B** is
+  written straight to the socket when a message fails before any reducer runs
+  (undecodable arguments, unknown reducer): request id 0, no arguments, zero
+  duration. Each route keeps call order, but a route-B error can overtake
+  route-A answers to *earlier* calls: the old "oldest pending call of that
+  reducer" rule misattributed exactly there.
+* A route-B error for request *k* is written before request *k+1* is even
+  read. So once any route-A answer to request *m* arrives, every route-B error
+  of a request before *m* has arrived, and every call before *m* still pending
+  is one of them: they pair up in order.
 
-Limits: the rule assumes answers to one connection's calls of the same reducer
-arrive in call order. The arguments cannot help break ties, because
-message-level errors echo none. A message-level rejection of a
-``NO_SUCCESS_NOTIFY`` call (which the server still reports) would be taken for
-the oldest tracked call to the same reducer; drivers validate reducer names and
-arguments before sending, so that should not arise. A call that never gets an
-answer (out of energy, dropped connection) stays pending until the driver gives
-up on it.
+Hence the rules: a commit finishes the call with its request id; a route-A
+failure finishes the call whose :class:`CallKey` it echoes as its first argument
+(else the oldest pending call of that reducer with the same argument bytes); a
+route-B error finishes its call at once when as many errors of that reducer
+are held as its calls are pending, and is otherwise held until the next
+route-A answer settles it as above (held errors pair with the calls before the
+answer in order, by reducer name). If nothing else is in flight, the protocol queues a
+*barrier*: a ``SubscribeMulti`` of a query that cannot compile, whose route-A
+``SubscriptionError`` settles everything before it (the driver never sees it).
+
+``NO_SUCCESS_NOTIFY`` calls are tracked too: the server reports neither their
+commit nor their runtime failure, but still reports route-B errors. They finish
+with ``reported=False`` once a later route-A answer shows the server handled them.
+Two of them of one reducer, rejected at once, cannot be told apart: the earlier
+is taken not to be the rejected one (see :meth:`ClientProtocol._pairing`).
+``OutOfEnergy`` (never sent by 1.2) finishes the call like a route-A failure.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-from ..errors import DecodeError, EncodeError, InvalidStateError, ProtocolError
+from ..errors import DecodeError, EncodeError, InvalidStateError, ProtocolError, UsageError
 from . import messages as m
 from .messages import (
     CallReducerFlags,
@@ -78,32 +82,55 @@ from .messages import (
     QueryId,
     UpdateStatus,
 )
+from .schema import CallKey
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
 __all__ = [
+    "BARRIER_QUERY",
     "MAX_CLIENT_MESSAGE_SIZE",
+    "CallKey",
     "CallReducerFlags",
     "ClientProtocol",
     "DatabaseUpdate",
-    "Event",
     "Identified",
     "OneOffQueryResult",
     "OneOffTable",
+    "ProtocolEvent",
     "QueryId",
     "QueryState",
     "ReducerResult",
     "State",
-    "SubscribeApplied",
-    "SubscriptionFailed",
+    "StrayFailure",
+    "SubscriptionApplied",
+    "SubscriptionEnded",
+    "SubscriptionRejected",
     "TransactionApplied",
-    "UnsubscribeApplied",
     "UpdateStatus",
+    "key_bytes",
+    "key_in_args",
 ]
 
 #: The server closes the connection on client messages larger than this (32 MiB).
 MAX_CLIENT_MESSAGE_SIZE: Final = 0x200_0000
 
+#: The query of a barrier subscription: it never compiles, so the server answers
+#: it with a ``SubscriptionError`` through the same queue as reducer outcomes.
+BARRIER_QUERY: Final = "SELECT * FROM -- inner_universe ordering barrier"
+
 _U32_MAX: Final = 0xFFFF_FFFF
+_KEY_SIZE: Final = 24  # CallKey: u128 client + u64 seq, the first reducer argument
+
+
+def key_bytes(key: CallKey) -> bytes:
+    """The 24 BSATN bytes of a :class:`CallKey` (u128 client, u64 seq): a keyed call's first."""
+    return key.client.to_bytes(16, "little") + key.seq.to_bytes(8, "little")
+
+
+def key_in_args(args: bytes) -> CallKey | None:
+    """The key at the front of a keyed call's argument bytes (None if too short)."""
+    if len(args) < _KEY_SIZE:
+        return None
+    return CallKey(int.from_bytes(args[:16], "little"), int.from_bytes(args[16:24], "little"))
 
 
 class State(enum.Enum):
@@ -135,7 +162,7 @@ class Identified:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscribeApplied:
+class SubscriptionApplied:
     """A subscription is live; ``update`` holds its current rows (as inserts)."""
 
     query_id: QueryId
@@ -144,7 +171,7 @@ class SubscribeApplied:
 
 
 @dataclass(frozen=True, slots=True)
-class UnsubscribeApplied:
+class SubscriptionEnded:
     """A subscription ended; ``update`` holds the rows to forget (as deletes)."""
 
     query_id: QueryId
@@ -153,7 +180,7 @@ class UnsubscribeApplied:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionFailed:
+class SubscriptionRejected:
     """The server rejected a subscribe or unsubscribe request, or dropped every subscription.
 
     ``fatal`` (the server sent no query id) means the server has dropped this
@@ -207,13 +234,31 @@ class TransactionApplied:
 
 @dataclass(frozen=True, slots=True)
 class ReducerResult:
-    """A reducer call made on this connection finished (right after its transaction's event)."""
+    """A reducer call made on this connection finished.
+
+    ``transaction`` is the :class:`TransactionApplied` that reported it (the
+    event just before, or an earlier one for a held route-B error); None for a
+    ``NO_SUCCESS_NOTIFY`` call known only to have been handled (``reported`` False).
+    """
 
     request_id: int
     reducer: str
     committed: bool
     error: str | None
-    transaction: TransactionApplied
+    transaction: TransactionApplied | None
+    key: CallKey | None = None
+    reported: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StrayFailure:
+    """A failure the server sent for a call of ours that this protocol cannot place.
+
+    Only a server breaking the ordering rules above produces one; the driver logs it.
+    """
+
+    reducer: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +270,36 @@ class OneOffQueryResult:
     tables: tuple[OneOffTable, ...]
 
 
-Event: TypeAlias = (
+ProtocolEvent: TypeAlias = (
     Identified
-    | SubscribeApplied
-    | UnsubscribeApplied
-    | SubscriptionFailed
+    | SubscriptionApplied
+    | SubscriptionEnded
+    | SubscriptionRejected
     | TransactionApplied
     | ReducerResult
+    | StrayFailure
     | OneOffQueryResult
 )
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    """A call sent and not finished; ``ordinal`` orders every request of the session."""
+
+    ordinal: int
+    request_id: int
+    reducer: str
+    args: bytes
+    key: CallKey | None
+    notify: bool
+
+
+@dataclass(slots=True)
+class _HeldError:
+    """A route-B error whose call is not known yet."""
+
+    reducer: str
+    tx: TransactionApplied
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -258,18 +324,23 @@ class ClientProtocol:
         self.connection_id: ConnectionId | None = None
         self.failure: DecodeError | ProtocolError | None = None
         self._closed_because = ""
-        self._events: list[Event] = []
+        self._events: list[ProtocolEvent] = []
         self._outgoing: list[bytes] = []
         self._next_request_id = 1
         self._next_query_id = 1
         self._next_message_id = 1
-        self._calls: dict[int, str] = {}  # request id -> reducer name, in call order
+        self._next_ordinal = 1
+        self._calls: dict[int, _PendingCall] = {}  # request id -> call, in call order
+        self._by_key: dict[CallKey, int] = {}  # key -> request id
+        self._held: deque[_HeldError] = deque()  # route-B errors not placed yet, in order
         self._queries: dict[QueryId, QueryState] = {}
+        self._query_ordinal: dict[QueryId, int] = {}  # the request awaiting its answer
+        self._barriers: dict[QueryId, int] = {}  # barrier query id -> ordinal
         self._one_off: set[bytes] = set()
 
     # ----------------------------------------------------------------- draining
 
-    def events_received(self) -> list[Event]:
+    def events_received(self) -> list[ProtocolEvent]:
         """Events parsed since the last call, oldest first."""
         events, self._events = self._events, []
         return events
@@ -286,11 +357,15 @@ class ClientProtocol:
         reducer: str,
         args: bytes = b"",
         flags: CallReducerFlags = CallReducerFlags.FULL_UPDATE,
+        key: CallKey | None = None,
     ) -> int:
         """Queue a reducer call; returns its request id (never 0).
 
-        With ``FULL_UPDATE`` a :class:`ReducerResult` with this id follows the
-        outcome. ``NO_SUCCESS_NOTIFY`` calls are fire-and-forget: no result ever.
+        ``key`` is the call's :class:`CallKey` when ``args`` start with it (it
+        lets a failure echoing the arguments find its call). A
+        :class:`ReducerResult` with the returned id follows the outcome; for
+        ``NO_SUCCESS_NOTIFY`` it says only that the server handled the call,
+        unless the call was rejected before running.
 
         Raises:
             InvalidStateError: the connection is not open.
@@ -298,31 +373,37 @@ class ClientProtocol:
         """
         self._check_open("call a reducer")
         request_id = self._allocate_request_id()
-        self._queue(m.CallReducer(reducer, bytes(args), request_id, CallReducerFlags(flags)))
-        if flags == CallReducerFlags.FULL_UPDATE:
-            self._calls[request_id] = reducer
+        flags = CallReducerFlags(flags)
+        self._queue(m.CallReducer(reducer, bytes(args), request_id, flags))
+        notify = flags == CallReducerFlags.FULL_UPDATE
+        self._calls[request_id] = _PendingCall(
+            self._ordinal(), request_id, reducer, bytes(args), key, notify
+        )
+        if key is not None:
+            self._by_key[key] = request_id
+        if not notify:
+            self._want_barrier()  # nothing else may ever show that it was handled
         return request_id
 
     def subscribe(self, queries: Sequence[str]) -> QueryId:
         """Queue a ``SubscribeMulti`` for ``queries``; returns the subscription's query id.
 
-        Its outcome is a :class:`SubscribeApplied` or a :class:`SubscriptionFailed`.
+        Its outcome is a :class:`SubscriptionApplied` or a :class:`SubscriptionRejected`.
+
+        Raises:
+            UsageError: ``queries`` is a bare string or empty.
         """
         self._check_open("subscribe")
         if isinstance(queries, str):
-            raise TypeError("subscribe() takes a sequence of SQL strings, not a single str")
+            raise UsageError("subscribe() takes a sequence of SQL strings, not a single str")
         if not queries:
-            raise ValueError("subscribe() needs at least one query")
-        query_id = self._allocate_query_id()
-        request_id = self._allocate_request_id()
-        self._queue(m.SubscribeMulti(tuple(queries), request_id, query_id))
-        self._queries[query_id] = QueryState.PENDING
-        return query_id
+            raise UsageError("subscribe() needs at least one query")
+        return self._subscribe(tuple(queries))
 
     def unsubscribe(self, query_id: QueryId) -> None:
         """Queue an ``UnsubscribeMulti`` for an applied subscription.
 
-        Its outcome is an :class:`UnsubscribeApplied` or a :class:`SubscriptionFailed`.
+        Its outcome is a :class:`SubscriptionEnded` or a :class:`SubscriptionRejected`.
 
         Raises:
             InvalidStateError: not open, or ``query_id`` is not an applied subscription.
@@ -334,6 +415,7 @@ class ClientProtocol:
             raise InvalidStateError(f"cannot unsubscribe query id {query_id.id}: it is {what}")
         self._queue(m.UnsubscribeMulti(self._allocate_request_id(), query_id))
         self._queries[query_id] = QueryState.ENDING
+        self._query_ordinal[query_id] = self._ordinal()
 
     def one_off_query(self, sql: str) -> bytes:
         """Queue a one-off query; returns the message id its :class:`OneOffQueryResult` carries."""
@@ -344,6 +426,7 @@ class ClientProtocol:
             if message_id not in self._one_off:
                 break
         self._queue(m.OneOffQuery(message_id, sql))
+        self._ordinal()
         self._one_off.add(message_id)
         return message_id
 
@@ -407,12 +490,14 @@ class ClientProtocol:
                 self._events.append(tx)
             case m.SubscribeMultiApplied():
                 self._expect_query(msg.query_id, QueryState.PENDING, "SubscribeMultiApplied")
+                self._settle_before(self._query_ordinal.pop(msg.query_id))
                 self._queries[msg.query_id] = QueryState.ACTIVE
-                self._events.append(SubscribeApplied(msg.query_id, msg.request_id, msg.update))
+                self._events.append(SubscriptionApplied(msg.query_id, msg.request_id, msg.update))
             case m.UnsubscribeMultiApplied():
                 self._expect_query(msg.query_id, QueryState.ENDING, "UnsubscribeMultiApplied")
+                self._settle_before(self._query_ordinal.pop(msg.query_id))
                 del self._queries[msg.query_id]
-                self._events.append(UnsubscribeApplied(msg.query_id, msg.request_id, msg.update))
+                self._events.append(SubscriptionEnded(msg.query_id, msg.request_id, msg.update))
             case m.SubscriptionError():
                 self._on_subscription_error(msg)
             case m.OneOffQueryResponse():
@@ -451,34 +536,182 @@ class ClientProtocol:
             duration=msg.total_host_execution_duration,
         )
         self._events.append(tx)
-        request_id = self._match_call(msg)
-        if request_id is not None:
-            reducer = self._calls.pop(request_id)
-            self._events.append(ReducerResult(request_id, reducer, tx.committed, tx.error, tx))
-
-    def _match_call(self, msg: m.TransactionUpdate) -> int | None:
-        """The pending call ``msg`` finishes, if any (rules in the module docstring)."""
         if msg.caller_identity != self.identity or msg.caller_connection_id != self.connection_id:
-            return None
+            return  # someone else's call (their request ids mean nothing to us)
+        if self._is_route_b(msg):
+            self._on_rejected_call(info.reducer_name, tx)
+            return
+        call = self._route_a_call(msg)
+        if call is None:
+            return  # not a tracked call (a commit always echoes the id of ours)
+        self._settle_before(call.ordinal)
+        self._finish(call, tx)
+        self._place_held(call.reducer)
+
+    @staticmethod
+    def _is_route_b(msg: m.TransactionUpdate) -> bool:
+        """A failure written before any reducer ran: no arguments, no time spent."""
+        return (
+            isinstance(msg.status, m.Failed)
+            and not msg.reducer_call.args
+            and msg.total_host_execution_duration.micros == 0
+            and msg.energy_quanta_used.quanta == 0
+        )
+
+    def _route_a_call(self, msg: m.TransactionUpdate) -> _PendingCall | None:
+        """The pending call a commit or a runtime failure answers."""
         info = msg.reducer_call
-        if info.request_id in self._calls:
-            return info.request_id
-        if isinstance(msg.status, m.Committed):
-            return None  # a commit always echoes its id: this one is not a tracked call
-        return next((r for r, name in self._calls.items() if name == info.reducer_name), None)
+        call = self._calls.get(info.request_id) if info.request_id else None
+        if call is not None or isinstance(msg.status, m.Committed):
+            return call
+        key = key_in_args(info.args)
+        if key is not None and key in self._by_key:
+            return self._calls[self._by_key[key]]
+        # The server reports no runtime failure of a NO_SUCCESS_NOTIFY call: not one of those.
+        same_name = [c for c in self._calls.values() if c.reducer == info.reducer_name and c.notify]
+        same_args = [c for c in same_name if c.args == info.args]
+        candidates = same_args or same_name
+        return candidates[0] if candidates else None
+
+    def _on_rejected_call(self, reducer: str, tx: TransactionApplied) -> None:
+        """A route-B error: place it now if only one call can own it, else hold it."""
+        if reducer == "<none>":
+            return  # a failed subscribe/one-off request, not a reducer call
+        if not any(c.reducer == reducer for c in self._calls.values()):
+            self._events.append(StrayFailure(reducer, tx.error or ""))
+            return
+        self._held.append(_HeldError(reducer, tx))
+        self._place_held(reducer)
+        if self._held:
+            self._want_barrier()
+
+    def _place_held(self, reducer: str) -> None:
+        """When as many errors of ``reducer`` are held as its calls are pending, they pair up.
+
+        Each held error belongs to a distinct pending call of that reducer, and
+        route B keeps call order, so the n-th held error is the n-th pending call's.
+        """
+        if not self._held:
+            return
+        held = [h for h in self._held if h.reducer == reducer]
+        pending = [c for c in self._calls.values() if c.reducer == reducer]
+        if not held or len(held) != len(pending):
+            return
+        for error, call in zip(held, pending, strict=True):
+            self._held.remove(error)
+            self._finish(call, error.tx)
+
+    def _settle_before(self, ordinal: int) -> None:
+        """A route-A answer to request ``ordinal`` arrived: settle every call before it.
+
+        Every call before it still pending was answered on route B or not at all
+        (a ``NO_SUCCESS_NOTIFY`` call handled silently), and the held errors are
+        in call order: they pair with a subsequence of those calls, names
+        matching, every tracked call included, leaving held only errors that a
+        later call of their reducer can own (:meth:`_pairing`). While a silent
+        call's reducer has a held error and a later call pending, whether the
+        silent call owns it is unknowable: the calls wait for a later barrier.
+        """
+        older = []
+        for call in self._calls.values():  # in call order: the older ones come first
+            if call.ordinal >= ordinal:
+                break
+            older.append(call)
+        if not older:
+            return
+        later = {c.reducer for c in self._calls.values() if c.ordinal > ordinal}
+        ambiguous = later & {h.reducer for h in self._held}
+        if any(not c.notify and c.reducer in ambiguous for c in older):
+            self._want_barrier()
+            return
+        owners = self._pairing(older, later)
+        errors = [self._held.popleft() for owner in owners if owner is not None]
+        placed = iter(errors)
+        for call, owner in zip(older, owners, strict=True):
+            if owner is not None:
+                self._finish(call, next(placed).tx)
+            elif not call.notify:
+                self._finish_unreported(call)
+            # else: a tracked call with no answer (out of energy?): left for the driver
+        if not self._held:
+            return
+        # A held error no pending call can own any more is reported, not kept forever.
+        pending = {c.reducer for c in self._calls.values()}
+        for stray in [h for h in self._held if h.reducer not in pending]:
+            self._held.remove(stray)
+            self._events.append(StrayFailure(stray.reducer, stray.tx.error or ""))
+
+    def _pairing(self, older: list[_PendingCall], later: set[str]) -> list[int | None]:
+        """For each older call, the index of the held error it owns, or None.
+
+        The pairing keeps both orders, matches names, includes every tracked
+        call, and leaves held only errors of reducers in ``later``. Among several
+        (two silent calls of one reducer cannot be told apart on the wire), a
+        silent call is taken not to own one. With no such pairing (a server
+        breaking the rules), tracked calls may stay unpaired.
+        """
+        held = [h.reducer for h in self._held]
+        n, m = len(older), len(held)
+        for strict in (True, False):
+            # ok[i][j]: calls i.. can pair with held errors j.. under the rules.
+            ok = [[False] * (m + 1) for _ in range(n + 1)]
+            for j in range(m + 1):
+                ok[n][j] = not strict or all(name in later for name in held[j:])
+            for i in range(n - 1, -1, -1):
+                may_skip = not older[i].notify or not strict
+                for j in range(m, -1, -1):
+                    pair = j < m and held[j] == older[i].reducer and ok[i + 1][j + 1]
+                    ok[i][j] = pair or (may_skip and ok[i + 1][j])
+            if not ok[0][0]:
+                continue
+            owners: list[int | None] = []
+            j = 0
+            for i, call in enumerate(older):
+                may_skip = not call.notify or not strict
+                pair = j < m and held[j] == call.reducer and ok[i + 1][j + 1]
+                if pair and not (may_skip and ok[i + 1][j] and not call.notify):
+                    owners.append(j)
+                    j += 1
+                else:
+                    owners.append(None)
+            return owners
+        return [None] * n
+
+    def _finish(self, call: _PendingCall, tx: TransactionApplied) -> None:
+        del self._calls[call.request_id]
+        if call.key is not None:
+            self._by_key.pop(call.key, None)
+        self._events.append(
+            ReducerResult(call.request_id, call.reducer, tx.committed, tx.error, tx, call.key)
+        )
+
+    def _finish_unreported(self, call: _PendingCall) -> None:
+        del self._calls[call.request_id]
+        if call.key is not None:
+            self._by_key.pop(call.key, None)
+        self._events.append(
+            ReducerResult(call.request_id, call.reducer, False, None, None, call.key, False)
+        )
 
     def _on_subscription_error(self, msg: m.SubscriptionError) -> None:
         query_id = None if msg.query_id is None else QueryId(msg.query_id)
+        if query_id is not None and query_id in self._barriers:
+            del self._queries[query_id]
+            self._query_ordinal.pop(query_id, None)
+            self._settle_before(self._barriers.pop(query_id))
+            return
         fatal = query_id is None
         if fatal:
             self._queries.clear()
+            self._query_ordinal.clear()
             self.state = State.CLOSED
             self._closed_because = f"the server dropped every subscription: {msg.error}"
         elif query_id in self._queries:
             # Whether the subscribe or the unsubscribe failed, the server holds no
             # subscription under this id any more.
             del self._queries[query_id]
-        self._events.append(SubscriptionFailed(query_id, msg.request_id, msg.error, fatal))
+            self._settle_before(self._query_ordinal.pop(query_id))
+        self._events.append(SubscriptionRejected(query_id, msg.request_id, msg.error, fatal))
 
     def _expect_query(self, query_id: QueryId, state: QueryState, what: str) -> None:
         actual = self._queries.get(query_id)
@@ -487,6 +720,27 @@ class ClientProtocol:
             raise ProtocolError(f"{what} for query id {query_id.id}, which is {found}")
 
     # ----------------------------------------------------------------- helpers
+
+    def _want_barrier(self) -> None:
+        """Queue a barrier unless one already follows every pending call."""
+        newest = max((c.ordinal for c in self._calls.values()), default=0)
+        if any(ordinal > newest for ordinal in self._barriers.values()):
+            return
+        query_id = self._subscribe((BARRIER_QUERY,))
+        self._barriers[query_id] = self._query_ordinal[query_id]
+
+    def _subscribe(self, queries: tuple[str, ...]) -> QueryId:
+        query_id = self._allocate_query_id()
+        request_id = self._allocate_request_id()
+        self._queue(m.SubscribeMulti(queries, request_id, query_id))
+        self._queries[query_id] = QueryState.PENDING
+        self._query_ordinal[query_id] = self._ordinal()
+        return query_id
+
+    def _ordinal(self) -> int:
+        ordinal = self._next_ordinal
+        self._next_ordinal += 1
+        return ordinal
 
     def _check_open(self, action: str) -> None:
         if self.state is State.OPEN:

@@ -33,14 +33,21 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CloseCode
 
-from ..errors import ConnectError, ConnectionClosedError, DecodeError, MessageTooLargeError
+from ..errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ConnectRefusedError,
+    DecodeError,
+    MessageTooLargeError,
+    UsageError,
+)
 from . import messages as m
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "REDACTED",
     "SUBPROTOCOL",
-    "Compression",
+    "CompressionName",
     "MemoryTransport",
     "Transport",
     "WebSocketTransport",
@@ -49,7 +56,8 @@ __all__ = [
 ]
 
 SUBPROTOCOL = "v1.bsatn.spacetimedb"
-Compression = Literal["None", "Gzip", "Brotli"]
+#: The ``compression=`` the server is asked for (messages.Compression is the frame tag).
+CompressionName = Literal["None", "Gzip", "Brotli"]
 #: The default cap on one incoming WebSocket message, as it arrives (compressed or not).
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 #: What a token is replaced with in logs and recordings.
@@ -95,19 +103,29 @@ class Transport(Protocol):
 
 
 def subscribe_url(
-    uri: str, database: str, *, compression: Compression = "Gzip", light: bool = False
+    uri: str,
+    database: str,
+    *,
+    compression: CompressionName = "Gzip",
+    light: bool = False,
+    connection_id: str | None = None,
 ) -> str:
-    """The WebSocket URL of ``database``'s subscribe endpoint on the server at ``uri``."""
+    """The WebSocket URL of ``database``'s subscribe endpoint on the server at ``uri``.
+
+    ``connection_id`` (32 hex digits) asks to come back as that connection, as
+    the official SDKs do on reconnect; the 1.2 server honours it.
+    """
     parts = urllib.parse.urlsplit(uri)
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None:
-        raise ValueError(f"unsupported URI scheme {parts.scheme!r} in {uri!r}")
+        raise UsageError(f"unsupported URI scheme {parts.scheme!r} in {uri!r}")
     if parts.query:
-        raise ValueError(f"the server URI must not carry a query string: {uri!r}")
+        raise UsageError(f"the server URI must not carry a query string: {uri!r}")
     path = parts.path.rstrip("/") + f"/v1/database/{urllib.parse.quote(database)}/subscribe"
-    query = urllib.parse.urlencode(
-        {"compression": compression, "light": "true" if light else "false"}
-    )
+    params = {"compression": compression, "light": "true" if light else "false"}
+    if connection_id is not None:
+        params["connection_id"] = connection_id
+    query = urllib.parse.urlencode(params)
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
@@ -138,10 +156,15 @@ class WebSocketTransport:
         *,
         token: str | None = None,
         open_timeout: float = 10.0,
+        ping_interval: float = 2.0,
+        ping_timeout: float = 2.0,
         record_to: Path | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> WebSocketTransport:
-        """Connect; ``max_frame_size`` caps one incoming message as it arrives on the wire."""
+        """Open the socket; pings every ``ping_interval`` s close it when a pong is late.
+
+        ``max_frame_size`` caps one incoming message as it arrives on the wire.
+        """
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if record_to is not None:
             record_to.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -154,14 +177,17 @@ class WebSocketTransport:
                 compression=None,
                 logger=_WS_LOGGER,
                 open_timeout=open_timeout,
-                ping_interval=30,
-                ping_timeout=30,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                # A dead peer never answers the closing handshake either: do not wait 10 s.
+                close_timeout=min(1.0, ping_timeout),
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            raise ConnectError(
+            raise ConnectRefusedError(
                 f"the server refused the connection to {url}: HTTP "
-                f"{exc.response.status_code} {body}".rstrip()
+                f"{exc.response.status_code} {body}".rstrip(),
+                exc.response.status_code,
             ) from None
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise ConnectError(f"could not connect to {url}: {exc}") from None
