@@ -21,7 +21,7 @@ it, so a small frame cannot make the client allocate much more than the cap
 (a decompression bomb raises :class:`~inner_universe.errors.MessageTooLargeError`).
 
 Names follow the wire format, so :class:`SubscriptionError` here is the server
-message, not :class:`inner_universe.errors.SubscriptionError`.
+message, not :class:`inner_universe.errors.SubscriptionRejectedError`.
 """
 
 from __future__ import annotations
