@@ -23,6 +23,10 @@ def cell(table: DataTable[object], key: str, column: int) -> str:
     return str(table.get_row(key)[column]) if key in table.rows else ""
 
 
+def shown_calls(table: DataTable[object]) -> int:
+    return sum(str(key.value).startswith("model_call:") for key in table.rows)
+
+
 async def test_tasks_go_from_queued_to_succeeded(
     fresh_db: PublishedDatabase, user_home: Path
 ) -> None:
@@ -50,7 +54,8 @@ async def test_tasks_go_from_queued_to_succeeded(
             await until(lambda: cell(table, f"task:{task_id}", 2) == "succeeded")
             await until(lambda: cell(table, f"workflow:{workflow_id}", 2) == "succeeded")
             await until(
-                lambda: all(cell(table, key, 2) == "succeeded" for key in table.rows), timeout=10
+                lambda: all(cell(table, str(key.value), 2) == "succeeded" for key in table.rows),
+                timeout=10,
             )
         assert cell(table, f"task:{task_id}", 3) == "1/3"
         assert cell(table, f"task:{task_id}", 4) == "1"  # the epoch of its one claim
@@ -80,3 +85,8 @@ async def test_a_model_call_shows_in_the_providers_pane(
         assert cell(table, key, 3) == "$0.0000" and cell(table, key, 4) == "3>5"
         await until(lambda: cell(table, "provider:offline", 2) == "1")
         assert cell(table, "provider:offline", 1) == "ok"
+        async with connect(fresh_db.uri, fresh_db.name) as other:
+            for _ in range(ProvidersPane.LATEST_CALLS):
+                await other.reducers.begin_model_call(0, 0, "offline", "echo", 1, 0, 0)
+        await until(lambda: shown_calls(table) == ProvidersPane.LATEST_CALLS)
+        assert key not in table.rows  # the oldest call made room for the newest

@@ -139,7 +139,10 @@ class ProvidersPane(TablePane):
         self.calls.clear()
 
     def apply(self, change: Change) -> None:
-        if change.table == "model_call" and change.kind != "delete":
+        if change.table == "model_call" and change.kind == "delete":
+            if change.row.id in self.calls:
+                self.calls.remove(change.row.id)
+        elif change.table == "model_call":
             call_id = change.row.id
             if call_id not in self.calls:
                 if self.calls and call_id < self.calls[0] and len(self.calls) >= self.LATEST_CALLS:
