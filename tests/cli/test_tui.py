@@ -16,7 +16,9 @@ from textual.widgets import Input, RichLog, Static
 
 from inner_universe.app import Universe
 from inner_universe.cli.tui import AgentsPane, ConversationPane, SessionsPane, UniverseApp
+from inner_universe.features.delegation import submit
 from inner_universe.home import start_local_server
+from inner_universe.spacetime.connection import connect
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -116,13 +118,33 @@ def screen_text(app: UniverseApp) -> str:
     return re.sub(r"127\.0\.0\.1:\d+", lambda m: "127.0.0.1:" + "p" * (len(m.group()) - 10), text)
 
 
-async def test_screen_snapshot(fresh_db: PublishedDatabase, user_home: Path) -> None:
+async def queue_work(uri: str, database: str) -> None:
+    """Another connection queues a task, records a model call and sets its agent a budget."""
+    async with connect(uri, database) as conn:
+        await conn.subscribe("SELECT * FROM agent", "SELECT * FROM model_call")
+        await conn.reducers.register_agent("summariser", "worker", b"")
+        agent = next(a for a in conn.db.agent.iter() if a.name == "summariser")
+        await conn.reducers.set_agent_capabilities(agent.id, ["summarise"])
+        await submit(conn, "summarise", {"text": "the launch plan"})
+        await conn.reducers.begin_model_call(0, agent.id, "offline", "echo", 12, 0, 0)
+        call = next(iter(conn.db.model_call.iter()))
+        await conn.reducers.end_model_call(call.id, "done", 12, 9, 0, 3, 8, "", 0)
+        await conn.reducers.set_budget(0, 20_000_000_000)
+        await conn.reducers.set_budget(agent.id, 5_000_000_000)  # the task line scrolls off
+
+
+async def test_screen_snapshot(
+    fresh_db: PublishedDatabase, user_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The task's random ticket would change the activity's width, so its scroll bar.
+    monkeypatch.setattr(sys.modules[submit.__module__], "new_ticket", lambda: 10**38 + 1)
     app = UniverseApp(fresh_db.universe())
     async with app.run_test(size=SIZE) as pilot:
         await until(app.connected.is_set)
         await visit(fresh_db.uri, fresh_db.name)
         await until(lambda: any("NERV layer." in m for m in messages(app)))
-        await until(lambda: "content += 'layer.'" in activity(app))
+        await queue_work(fresh_db.uri, fresh_db.name)
+        await until(lambda: "budget_nano_usd: None -> 5000000000" in activity(app))
         await until(lambda: app.query_one(SessionsPane).table.row_count == 1)  # our own session
         log = app.query_one(RichLog)
         await until(lambda: log.scroll_y == log.max_scroll_y)  # scrolled to the last line

@@ -44,7 +44,7 @@ def _task_json(row: Any) -> dict[str, Any]:
     return record
 
 
-async def _submit(universe: Universe, to: str, payload: Any) -> int:
+async def submit_payload(universe: Universe, to: str, payload: Any) -> int:
     return await submit_task(db_connection(universe), to, payload)
 
 
@@ -60,16 +60,16 @@ def submit(
         payload = json.loads(payload_json)
     except json.JSONDecodeError as exc:
         raise fail(f"the payload is not JSON: {exc}") from None
-    task_id = run_action(_submit, capability, payload)
+    task_id = run_action(submit_payload, capability, payload)
     out.print(json.dumps({"task": task_id}) if as_json else f"submitted task {task_id}")
 
 
-async def _tasks(universe: Universe) -> list[Any]:
+async def task_rows(universe: Universe) -> list[Any]:
     rows = (await run_sql(universe, "SELECT * FROM task")).get("task", [])
     return sorted(rows, key=lambda row: row.id)
 
 
-def _task_table(rows: list[Any]) -> Table:
+def task_table(rows: list[Any]) -> Table:
     table = Table(title=f"task: {len(rows)} rows", title_justify="left")
     for column in ("id", "for", "kind", "status", "attempts", "step", "submitter", "updated"):
         table.add_column(column, overflow="fold")
@@ -100,12 +100,12 @@ def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per task.")] = False,
 ) -> None:
     """Every task you may see, oldest first, with its status."""
-    rows = run_action(_tasks)
+    rows = run_action(task_rows)
     if as_json:
         for row in rows:
             out.print(json.dumps(_task_json(row)))
     else:
-        out.print(_task_table(rows))
+        out.print(task_table(rows))
 
 
 def is_status_change(change: Change) -> bool:

@@ -3,12 +3,14 @@
 Everything on screen comes from subscriptions: each pane names the tables it
 shows, the app subscribes to their union once, and every committed change is
 handed to the panes that asked for its table. Nothing polls. A command line at
-the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``)
-and a few of its own (``say``, ``conversation``).
+the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``,
+``tasks list|submit``) and a few of its own (``say``, ``conversation``).
 
-New panes (chat, tasks, provider health, as those features land) subclass
-:class:`Pane`, name their ``TABLES``, and are passed in ``panes=`` or appended
-to :data:`PANES`.
+The panes: agents and sessions on the left, the conversation beside them, tasks
+and providers (:mod:`inner_universe.cli.tui_ops`) in the row below, the activity
+log under everything. New panes subclass :class:`Pane`
+(:mod:`inner_universe.cli.tui_pane`), name their ``TABLES``, and are passed in
+``panes=`` or appended to :data:`PANES`.
 
 When the connection closes (the server restarted), the app says so and connects
 again, with the same identity, as soon as the server answers; the panes are
@@ -18,6 +20,7 @@ rebuilt from the new subscription.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -27,7 +30,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
+from textual.widgets import Footer, Header, Input, RichLog, Static
 
 from ..app import Universe
 from ..errors import InnerUniverseError
@@ -35,6 +38,9 @@ from ..home import token_file
 from ..spacetime.connection import ConnectionBuilder, DbConnection
 from .actions import db_connection, run_sql, sql_tables, status_info, status_view
 from .render import short
+from .tasks import submit_payload, task_rows, task_table
+from .tui_ops import ProvidersPane, TasksPane
+from .tui_pane import Pane, TablePane
 from .watching import Change, follow
 
 __all__ = [
@@ -43,7 +49,9 @@ __all__ = [
     "AgentsPane",
     "ConversationPane",
     "Pane",
+    "ProvidersPane",
     "SessionsPane",
+    "TasksPane",
     "UniverseApp",
 ]
 
@@ -55,74 +63,14 @@ HELP = """commands:
   sql QUERY                 a one-off query, e.g. sql SELECT * FROM agent
   watch TABLE [WHERE]       add a table (optionally filtered) to the activity
   identity                  who this UI connects as
+  tasks list                every task, with its status
+  tasks submit CAP JSON     submit a task, e.g. tasks submit double {"x": 21}
   say TEXT                  post a user message to the conversation shown
   conversation ID           show another conversation
   clear | help | quit"""
 
 
-class Pane(Vertical):
-    """A part of the screen kept by row changes of the tables it names."""
-
-    TABLES: ClassVar[tuple[str, ...]] = ()
-    """The tables this pane shows; the app subscribes to them."""
-    ALL_TABLES: ClassVar[bool] = False
-    """Shown every change of every subscribed table (as the activity log is)."""
-    SIDE: ClassVar[bool] = False
-    """In the narrow left column (else in the main area, side by side)."""
-    TITLE: ClassVar[str] = ""
-
-    def on_mount(self) -> None:
-        self.border_title = self.TITLE
-
-    def reset(self) -> None:
-        """Forget every row (a new connection is about to send them again)."""
-
-    def apply(self, change: Change) -> None:
-        """Show one committed change (or, with ``change.initial``, a subscribed row)."""
-
-
-class _TablePane(Pane):
-    """A pane that is one DataTable, a row per table row, keyed by ``key(row)``."""
-
-    COLUMNS: ClassVar[tuple[str, ...]] = ()
-
-    def compose(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
-        table.add_columns(*self.COLUMNS)
-        yield table
-
-    @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one(DataTable)
-
-    def key(self, row: Any) -> str:
-        raise NotImplementedError
-
-    def cells(self, row: Any) -> tuple[RenderableType, ...]:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        self.table.clear()
-
-    def apply(self, change: Change) -> None:
-        table = self.table
-        key = self.key(change.row)
-        if change.kind == "update" and change.old is not None and self.key(change.old) != key:
-            self._remove(self.key(change.old))
-        if change.kind == "delete":
-            self._remove(key)
-        elif key in table.rows:  # an update keeps the row where it is
-            for column, value in zip(table.columns, self.cells(change.row), strict=True):
-                table.update_cell(key, column, value)
-        else:
-            table.add_row(*self.cells(change.row), key=key)
-
-    def _remove(self, key: str) -> None:
-        if key in self.table.rows:
-            self.table.remove_row(key)
-
-
-class AgentsPane(_TablePane):
+class AgentsPane(TablePane):
     TABLES = ("agent",)
     SIDE = True
     TITLE = "agents"
@@ -135,7 +83,7 @@ class AgentsPane(_TablePane):
         return tuple(Text(str(v)) for v in (row.id, row.name, row.role, row.status, row.version))
 
 
-class SessionsPane(_TablePane):
+class SessionsPane(TablePane):
     TABLES = ("session",)
     SIDE = True
     TITLE = "sessions"
@@ -264,7 +212,7 @@ class ActivityPane(Pane):
         self.log_view.write(renderable)
 
 
-PANES: list[type[Pane]] = [AgentsPane, SessionsPane, ConversationPane]
+PANES: list[type[Pane]] = [AgentsPane, SessionsPane, ConversationPane, TasksPane, ProvidersPane]
 """The panes every UniverseApp shows beside the activity (features append theirs)."""
 
 
@@ -275,12 +223,13 @@ class UniverseApp(App[None]):
     AUTO_FOCUS = "#command"
     CSS = """
     #top { height: 1fr; }
+    #lower { height: 1fr; }
     #side { width: 44; }
     Pane { border: round $accent; border-title-color: $text; }
     AgentsPane { height: 1fr; }
     SessionsPane { height: 1fr; }
     ConversationPane { width: 1fr; }
-    ActivityPane { height: 12; }
+    ActivityPane { height: 1fr; max-height: 12; }
     .message { padding: 0 1; }
     #command { dock: bottom; }
     """
@@ -304,11 +253,14 @@ class UniverseApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         side = [t() for t in self.pane_types if t.SIDE]
-        main = [t() for t in self.pane_types if not t.SIDE]
+        main = [t() for t in self.pane_types if not t.SIDE and not t.LOWER]
+        lower = [t() for t in self.pane_types if t.LOWER]
         with Horizontal(id="top"):
             if side:
                 yield Vertical(*side, id="side")
             yield from main
+        if lower:
+            yield Horizontal(*lower, id="lower")
         yield ActivityPane()
         yield Input(placeholder="status · sql SELECT * FROM agent · say hello · help", id="command")
         yield Footer()
@@ -436,6 +388,8 @@ class UniverseApp(App[None]):
         elif name == "identity":
             key = self.universe.server_key
             say(f"{self.universe.identity} (token for {key}: {token_file(key).path})")
+        elif name == "tasks":
+            await self._tasks(rest)
         elif name == "say":
             await self._say(rest)
         elif name == "conversation":
@@ -457,6 +411,23 @@ class UniverseApp(App[None]):
             follow(conn, [table], self._dispatch)
         self._watched[table] = query
         self.activity.say(f"watching {query}")
+
+    async def _tasks(self, rest: str) -> None:
+        """``tasks list`` and ``tasks submit CAPABILITY JSON``, as in a shell."""
+        say = self.activity.say
+        verb, _, args = rest.partition(" ")
+        to, _, payload_json = args.strip().partition(" ")
+        if verb == "list":
+            say(task_table(await task_rows(self.universe)))
+        elif verb == "submit" and to and payload_json:
+            try:
+                payload = json.loads(payload_json)
+            except json.JSONDecodeError as exc:
+                say(Text(f"error: the payload is not JSON: {exc}", style="red"))
+                return
+            say(f"submitted task {await submit_payload(self.universe, to, payload)}")
+        else:
+            say(Text("usage: tasks list | tasks submit CAPABILITY JSON", style="red"))
 
     async def _say(self, text: str) -> None:
         conn = db_connection(self.universe)

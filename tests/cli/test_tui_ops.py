@@ -1,0 +1,92 @@
+"""The terminal UI's tasks and providers panes, headless, against a real server and worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from inner_universe.cli.tui import ProvidersPane, TasksPane, UniverseApp
+from inner_universe.features.delegation import submit
+from inner_universe.features.workflow import Workflow, submit_workflow
+from inner_universe.spacetime.connection import connect
+from tests.cli.test_tasks_commands import doubler
+from tests.cli.test_tui import SIZE, activity, command
+from tests.conftest import PublishedDatabase, until
+
+pytestmark = pytest.mark.integration
+
+
+def cell(table: DataTable[object], key: str, column: int) -> str:
+    """One cell's text, or "" while the row is not there."""
+    return str(table.get_row(key)[column]) if key in table.rows else ""
+
+
+def shown_calls(table: DataTable[object]) -> int:
+    return sum(str(key.value).startswith("model_call:") for key in table.rows)
+
+
+async def test_tasks_go_from_queued_to_succeeded(
+    fresh_db: PublishedDatabase, user_home: Path
+) -> None:
+    app = UniverseApp(fresh_db.universe())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(app.connected.is_set)
+        table = app.query_one(TasksPane).table
+        async with connect(fresh_db.uri, fresh_db.name) as other:
+            # An agent that offers `double` but does not work yet: its tasks wait, queued.
+            await other.subscribe("SELECT * FROM agent")
+            await other.reducers.register_agent("idle doubler", "worker", b"")
+            idle = next(a for a in other.db.agent.iter() if a.name == "idle doubler")
+            await other.reducers.set_agent_capabilities(idle.id, ["double"])
+            task_id = await submit(other, "double", {"x": 21})
+            wf = Workflow("twice")
+            first = wf.step("first", "double", {"x": 1})
+            wf.step("second", "double", {"x": 2}, needs=[first])
+            workflow_id = (await submit_workflow(other, wf)).id
+        await until(lambda: cell(table, f"task:{task_id}", 2) == "queued")
+        assert cell(table, f"task:{task_id}", 1) == "double"
+        await until(lambda: cell(table, f"workflow:{workflow_id}", 5) == "first· second· ")
+        await command(app, pilot, 'tasks submit double {"x": 2}')  # the plain command, inside
+        await until(lambda: "submitted task" in activity(app))
+        with doubler(fresh_db):
+            await until(lambda: cell(table, f"task:{task_id}", 2) == "succeeded")
+            await until(lambda: cell(table, f"workflow:{workflow_id}", 2) == "succeeded")
+            await until(
+                lambda: all(cell(table, str(key.value), 2) == "succeeded" for key in table.rows),
+                timeout=10,
+            )
+        assert cell(table, f"task:{task_id}", 3) == "1/3"
+        assert cell(table, f"task:{task_id}", 4) == "1"  # the epoch of its one claim
+        assert cell(table, f"task:{task_id}", 5).startswith("agent ")  # the worker held it
+        assert cell(table, f"workflow:{workflow_id}", 5) == "first✓ second✓ "
+        await command(app, pilot, "tasks submit double not-json")
+        await until(lambda: "error: the payload is not JSON" in activity(app))
+        await command(app, pilot, "tasks list")
+        await until(lambda: "task: 4 rows" in activity(app))
+
+
+async def test_a_model_call_shows_in_the_providers_pane(
+    fresh_db: PublishedDatabase, user_home: Path
+) -> None:
+    app = UniverseApp(fresh_db.universe())
+    async with app.run_test(size=SIZE):
+        await until(app.connected.is_set)
+        table = app.query_one(ProvidersPane).table
+        async with connect(fresh_db.uri, fresh_db.name) as other:
+            await other.subscribe("SELECT * FROM model_call")
+            await other.reducers.begin_model_call(0, 0, "offline", "echo", 3, 0, 0)
+            call = next(c for c in other.db.model_call.iter() if c.caller == other.identity)
+            await until(lambda: cell(table, f"model_call:{call.id}", 1) == "running")
+            await other.reducers.end_model_call(call.id, "done", 3, 5, 1500, 12, 40, "", 0)
+        key = f"model_call:{call.id}"
+        await until(lambda: cell(table, key, 1) == "done 40ms")
+        assert cell(table, key, 3) == "$0.0000" and cell(table, key, 4) == "3>5"
+        await until(lambda: cell(table, "provider:offline", 2) == "1")
+        assert cell(table, "provider:offline", 1) == "ok"
+        async with connect(fresh_db.uri, fresh_db.name) as other:
+            for _ in range(ProvidersPane.LATEST_CALLS):
+                await other.reducers.begin_model_call(0, 0, "offline", "echo", 1, 0, 0)
+        await until(lambda: shown_calls(table) == ProvidersPane.LATEST_CALLS)
+        assert key not in table.rows  # the oldest call made room for the newest
