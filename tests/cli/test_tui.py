@@ -118,6 +118,22 @@ def screen_text(app: UniverseApp) -> str:
     return re.sub(r"127\.0\.0\.1:\d+", lambda m: "127.0.0.1:" + "p" * (len(m.group()) - 10), text)
 
 
+async def settled_screen_text(app: UniverseApp, pilot: Any, *, frames: int = 50) -> str:
+    """The screen once a refresh no longer changes it.
+
+    Textual lays out in more than one pass: right after rows change, a table can show a
+    scroll bar that the next layout pass takes away again.
+    """
+    text = screen_text(app)
+    for _ in range(frames):
+        await pilot.pause()
+        again = screen_text(app)
+        if again == text:
+            return text
+        text = again
+    raise AssertionError(f"the screen still changed after {frames} refreshes")
+
+
 async def queue_work(uri: str, database: str) -> None:
     """Another connection queues a task, records a model call and sets its agent a budget."""
     async with connect(uri, database) as conn:
@@ -148,8 +164,7 @@ async def test_screen_snapshot(
         await until(lambda: app.query_one(SessionsPane).table.row_count == 1)  # our own session
         log = app.query_one(RichLog)
         await until(lambda: log.scroll_y == log.max_scroll_y)  # scrolled to the last line
-        await pilot.pause()
-        text = screen_text(app)
+        text = await settled_screen_text(app, pilot)
         if UPDATE:
             SNAPSHOT.parent.mkdir(exist_ok=True)
             SNAPSHOT.write_text(text)

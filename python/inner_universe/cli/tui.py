@@ -88,6 +88,7 @@ class SessionsPane(TablePane):
     SIDE = True
     TITLE = "sessions"
     COLUMNS = ("identity", "since")
+    WIDTHS = (12, 8)  # a short identity, hh:mm:ss
 
     def key(self, row: Any) -> str:
         return str(row.connection_id)

@@ -45,10 +45,18 @@ class TablePane(Pane):
     """A pane that is one DataTable, a row per table row, keyed by ``key(row)``."""
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
+    WIDTHS: ClassVar[tuple[int | None, ...]] = ()
+    """Fixed widths for the first columns, where the content's width is known (None: fit).
+
+    A fixed width also keeps the header in step with the rows: DataTable re-measures
+    fitted columns when the table next idles, and can paint its header once in between.
+    """
 
     def compose(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
-        table.add_columns(*self.COLUMNS)
+        widths = self.WIDTHS + (None,) * (len(self.COLUMNS) - len(self.WIDTHS))
+        for label, width in zip(self.COLUMNS, widths, strict=True):
+            table.add_column(label, width=width)
         yield table
 
     @property
