@@ -13,6 +13,7 @@ use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
 use crate::calls::{self, CallKey};
+use crate::quotas::{self, Quota};
 use crate::validate::{self, MAX_PAYLOAD_BYTES};
 use crate::{found, owned_by_caller, OwnedRow};
 
@@ -85,6 +86,13 @@ pub fn send_agent_message(
             ));
         }
     }
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::AgentMessages,
+        1,
+        quotas::signed(body.len()),
+    )?;
     ctx.db.inbox_message().insert(InboxMessage {
         id: 0,
         ticket,
@@ -123,5 +131,27 @@ pub fn acknowledge_agent_message(
             ..message
         });
     }
+    Ok(())
+}
+
+/// Deletes a message the caller sent, acknowledged or not, giving its quota back.
+#[spacetimedb::reducer]
+pub fn forget_agent_message(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    message_id: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let message = owned_by_caller(
+        ctx,
+        ctx.db.inbox_message().id().find(message_id),
+        message_id,
+    )?;
+    ctx.db.inbox_message().id().delete(message_id);
+    // A decrease never fails: usage stops at zero.
+    let bytes = quotas::signed(message.body.len());
+    let _ = quotas::charge(ctx, message.sender, Quota::AgentMessages, -1, -bytes);
     Ok(())
 }

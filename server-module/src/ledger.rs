@@ -12,6 +12,7 @@ use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 use crate::agents::agent;
 use crate::calls::{self, CallKey};
 use crate::providers::{self, CallOutcome};
+use crate::quotas::{self, Quota};
 use crate::streams::{stream, STREAMING};
 use crate::validate;
 use crate::{owned_by_caller, OwnedRow};
@@ -113,6 +114,8 @@ pub fn begin_model_call(
     validate::title("provider", &provider)?;
     validate::title("model", &model)?;
     providers::check_call_allowed(ctx, agent_id, &provider, estimate_nano_usd)?;
+    let bytes = quotas::signed(provider.len() + model.len());
+    quotas::charge(ctx, ctx.sender, Quota::ModelCalls, 1, bytes)?;
     ctx.db.model_call().insert(ModelCall {
         id: 0,
         caller: ctx.sender,
@@ -169,6 +172,13 @@ pub fn end_model_call(
         ));
     }
     let error = crate::streams::truncate(&error, MAX_ERROR_BYTES);
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::ModelCalls,
+        0,
+        quotas::signed(error.len()),
+    )?;
     providers::record_call(
         ctx,
         CallOutcome {
@@ -191,5 +201,29 @@ pub fn end_model_call(
         ended_at: Some(ctx.timestamp),
         ..call
     });
+    Ok(())
+}
+
+/// Deletes an ended model call of the caller's from the ledger, giving its quota
+/// back. What it cost stays counted in `spend` and `provider`.
+#[spacetimedb::reducer]
+pub fn forget_model_call(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    call_id: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let call = owned_by_caller(ctx, ctx.db.model_call().id().find(call_id), call_id)?;
+    if call.status == RUNNING {
+        return Err(format!(
+            "model call {call_id} is running; only an ended call can be forgotten"
+        ));
+    }
+    ctx.db.model_call().id().delete(call_id);
+    // A decrease never fails: usage stops at zero.
+    let bytes = quotas::signed(call.provider.len() + call.model.len() + call.error.len());
+    let _ = quotas::charge(ctx, call.caller, Quota::ModelCalls, -1, -bytes);
     Ok(())
 }

@@ -5,7 +5,11 @@
 //! `quota_usage`, one row per (identity, table), updated in the same transaction
 //! as the writes it counts, so it is exact. The identity charged is the one the
 //! rows belong to: an agent's or a document's owner, a message's author, the
-//! writer of an event. Each identity can read its own usage and no one else's.
+//! writer of an event, a task's submitter (and for its result, the worker that
+//! wrote it), a workflow's submitter, an inbox message's sender, a model call's
+//! caller. Rows that are never deleted by their own life (tasks, workflows,
+//! inbox messages, model calls) have a `forget_*` reducer that gives their
+//! quota back. Each identity can read its own usage and no one else's.
 
 use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, Table};
@@ -23,6 +27,14 @@ pub enum Quota {
     Events,
     /// Event stores opened (owned).
     Stores,
+    /// Tasks submitted (their payloads), and the results the identity's workers wrote.
+    Tasks,
+    /// Workflows submitted (their steps' payloads).
+    Workflows,
+    /// Messages sent to agents' inboxes.
+    AgentMessages,
+    /// Model calls in the ledger.
+    ModelCalls,
 }
 
 impl Quota {
@@ -35,6 +47,10 @@ impl Quota {
             Quota::Documents => "documents",
             Quota::Events => "events",
             Quota::Stores => "stores",
+            Quota::Tasks => "tasks",
+            Quota::Workflows => "workflows",
+            Quota::AgentMessages => "agent messages",
+            Quota::ModelCalls => "model calls",
         }
     }
 
@@ -47,6 +63,10 @@ impl Quota {
             Quota::Documents => 1_000,
             Quota::Events => 1_000_000,
             Quota::Stores => 100,
+            Quota::Tasks => 100_000,
+            Quota::Workflows => 10_000,
+            Quota::AgentMessages => 100_000,
+            Quota::ModelCalls => 1_000_000,
         }
     }
 
@@ -59,6 +79,11 @@ impl Quota {
             Quota::Documents => 64 * MIB,
             Quota::Events => 256 * MIB,
             Quota::Stores => MIB,
+            // Every worker replicates the task table: kept well under a message's 64 MiB.
+            Quota::Tasks => 32 * MIB,
+            Quota::Workflows => 64 * MIB,
+            Quota::AgentMessages => 64 * MIB,
+            Quota::ModelCalls => 64 * MIB,
         }
     }
 }

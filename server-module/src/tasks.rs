@@ -35,6 +35,7 @@ use spacetimedb::{Identity, ReducerContext, ScheduleAt, SpacetimeType, Table, Ti
 
 use crate::agents::agent;
 use crate::calls::{self, CallKey};
+use crate::quotas::{self, Quota};
 use crate::validate::{self, MAX_LABEL_BYTES};
 use crate::{found, owned_by_caller, workflows, OwnedRow};
 
@@ -315,6 +316,7 @@ pub fn submit_task(
         ticket,
         spec,
         Lineage {
+            submitter: ctx.sender,
             from_agent,
             parent_id,
             hops,
@@ -327,6 +329,9 @@ pub fn submit_task(
 
 /// Where a new task comes from: who asks, its parent and hop count, its workflow step.
 pub(crate) struct Lineage {
+    /// Who the task is for, and whose quota it counts against: the caller, or for a
+    /// workflow's step the workflow's submitter (whoever's completion released it).
+    pub submitter: Identity,
     pub from_agent: u64,
     pub parent_id: u64,
     pub hops: u32,
@@ -394,12 +399,14 @@ pub(crate) fn enqueue(
     if lineage.from_agent != 0 {
         check_rules(ctx, lineage.from_agent, &spec)?;
     }
+    let bytes = quotas::signed(spec.payload.len());
+    quotas::charge(ctx, lineage.submitter, Quota::Tasks, 1, bytes)?;
     let task = ctx.db.task().insert(Task {
         id: 0,
         ticket,
         kind: spec.kind,
         payload: spec.payload,
-        submitter: ctx.sender,
+        submitter: lineage.submitter,
         from_agent: lineage.from_agent,
         capability: spec.capability,
         agent_id: spec.agent_id,
@@ -648,6 +655,14 @@ pub fn complete_task(
     }
     let task = held_by_caller(ctx, task_id, epoch)?;
     validate::size("task result", result.len(), MAX_TASK_BYTES)?;
+    // The worker wrote the result: it counts against the worker's quota.
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::Tasks,
+        0,
+        quotas::signed(result.len()),
+    )?;
     finish(
         ctx,
         Task {
@@ -710,6 +725,42 @@ pub fn cancel_task(
     }
     cancel(ctx, task, reason);
     Ok(())
+}
+
+/// Deletes a finished task of the caller's, giving back the quota it held (the
+/// submitter's for the task, the worker's for its result). A workflow's steps go
+/// with their workflow: see `forget_workflow`.
+#[spacetimedb::reducer]
+pub fn forget_task(ctx: &ReducerContext, call_key: CallKey, task_id: u64) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let task = owned_by_caller(ctx, ctx.db.task().id().find(task_id), task_id)?;
+    if task.step_id != 0 {
+        return Err(format!(
+            "task {task_id} is a workflow's step; forget the workflow instead"
+        ));
+    }
+    if !task.is_finished() {
+        return Err(format!(
+            "task {task_id} is {}; only a finished task can be forgotten",
+            task.status
+        ));
+    }
+    forget(ctx, task);
+    Ok(())
+}
+
+/// Deletes a task and gives its quota back (also for a forgotten workflow's steps).
+pub(crate) fn forget(ctx: &ReducerContext, task: Task) {
+    let payload = quotas::signed(task.payload.len());
+    // A decrease never fails: usage stops at zero.
+    let _ = quotas::charge(ctx, task.submitter, Quota::Tasks, -1, -payload);
+    if let (Some(worker), false) = (task.claimant, task.result.is_empty()) {
+        let result = quotas::signed(task.result.len());
+        let _ = quotas::charge(ctx, worker, Quota::Tasks, 0, -result);
+    }
+    ctx.db.task().id().delete(task.id);
 }
 
 /// Ends an unfinished task as cancelled (also used when a workflow gives up on a step).

@@ -17,6 +17,7 @@
 use spacetimedb::{Identity, ReducerContext, SpacetimeType, Table, Timestamp};
 
 use crate::calls::{self, CallKey};
+use crate::quotas::{self, Quota};
 use crate::tasks::{self, task, Lineage, Task, TaskSpec};
 use crate::validate;
 use crate::{owned_by_caller, OwnedRow};
@@ -106,6 +107,14 @@ pub fn submit_workflow(
             tasks::check_rules(ctx, from_agent, &step.spec)?;
         }
     }
+    let payloads: usize = steps.iter().map(|step| step.spec.payload.len()).sum();
+    quotas::charge(
+        ctx,
+        ctx.sender,
+        Quota::Workflows,
+        1,
+        quotas::signed(payloads),
+    )?;
     let workflow = ctx.db.workflow().insert(Workflow {
         id: 0,
         ticket,
@@ -134,7 +143,7 @@ pub fn submit_workflow(
         });
         if waiting_on == 0 {
             // Checked above with check_steps, so the task is accepted.
-            start(ctx, row, from_agent)?;
+            start(ctx, row, ctx.sender, from_agent)?;
         }
     }
     Ok(())
@@ -170,13 +179,19 @@ fn check_steps(ctx: &ReducerContext, steps: &[NewStep]) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates a ready step's task.
-fn start(ctx: &ReducerContext, step: WorkflowStep, from_agent: u64) -> Result<(), String> {
+/// Creates a ready step's task, for the workflow's submitter.
+fn start(
+    ctx: &ReducerContext,
+    step: WorkflowStep,
+    submitter: Identity,
+    from_agent: u64,
+) -> Result<(), String> {
     let task = tasks::enqueue(
         ctx,
         0,
         step.spec.clone(),
         Lineage {
+            submitter,
             from_agent,
             parent_id: 0,
             hops: 0,
@@ -212,14 +227,15 @@ pub(crate) fn task_finished(ctx: &ReducerContext, task: &Task) {
     }
     close(ctx, step, &task.status, task.error.clone());
     if succeeded {
-        release_dependants(ctx, workflow_id, position, workflow.from_agent);
+        release_dependants(ctx, &workflow, position);
     } else {
         cancel_dependants(ctx, workflow_id, position);
     }
 }
 
 /// Counts down the steps that needed `position`; starts those with nothing left to wait for.
-fn release_dependants(ctx: &ReducerContext, workflow_id: u64, position: u32, from_agent: u64) {
+fn release_dependants(ctx: &ReducerContext, workflow: &Workflow, position: u32) {
+    let workflow_id = workflow.id;
     for step in dependants(ctx, workflow_id, position) {
         let step = WorkflowStep {
             waiting_on: step.waiting_on - 1,
@@ -229,7 +245,7 @@ fn release_dependants(ctx: &ReducerContext, workflow_id: u64, position: u32, fro
             ctx.db.workflow_step().id().update(step);
             continue;
         }
-        if let Err(error) = start(ctx, step.clone(), from_agent) {
+        if let Err(error) = start(ctx, step.clone(), workflow.submitter, workflow.from_agent) {
             // The task was acceptable at submission; a capability may since have gone.
             let position = step.position;
             note_failure(
@@ -362,5 +378,48 @@ pub fn cancel_workflow(
             format!("workflow cancelled: {reason}"),
         );
     }
+    Ok(())
+}
+
+/// Deletes a finished workflow of the caller's with its steps and their tasks,
+/// giving back the quota they held.
+#[spacetimedb::reducer]
+pub fn forget_workflow(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    workflow_id: u64,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let workflow = owned_by_caller(ctx, ctx.db.workflow().id().find(workflow_id), workflow_id)?;
+    if workflow.status == RUNNING {
+        return Err(format!(
+            "workflow {workflow_id} is running; only a finished workflow can be forgotten"
+        ));
+    }
+    let steps: Vec<WorkflowStep> = ctx
+        .db
+        .workflow_step()
+        .workflow_id()
+        .filter(workflow_id)
+        .collect();
+    let mut payloads = 0;
+    for step in steps {
+        payloads += step.spec.payload.len();
+        if let Some(task) = ctx.db.task().id().find(step.task_id) {
+            tasks::forget(ctx, task);
+        }
+        ctx.db.workflow_step().id().delete(step.id);
+    }
+    ctx.db.workflow().id().delete(workflow_id);
+    // A decrease never fails: usage stops at zero.
+    let _ = quotas::charge(
+        ctx,
+        workflow.submitter,
+        Quota::Workflows,
+        -1,
+        -quotas::signed(payloads),
+    );
     Ok(())
 }

@@ -8,13 +8,12 @@ before the model existed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from inner_universe.errors import ReducerError
-from inner_universe.spacetime.connection import DbConnection, connect
+from inner_universe.spacetime.connection import DbConnection
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -23,15 +22,6 @@ pytestmark = pytest.mark.integration
 def _count(db: PublishedDatabase, sql: str) -> int:
     [result] = db.server.sql(db.name, sql)
     return len(result["rows"])
-
-
-@pytest.fixture
-async def ab(fresh_db: PublishedDatabase) -> AsyncIterator[tuple[DbConnection, DbConnection]]:
-    async with (
-        connect(fresh_db.uri, fresh_db.name) as a,
-        connect(fresh_db.uri, fresh_db.name) as b,
-    ):
-        yield a, b
 
 
 async def _mine(conn: DbConnection, table: str) -> Any:

@@ -2094,6 +2094,18 @@ class Reducers:
             "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
         )
 
+    def forget_agent_message(self, message_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("forget_agent_message", message_id)
+
+    def forget_model_call(self, call_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("forget_model_call", call_id)
+
+    def forget_task(self, task_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("forget_task", task_id)
+
+    def forget_workflow(self, workflow_id: int) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("forget_workflow", workflow_id)
+
     def heartbeat_task(self, task_id: int, epoch: int) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("heartbeat_task", task_id, epoch)
 
@@ -2368,6 +2380,18 @@ class ThreadedReducers:
         return self.conn.call_reducer(
             "finish_stream", message_id, provider, model, prompt_tokens, completion_tokens
         )
+
+    def forget_agent_message(self, message_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("forget_agent_message", message_id)
+
+    def forget_model_call(self, call_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("forget_model_call", call_id)
+
+    def forget_task(self, task_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("forget_task", task_id)
+
+    def forget_workflow(self, workflow_id: int) -> ReducerEvent:
+        return self.conn.call_reducer("forget_workflow", workflow_id)
 
     def heartbeat_task(self, task_id: int, epoch: int) -> ReducerEvent:
         return self.conn.call_reducer("heartbeat_task", task_id, epoch)
