@@ -9,12 +9,17 @@ fails loudly with the setup command that provides it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.testing import PublishedDatabase, publish_fresh, until
+
+# pytest-xdist's workers inherit COLUMNS=80, and rich fixes a console's width from it when
+# the console is made (the CLI's, at import): the command tests set their own per call.
+os.environ.pop("COLUMNS", None)
 
 pytest_plugins = ["inner_universe.testing.plugin"]
 
