@@ -1,8 +1,8 @@
 """``docs add`` and ``docs search``: the knowledge feature from a shell.
 
 ``add`` reads every file before it connects, so a missing or unreadable file stores
-nothing; ``search`` builds a :class:`LiveIndex` from the documents this identity may
-read and prints the best chunks.
+nothing; ``search`` asks the Universe's knowledge service (a :class:`LiveIndex` of
+the documents this identity may read) and prints the best chunks.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..app import Universe
-from .actions import db_connection
 from .shell import err, fail, friendly_errors, out, run_action
 
 if TYPE_CHECKING:
@@ -39,14 +37,13 @@ class _File:
     fmt: str
 
 
-def _knowledge() -> ModuleType:
-    """The knowledge feature, imported when a command needs it (its extra is heavy)."""
+def _require_extra() -> None:
+    """Fail with the install command if the knowledge extra is missing."""
     try:
-        from ..features import knowledge
+        from ..features import knowledge  # noqa: F401
     except ModuleNotFoundError as exc:
         missing = f"`docs` needs the knowledge extra ({exc.name} is missing)"
         raise fail(f"{missing}: pip install 'inner-universe[knowledge]'") from None
-    return knowledge
 
 
 def _read(paths: list[Path]) -> list[_File]:
@@ -72,10 +69,8 @@ async def _add(
                 overall, description=f"{step.title}: {step.stage} {step.done}/{step.total}"
             )
 
-    knowledge = _knowledge()
-    embedder = knowledge.WordLlamaEmbedder()
-    ingester = knowledge.Ingester(db_connection(universe), embedder, progress=report)
-    await ingester.subscribe()
+    ingester = await universe.knowledge.ingester()
+    ingester.progress = report
     results = []
     for file in files:
         results.append(
@@ -97,7 +92,7 @@ def add(
     ] = False,
 ) -> None:
     """Chunk, embed and store text and Markdown files (again only if they changed)."""
-    _knowledge()
+    _require_extra()
     files = _read(paths)
     if len(files) > 1:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -126,12 +121,7 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
 
 
 async def _search(universe: Universe, query: str, mode: Any, limit: int) -> list[SearchHit]:
-    knowledge = _knowledge()
-    conn = db_connection(universe)
-    index = knowledge.LiveIndex(knowledge.WordLlamaEmbedder()).attach(conn)
-    await conn.subscribe(*knowledge.SEARCH_QUERIES)
-    hits: list[SearchHit] = index.search(query, limit, mode=mode)
-    return hits
+    return await universe.knowledge.search(query, limit, mode=mode)
 
 
 @app.command("search")
@@ -149,7 +139,7 @@ def search(
         raise fail(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", 2)
     if not query.strip():
         raise fail("the query is empty")
-    _knowledge()
+    _require_extra()
     hits = run_action(_search, query, mode, limit)
     for rank, hit in enumerate(hits, start=1):
         if as_json:
