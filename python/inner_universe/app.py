@@ -217,8 +217,7 @@ class Universe:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
-        builder.with_reconnect(False)  # the Universe and its TUI reconnect by themselves
-        builder.with_token(token)
+        builder.with_token(token)  # the SDK reconnects by itself (its default policy)
         for hook in self._builder_hooks:
             hook(builder)
         return builder
@@ -253,13 +252,26 @@ class Universe:
             raise
         return self
 
-    async def reconnect(self) -> None:
-        """Connect again after the connection closed (a server restart, say).
+    async def moved(self) -> bool:
+        """Does the local server this Universe uses now answer at another URI?
 
-        The services are closed and start afresh, lazily, on the new connection; the
-        local server is looked up again (a restarted ``up`` may listen on a new port).
-        Raises ConnectError or ServerError while the server is not back. For a Universe
-        used with ``async with`` (or never opened).
+        A server that restarts on its port is reconnected to by the connection itself
+        (resubscribed, its cache resynced); one that came back elsewhere (``up
+        --port``, or its port taken meanwhile) needs :meth:`reconnect`.
+        """
+        if self._requested_uri is not None or self.server is not None or self.running is None:
+            return False
+        running = await asyncio.to_thread(find_running)
+        return running is not None and running.uri != self.running.uri
+
+    async def reconnect(self) -> None:
+        """Replace the connection with a new one (the local server :meth:`moved`).
+
+        Not needed when the server comes back where it was: the connection
+        reconnects by itself. The services are closed and start afresh, lazily, on
+        the new connection; the local server is looked up again. Raises ConnectError
+        or ServerError while the server is not back. For a Universe used with
+        ``async with`` (or never opened).
         """
         if isinstance(self._connection, ThreadedConnection):
             raise InvalidStateError("reconnect() is for a Universe opened with `async with`")

@@ -109,7 +109,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 @friendly_errors
 def up(
     port: Annotated[
-        int | None, typer.Option(help="Listen on this port (default: a free one).")
+        int | None,
+        typer.Option(help="Listen on this port (default: the last one if free, else any)."),
     ] = None,
 ) -> None:
     """Start the local server (persistent data) with the module published; Ctrl-C stops it."""

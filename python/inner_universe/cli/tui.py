@@ -12,9 +12,12 @@ log under everything. New panes subclass :class:`Pane`
 (:mod:`inner_universe.cli.tui_pane`), name their ``TABLES``, and are passed in
 ``panes=`` or appended to :data:`PANES`.
 
-When the connection closes (the server restarted), the app says so and connects
-again, with the same identity, as soon as the server answers; the panes are
-rebuilt from the new subscription.
+When the server goes away (a restart), the connection reconnects by itself (the
+SDK's reconnect: same identity, subscriptions renewed, cache resynced); the app
+shows it from the connection's ``on_reconnecting`` and ``on_reconnected``
+callbacks, and the panes get what changed meanwhile as ordinary changes. Only if
+the local server came back on another port does the app replace the connection
+(:meth:`Universe.reconnect`) and subscribe again.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ __all__ = [
     "UniverseApp",
 ]
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
-"""Seconds between attempts to connect again (the last one repeats)."""
+CONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
+"""Seconds between attempts at the first connection, while no server answers (the last repeats)."""
+
+MOVED_CHECK_EVERY = 3
+"""While reconnecting, every this many failed attempts, look whether the local server moved."""
 
 HELP = """commands:
   status                    server, database, module, row counts, sessions
@@ -276,6 +282,8 @@ class UniverseApp(App[None]):
     # --- the connection -----------------------------------------------------------------
 
     def _hook_connection(self, builder: ConnectionBuilder) -> None:
+        builder.on_reconnecting(self._on_reconnecting)
+        builder.on_reconnected(self._on_reconnected)
         builder.on_disconnect(self._on_disconnect)
 
     def on_mount(self) -> None:
@@ -284,13 +292,19 @@ class UniverseApp(App[None]):
 
     @work(exclusive=True, group="connection")
     async def _connect(self) -> None:
-        try:
-            await self.universe.open()
-        except InnerUniverseError as exc:
-            self.sub_title = "not connected"
-            self.activity.say(Text(f"error: {exc}", style="red"))
-            self._reconnect()
-            return
+        """Open the Universe, trying again until a server answers, and subscribe."""
+        attempt = 0
+        while True:
+            try:
+                await self.universe.open()
+                break
+            except InnerUniverseError as exc:
+                if attempt == 0:
+                    self.sub_title = "not connected"
+                    self.activity.say(Text(f"error: {exc}", style="red"))
+            # A pause between attempts, not a wait for data: a server may start meanwhile.
+            await asyncio.sleep(CONNECT_DELAYS[min(attempt, len(CONNECT_DELAYS) - 1)])
+            attempt += 1
         await self._subscribe()
 
     async def _subscribe(self) -> None:
@@ -307,6 +321,9 @@ class UniverseApp(App[None]):
                 queries.append(query)
         follow(conn, tables, self._dispatch)
         await conn.subscribe(*queries)
+        self._show_connected(conn)
+
+    def _show_connected(self, conn: DbConnection) -> None:
         self.sub_title = (
             f"{self.universe.uri} · {self.universe.database} · as {short(conn.identity)}"
         )
@@ -317,27 +334,48 @@ class UniverseApp(App[None]):
             if pane.ALL_TABLES or change.table in pane.TABLES:
                 pane.apply(change)
 
-    def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
-        if self._closing or not self.universe.is_open or self.universe.connection is not conn:
-            return  # an old connection, or we are closing it ourselves
-        self.connected.clear()
-        self.sub_title = "disconnected: reconnecting …"
-        self.activity.say(Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow"))
-        self._reconnect()
+    def _is_current(self, conn: DbConnection) -> bool:
+        """Is ``conn`` the Universe's connection (not an old one, nor one we are closing)?"""
+        return not self._closing and self.universe.is_open and self.universe.connection is conn
 
-    @work(exclusive=True, group="connection")
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while True:
-            # A pause between attempts, not a wait for data: the server is coming back.
-            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
-            attempt += 1
-            try:
-                await self.universe.reconnect()
-            except (InnerUniverseError, OSError, TimeoutError):
-                continue
-            break
-        self.activity.say(Text("reconnected", style="green"))
+    def _on_reconnecting(self, conn: DbConnection, attempt: int, error: Exception | None) -> None:
+        """The connection lost its socket and is about to try again (``attempt`` from 0)."""
+        if not self._is_current(conn):
+            return
+        if attempt == 0:
+            self.connected.clear()
+            self.sub_title = "disconnected: reconnecting …"
+            self.activity.say(
+                Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow")
+            )
+        elif attempt % MOVED_CHECK_EVERY == 0:
+            self._follow_moved_server()
+
+    def _on_reconnected(self, conn: DbConnection) -> None:
+        """Subscriptions renewed and cache resynced: the panes had what changed meanwhile."""
+        if self._is_current(conn):
+            self.activity.say(Text("reconnected", style="green"))
+            self._show_connected(conn)
+
+    def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
+        """The connection ended for good (a lost socket is reconnected, not reported here)."""
+        if self._is_current(conn):
+            self.connected.clear()
+            self.sub_title = "disconnected"
+            self.activity.say(Text(f"connection closed ({error or 'closed'})", style="red"))
+
+    @work(exclusive=True, group="moved")
+    async def _follow_moved_server(self) -> None:
+        """The fallback: the local server came back on another port, where the connection
+        does not look; replace it with one to the new port and subscribe again."""
+        if not await self.universe.moved():
+            return
+        try:
+            await self.universe.reconnect()
+        except InnerUniverseError as exc:
+            self.activity.say(Text(f"error: {exc}", style="red"))
+            return
+        self.activity.say(Text(f"reconnected to {self.universe.uri}", style="green"))
         await self._subscribe()
 
     async def on_unmount(self) -> None:
