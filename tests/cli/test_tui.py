@@ -89,6 +89,8 @@ async def test_commands_and_another_process_s_changes_appear(
 
         await command(app, pilot, "say hello from the terminal")  # starts a conversation
         await until(lambda: any("hello from the terminal" in m for m in messages(app)))
+        # universe.chat answers (the offline model), its reply streaming into the pane
+        await until(lambda: any("You said: hello from the terminal" in m for m in messages(app)))
 
         await visit(universe_db.uri, universe_db.name)
         await until(lambda: "visitor" in agent_names(app))
@@ -104,6 +106,25 @@ async def test_commands_and_another_process_s_changes_appear(
         await until(lambda: "error: no table named 'nowhere'" in activity(app))
         await pilot.press("ctrl+q")
     assert app.return_code == 0 and not app.universe.is_open
+
+
+async def test_docs_add_and_search_from_the_command_line(
+    universe_db: PublishedDatabase, user_home: Path, tmp_path: Path
+) -> None:
+    note = tmp_path / "harbour.md"
+    note.write_text("# Harbour\n\nThe lighthouse keeper feeds marmalade to the gulls at dawn.\n")
+    app = UniverseApp(universe_db.universe())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(app.connected.is_set)
+        await command(app, pilot, f"docs add {tmp_path / 'nowhere.md'}")
+        await until(lambda: "error: no such file" in activity(app))
+        await command(app, pilot, f"docs add {note}")
+        await until(lambda: "added harbour.md: document" in activity(app), timeout=30)
+        await command(app, pilot, "docs search who feeds the gulls?")
+        await until(lambda: "[1] harbour.md, chunk 0" in activity(app), timeout=30)
+        assert "marmalade" in activity(app)
+        await command(app, pilot, "docs")
+        await until(lambda: "usage: docs add PATH... | docs search QUERY" in activity(app))
 
 
 def screen_text(app: UniverseApp) -> str:

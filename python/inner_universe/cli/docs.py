@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
 from ..app import Universe
 from .shell import err, fail, friendly_errors, out, run_action
@@ -21,7 +22,7 @@ from .shell import err, fail, friendly_errors, out, run_action
 if TYPE_CHECKING:
     from ..features.knowledge import IngestProgress, IngestResult, SearchHit
 
-__all__ = ["app"]
+__all__ = ["added_line", "app", "hit_text"]
 
 MODES = ("vector", "lexical", "hybrid")
 
@@ -101,8 +102,23 @@ def add(
     else:
         results = run_action(_add, files, private, None)
     for file, result in zip(files, results, strict=True):
-        what = "added" if result.changed else "unchanged"
-        out.print(f"{what} {file.path.name}: document {result.document_id}, {result.chunks} chunks")
+        out.print(added_line(file.path.name, result))
+
+
+def added_line(name: str, result: IngestResult) -> str:
+    """``added notes.md: document 3, 12 chunks`` (or ``unchanged …``)."""
+    what = "added" if result.changed else "unchanged"
+    return f"{what} {name}: document {result.document_id}, {result.chunks} chunks"
+
+
+def hit_text(rank: int, hit: SearchHit) -> Text:
+    """One search hit as a person reads it: where it comes from, then its text's start."""
+    text = Text(
+        f"[{rank}] {hit.title}, chunk {hit.position} "
+        f"(characters {hit.start_char}-{hit.end_char}), score {hit.score:.4f}\n"
+    )
+    text.append("    " + " ".join(hit.text.split())[:300], style="dim")
+    return text
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -145,10 +161,6 @@ def search(
         if as_json:
             out.print(json.dumps(_hit_json(hit)))
             continue
-        out.print(
-            f"[{rank}] {hit.title}, chunk {hit.position} "
-            f"(characters {hit.start_char}-{hit.end_char}), score {hit.score:.4f}"
-        )
-        out.print("    " + " ".join(hit.text.split())[:300], style="dim")
+        out.print(hit_text(rank, hit))
     if not hits and not as_json:
         err.print("no matching chunks")

@@ -4,7 +4,8 @@ Everything on screen comes from subscriptions: each pane names the tables it
 shows, the app subscribes to their union once, and every committed change is
 handed to the panes that asked for its table. Nothing polls. A command line at
 the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``,
-``tasks list|submit``) and a few of its own (``say``, ``conversation``).
+``tasks list|submit``, ``docs add|search``) and a few of its own (``say``, which
+gets the reply from ``universe.chat``, and ``conversation``).
 
 The panes: agents and sessions on the left, the conversation beside them, tasks
 and providers (:mod:`inner_universe.cli.tui_ops`) in the row below, the activity
@@ -26,6 +27,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import RenderableType
@@ -40,6 +42,7 @@ from ..errors import InnerUniverseError
 from ..home import token_file
 from ..spacetime.connection import ConnectionBuilder, DbConnection
 from .actions import db_connection, run_sql, sql_tables, status_info, status_view
+from .docs import added_line, hit_text
 from .render import short
 from .tasks import submit_payload, task_rows, task_table
 from .tui_ops import ProvidersPane, TasksPane
@@ -71,7 +74,9 @@ HELP = """commands:
   identity                  who this UI connects as
   tasks list                every task, with its status
   tasks submit CAP JSON     submit a task, e.g. tasks submit double {"x": 21}
-  say TEXT                  post a user message to the conversation shown
+  docs add PATH...          chunk, embed and store text and Markdown files
+  docs search QUERY         the best chunks for a question
+  say TEXT                  send a message to the conversation shown; the reply streams in
   conversation ID           show another conversation
   clear | help | quit"""
 
@@ -403,6 +408,9 @@ class UniverseApp(App[None]):
             await self._command(name, rest)
         except InnerUniverseError as exc:
             self.activity.say(Text(f"error: {exc}", style="red"))
+        except ModuleNotFoundError as exc:  # a feature's extra is not installed
+            hint = f"{exc.name} is missing: pip install 'inner-universe[all]'"
+            self.activity.say(Text(f"error: `{name}` needs {hint}", style="red"))
 
     async def _command(self, name: str, rest: str) -> None:
         say = self.activity.say
@@ -428,6 +436,8 @@ class UniverseApp(App[None]):
             say(f"{self.universe.identity} (token for {key}: {token_file(key).path})")
         elif name == "tasks":
             await self._tasks(rest)
+        elif name == "docs":
+            await self._docs(rest)
         elif name == "say":
             await self._say(rest)
         elif name == "conversation":
@@ -467,11 +477,42 @@ class UniverseApp(App[None]):
         else:
             say(Text("usage: tasks list | tasks submit CAPABILITY JSON", style="red"))
 
+    async def _docs(self, rest: str) -> None:
+        """``docs add PATH...`` and ``docs search QUERY``, as in a shell."""
+        say = self.activity.say
+        verb, _, args = rest.partition(" ")
+        args = args.strip()
+        if verb == "search" and args:
+            hits = await self.universe.knowledge.search(args)
+            for rank, hit in enumerate(hits, start=1):
+                say(hit_text(rank, hit))
+            if not hits:
+                say("no matching chunks")
+        elif verb == "add" and args:
+            paths = [Path(arg).expanduser().resolve() for arg in args.split()]
+            missing = [str(path) for path in paths if not path.is_file()]
+            if missing:
+                say(Text(f"error: no such file: {', '.join(missing)}", style="red"))
+                return
+            for path in paths:
+                say(added_line(path.name, await self.universe.knowledge.add(path)))
+        else:
+            say(Text("usage: docs add PATH... | docs search QUERY", style="red"))
+
     async def _say(self, text: str) -> None:
-        conn = db_connection(self.universe)
+        """Send ``text`` to the conversation shown; the model replies in the background."""
+        chat = self.universe.chat  # LiteLLM loads on first use
         pane = self.query_one(ConversationPane)
         if pane.shown is None:
-            await conn.reducers.create_conversation("terminal")
+            await chat.conn.reducers.create_conversation("terminal")
         conversation = pane.shown
         assert conversation is not None
-        await conn.reducers.post_message(conversation, "user", text)
+        self._send(conversation, text)
+
+    @work(group="chat")
+    async def _send(self, conversation: int, text: str) -> None:
+        """One message and its streamed reply (the panes show it as it commits)."""
+        try:
+            await self.universe.chat.send(conversation, text)
+        except InnerUniverseError as exc:
+            self.activity.say(Text(f"error: {exc}", style="red"))
