@@ -112,6 +112,10 @@ class _Application:
 class Universe:
     """A server, one connection as a stored identity, and lazily created services.
 
+    The connection reconnects by itself (the SDK's default policy: backoff, then its
+    subscriptions renewed and its cache resynced) when the server comes back at the
+    same URI; :meth:`reconnect` is for a local server that came back elsewhere.
+
     Args:
         uri: a SpacetimeDB server (``http://host:port``); omitted: the user's local
             server, reused if ``inner-universe up`` (or another Universe) runs it,
