@@ -64,9 +64,6 @@ __all__ = [
 CONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 """Seconds between attempts at the first connection, while no server answers (the last repeats)."""
 
-MOVED_CHECK_EVERY = 3
-"""While reconnecting, every this many failed attempts, look whether the local server moved."""
-
 HELP = """commands:
   status                    server, database, module, row counts, sessions
   sql QUERY                 a one-off query, e.g. sql SELECT * FROM agent
@@ -353,7 +350,7 @@ class UniverseApp(App[None]):
             self.activity.say(
                 Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow")
             )
-        elif attempt % MOVED_CHECK_EVERY == 0:
+        else:  # the old port still does not answer: has the local server moved?
             self._follow_moved_server()
 
     def _on_reconnected(self, conn: DbConnection) -> None:
