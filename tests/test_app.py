@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,21 @@ from eventsourcing.domain import Aggregate, event
 
 from inner_universe.app import Universe, register_service
 from inner_universe.errors import InvalidStateError, ServerError
+from inner_universe.features.chat.inserts import OwnInserts
+from inner_universe.features.delegation import TaskContext, Worker
 from inner_universe.home import find_running, load_identity, token_file
 from inner_universe.nerv.bus import BusEvent
-from inner_universe.spacetime.connection import DbConnection, ThreadedConnection
+from inner_universe.spacetime.connection import DbConnection, ThreadedConnection, connect
 from tests.conftest import PublishedDatabase, until
+from tests.features.knowledge.test_imports import loaded_after
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # litellm's pydantic models warn about a typing qualifier when first used; not ours to fix.
+    pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier"),
+]
+
+FEATURES = ("chat", "tasks", "knowledge")
 
 
 class Recorder:
@@ -120,3 +130,84 @@ def test_an_event_sourced_application_on_the_temporal_store(
         assert token is not None
         assert my_sessions(token) == 2  # the Universe's connection and the application's
     assert my_sessions(token) == 0  # both closed with the Universe
+
+
+def closed_services(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The services a Universe closed, in the order it closed them (from its debug log)."""
+    records = [r for r in caplog.records if r.msg == "closing %s"]
+    return [r.args[0] for r in records if isinstance(r.args, tuple)]
+
+
+async def double(task: TaskContext) -> Any:
+    return task.payload["x"] * 2
+
+
+def test_importing_the_universe_loads_no_feature_dependency() -> None:
+    loaded = loaded_after("import inner_universe.app")
+    assert not loaded & {"litellm", "wordllama", "tantivy"}
+
+
+async def test_the_features_as_services(
+    universe_db: PublishedDatabase, user_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="inner_universe.app")
+    async with Universe(universe_db.uri, universe_db.name) as universe:
+        conn = universe.db_connection
+        assert all(universe.service(name) is universe.service(name) for name in FEATURES)
+        assert universe.chat.conn is conn and universe.tasks.conn is conn
+
+        await universe.subscribe("SELECT * FROM conversation")
+        row = await OwnInserts(conn).call("create_conversation", "conversation", "services")
+        reply = await universe.chat.send(row.id, "hello from a service")
+        assert reply.status == "done" and reply.model == "offline/echo" and reply.text
+        assert conn.db.message.find("id", reply.message_id).content == reply.text
+
+        async with (
+            connect(universe_db.uri, universe_db.name) as worker_conn,
+            Worker(worker_conn, "service-doubler", ["service-double"], double, history=False),
+        ):
+            assert await universe.tasks.delegate("service-double", {"x": 21}, timeout=15) == 42
+        assert any(t.capability == "service-double" for t in await universe.tasks.list())
+
+        added = await universe.knowledge.add_text(
+            "Universe services", "A zeppelin of marmalade drifts over the quay at dawn."
+        )
+        hits = await universe.knowledge.search("marmalade zeppelin", 1)
+        assert hits[0].document_id == added.document_id
+    assert closed_services(caplog) == ["knowledge", "tasks", "chat"]
+
+
+def test_the_features_in_sync_use(
+    universe_db: PublishedDatabase, user_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="inner_universe.app")
+    with Universe(universe_db.uri, universe_db.name) as universe:
+        assert universe.knowledge is universe.knowledge
+        added = universe.run(
+            universe.knowledge.add_text("Sync services", "Quokkas juggle harpsichords at noon.")
+        )
+        hits = universe.run(universe.knowledge.search("juggling quokkas", 1))
+        assert hits[0].document_id == added.document_id
+
+        universe.connection.subscribe("SELECT * FROM conversation")
+        universe.connection.reducers.create_conversation("sync services")
+        conversations = universe.connection.db.conversation.iter()
+        mine = max(c.id for c in conversations if c.title == "sync services")
+        reply = universe.run(universe.chat.send(mine, "hello, synchronously"))
+        assert reply.status == "done" and reply.text
+
+        reducers = universe.connection.reducers
+        universe.connection.subscribe("SELECT * FROM agent")
+        reducers.register_agent("sync-holder", "worker", b"")
+        agent = next(a for a in universe.connection.db.agent.iter() if a.name == "sync-holder")
+        reducers.set_agent_capabilities(agent.id, ["sync-hold"])  # no worker runs: it stays queued
+        task_id = universe.run(universe.tasks.submit("sync-hold", {"x": 1}))
+        tasks = universe.run(universe.tasks.list())
+        assert [t.status for t in tasks if t.id == task_id] == ["queued"]
+    assert closed_services(caplog) == ["tasks", "chat", "knowledge"]
+
+
+async def test_run_is_for_sync_use(universe_db: PublishedDatabase, user_home: Path) -> None:
+    async with Universe(universe_db.uri, universe_db.name) as universe:
+        with pytest.raises(InvalidStateError, match="use await"):
+            universe.run(universe.tasks.list())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import stat
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from inner_universe.home import (
     data_home,
     find_running,
     load_identity,
+    ping,
     save_identity,
+    start_local_server,
     token_file,
 )
 from inner_universe.spacetime.server import Credentials
@@ -74,3 +77,24 @@ def test_a_state_file_of_a_dead_owner_is_forgotten(user_home: Path) -> None:
     state.write_text(json.dumps(record))
     assert find_running() is None
     assert not state.exists()
+
+
+@pytest.mark.integration
+def test_the_local_server_comes_back_on_its_port_unless_it_is_taken(user_home: Path) -> None:
+    server, _ = start_local_server()
+    port = server.port
+    server.stop()
+    server, _ = start_local_server()
+    try:
+        assert server.port == port  # its clients reconnect by themselves
+    finally:
+        server.stop()
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        server, state = start_local_server()
+        try:
+            assert server.port != port and ping(state.uri)
+        finally:
+            server.stop()

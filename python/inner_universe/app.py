@@ -16,9 +16,24 @@ does that once, explicitly::
         universe.connection.reducers.post_message(1, "user", "hello")
 
 Services are created on first use, once, and closed in reverse order of creation
-before the connection closes (and the server stops, if this Universe started it).
-Features plug in with :func:`register_service`; ``universe.service(name)`` gives
-the one instance.
+before the connection closes (and the server stops, if this Universe started it):
+``bus`` and ``projector`` (NERV), and the features: ``chat`` (a ChatSession on
+``chat_model``, the offline provider unless named), ``tasks`` (delegation and
+workflows) and ``knowledge`` (ingesting and live search). The features' APIs are
+asynchronous; synchronous code runs them on the connection's thread with
+:meth:`Universe.run`::
+
+    async with Universe() as universe:
+        reply = await universe.chat.send(conversation_id, "hello")
+        result = await universe.tasks.delegate("summarise", {"text": "..."})
+        hits = await universe.knowledge.search("how do workers claim tasks?")
+
+    with Universe() as universe:
+        hits = universe.run(universe.knowledge.search("how do workers claim tasks?"))
+
+A feature's dependencies (LiteLLM, WordLlama, tantivy) are imported when its
+service is first used, never by importing this module. More services plug in
+with :func:`register_service`; ``universe.service(name)`` gives the one instance.
 """
 
 from __future__ import annotations
@@ -26,9 +41,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import InvalidStateError, ServerError
 from .home import (
@@ -48,7 +63,15 @@ from .spacetime.connection import ConnectionBuilder, DbConnection, ThreadedConne
 from .spacetime.server import Credentials, LocalServer
 from .spacetime.types import Identity
 
-__all__ = ["Universe", "register_service"]
+if TYPE_CHECKING:
+    from .features.chat import ChatSession
+    from .features.delegation.service import Tasks
+    from .features.knowledge.service import Knowledge
+
+__all__ = ["OFFLINE_MODEL", "Universe", "register_service"]
+
+OFFLINE_MODEL = "offline/echo"
+"""The chat service's default model: the offline LiteLLM provider (no network, no key)."""
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +112,10 @@ class _Application:
 class Universe:
     """A server, one connection as a stored identity, and lazily created services.
 
+    The connection reconnects by itself (the SDK's default policy: backoff, then its
+    subscriptions renewed and its cache resynced) when the server comes back at the
+    same URI; :meth:`reconnect` is for a local server that came back elsewhere.
+
     Args:
         uri: a SpacetimeDB server (``http://host:port``); omitted: the user's local
             server, reused if ``inner-universe up`` (or another Universe) runs it,
@@ -100,6 +127,7 @@ class Universe:
             folder; False: a new identity every time, kept nowhere.
         start_server: without a URI and with no local server running, start one (True)
             or raise :class:`ServerError` naming ``inner-universe up`` (False).
+        chat_model: the LiteLLM model ``universe.chat`` replies with.
     """
 
     def __init__(
@@ -110,12 +138,14 @@ class Universe:
         token: str | None = None,
         stored_identity: bool = True,
         start_server: bool = True,
+        chat_model: str = OFFLINE_MODEL,
     ) -> None:
         self._requested_uri = uri
         self.database = database or DEFAULT_DATABASE
         self._token = token
         self._stored_identity = stored_identity
         self._start_server = start_server
+        self.chat_model = chat_model
         self.server: LocalServer | None = None
         """The server this Universe started (None when it uses one that was running)."""
         self.running: RunningServer | None = None
@@ -149,6 +179,12 @@ class Universe:
         if self._connection is None:
             raise InvalidStateError("the Universe is not open: use `with` or `async with`")
         return self._connection
+
+    @property
+    def db_connection(self) -> DbConnection:
+        """The asyncio connection (for sync use: the one running on the connection's thread)."""
+        conn = self.connection
+        return conn.connection if isinstance(conn, ThreadedConnection) else conn
 
     @property
     def identity(self) -> Identity:
@@ -185,8 +221,7 @@ class Universe:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
-        builder.with_reconnect(False)  # the Universe and its TUI reconnect by themselves
-        builder.with_token(token)
+        builder.with_token(token)  # the SDK reconnects by itself (its default policy)
         for hook in self._builder_hooks:
             hook(builder)
         return builder
@@ -221,13 +256,26 @@ class Universe:
             raise
         return self
 
-    async def reconnect(self) -> None:
-        """Connect again after the connection closed (a server restart, say).
+    async def moved(self) -> bool:
+        """Does the local server this Universe uses now answer at another URI?
 
-        The services are closed and start afresh, lazily, on the new connection; the
-        local server is looked up again (a restarted ``up`` may listen on a new port).
-        Raises ConnectError or ServerError while the server is not back. For a Universe
-        used with ``async with`` (or never opened).
+        A server that restarts on its port is reconnected to by the connection itself
+        (resubscribed, its cache resynced); one that came back elsewhere (``up
+        --port``, or its port taken meanwhile) needs :meth:`reconnect`.
+        """
+        if self._requested_uri is not None or self.server is not None or self.running is None:
+            return False
+        running = await asyncio.to_thread(find_running)
+        return running is not None and running.uri != self.running.uri
+
+    async def reconnect(self) -> None:
+        """Replace the connection with a new one (the local server :meth:`moved`).
+
+        Not needed when the server comes back where it was: the connection
+        reconnects by itself. The services are closed and start afresh, lazily, on
+        the new connection; the local server is looked up again. Raises ConnectError
+        or ServerError while the server is not back. For a Universe used with
+        ``async with`` (or never opened).
         """
         if isinstance(self._connection, ThreadedConnection):
             raise InvalidStateError("reconnect() is for a Universe opened with `async with`")
@@ -242,11 +290,15 @@ class Universe:
         self._connection = await self._builder().connect()
         self._connected()
 
+    def _close_next_service(self) -> Any:
+        """Close the newest service not yet closed; returns what its close returned."""
+        name, service = self._closers.pop()
+        log.debug("closing %s", name)
+        return _close_service(service)
+
     async def _close_services(self) -> None:
         while self._closers:
-            name, service = self._closers.pop()
-            log.debug("closing %s", name)
-            result = _close_service(service)
+            result = self._close_next_service()
             if inspect.isawaitable(result):
                 await result
         self._services.clear()
@@ -264,8 +316,7 @@ class Universe:
     def close(self) -> None:
         """Synchronous :meth:`aclose` (for a Universe opened with ``with``)."""
         while self._closers:
-            _, service = self._closers.pop()
-            result = _close_service(service)
+            result = self._close_next_service()
             if inspect.isawaitable(result):
                 if not isinstance(self._connection, ThreadedConnection):
                     raise InvalidStateError("an async service must be closed with aclose()")
@@ -310,6 +361,19 @@ class Universe:
             return await asyncio.to_thread(conn.subscribe, *queries)
         return await conn.subscribe(*queries)
 
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the connection's thread and wait for it (synchronous use).
+
+        How sync code uses the asynchronous services:
+        ``universe.run(universe.tasks.delegate("double", {"x": 21}))``. ``timeout``
+        defaults to the connection's call timeout (30 s).
+        """
+        conn = self.connection
+        if not isinstance(conn, ThreadedConnection):
+            coro.close()
+            raise InvalidStateError("run() is for a Universe opened with `with`: use await")
+        return conn._run(coro, timeout)
+
     # --- services -------------------------------------------------------------------
 
     def service(self, name: str) -> Any:
@@ -336,6 +400,21 @@ class Universe:
         """Immutable versioned snapshots of what this connection has subscribed to."""
         return cast(StateProjector, self.service("projector"))
 
+    @property
+    def chat(self) -> ChatSession:
+        """Streamed chat replies into conversations, with ``chat_model`` (LiteLLM)."""
+        return cast("ChatSession", self.service("chat"))
+
+    @property
+    def tasks(self) -> Tasks:
+        """Delegation: submit tasks, wait for results, cancel, run and follow workflows."""
+        return cast("Tasks", self.service("tasks"))
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """Documents: add them (chunked, embedded, stored) and search them live."""
+        return cast("Knowledge", self.service("knowledge"))
+
     def temporal_store_env(self, store: str | None = None) -> dict[str, str]:
         """The eventsourcing settings that put an application on this Universe's TemporalStore."""
         token = self.connection.token
@@ -357,5 +436,35 @@ class Universe:
         return app
 
 
+def _on_connection_thread(universe: Universe, build: Callable[[DbConnection], T]) -> T:
+    """Build a feature's service on the asyncio connection, on its own thread in sync use."""
+    conn = universe.connection
+    if isinstance(conn, ThreadedConnection):
+        return conn.run_on_connection_thread(lambda: build(conn.connection))
+    return build(conn)
+
+
+def _chat(universe: Universe) -> ChatSession:
+    from .features.chat import ChatSession, Deployment, ProviderRouter  # imports LiteLLM
+
+    router = ProviderRouter([Deployment(universe.chat_model, universe.chat_model)])
+    return _on_connection_thread(universe, lambda conn: ChatSession(conn, router))
+
+
+def _tasks(universe: Universe) -> Tasks:
+    from .features.delegation.service import Tasks
+
+    return _on_connection_thread(universe, Tasks)
+
+
+def _knowledge(universe: Universe) -> Knowledge:
+    from .features.knowledge.service import Knowledge
+
+    return _on_connection_thread(universe, Knowledge)
+
+
 register_service("bus", lambda universe: attach_event_bus(universe.connection))
 register_service("projector", lambda universe: attach_projector(universe.connection))
+register_service("chat", _chat)
+register_service("tasks", _tasks)
+register_service("knowledge", _knowledge)

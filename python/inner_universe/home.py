@@ -178,6 +178,35 @@ def forget_running(pid: int) -> None:
             _state_path().unlink()
 
 
+def _port_path() -> Path:
+    return data_home() / "server-port"
+
+
+def _last_port() -> int | None:
+    """The port the local server listened on last time (None if never started here)."""
+    try:
+        return int(_port_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _start_server(port: int | None) -> LocalServer:
+    """The local server on ``port``; by default on its last port (else a free one).
+
+    Coming back on the same port lets connected clients reconnect by themselves.
+    """
+    data_dir = data_home() / "server"
+    last = _last_port() if port is None else None
+    server = None
+    if last is not None:
+        with contextlib.suppress(ServerError):  # taken by something else since
+            server = LocalServer(data_dir=data_dir, in_memory=False, port=last).start()
+    if server is None:
+        server = LocalServer(data_dir=data_dir, in_memory=False, port=port).start()
+    _port_path().write_text(str(server.port))
+    return server
+
+
 def start_local_server(
     database: str = DEFAULT_DATABASE, *, port: int | None = None
 ) -> tuple[LocalServer, RunningServer]:
@@ -185,13 +214,15 @@ def start_local_server(
 
     The database and its rows survive restarts; publishing again updates the module
     in place. The module is published by the stored local identity (created on first
-    start), which so owns the database and can run ``sql`` writes on it.
+    start), which so owns the database and can run ``sql`` writes on it. Without a
+    ``port``, the server listens where it did last time if that port is free, so the
+    clients of a restarted server find it again.
     """
     # Imported here: the module's location is only needed when publishing.
     from .universe.module import find_module_wasm, module_source_hash
 
     wasm = find_module_wasm()  # before starting anything: a missing build is a SetupError
-    server = LocalServer(data_dir=data_home() / "server", in_memory=False, port=port).start()
+    server = _start_server(port)
     try:
         owner = load_identity(LOCAL)
         if owner is None:

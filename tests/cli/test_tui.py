@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,8 @@ async def test_commands_and_another_process_s_changes_appear(
 
         await command(app, pilot, "say hello from the terminal")  # starts a conversation
         await until(lambda: any("hello from the terminal" in m for m in messages(app)))
+        # universe.chat answers (the offline model), its reply streaming into the pane
+        await until(lambda: any("You said: hello from the terminal" in m for m in messages(app)))
 
         await visit(universe_db.uri, universe_db.name)
         await until(lambda: "visitor" in agent_names(app))
@@ -103,6 +106,25 @@ async def test_commands_and_another_process_s_changes_appear(
         await until(lambda: "error: no table named 'nowhere'" in activity(app))
         await pilot.press("ctrl+q")
     assert app.return_code == 0 and not app.universe.is_open
+
+
+async def test_docs_add_and_search_from_the_command_line(
+    universe_db: PublishedDatabase, user_home: Path, tmp_path: Path
+) -> None:
+    note = tmp_path / "harbour.md"
+    note.write_text("# Harbour\n\nThe lighthouse keeper feeds marmalade to the gulls at dawn.\n")
+    app = UniverseApp(universe_db.universe())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(app.connected.is_set)
+        await command(app, pilot, f"docs add {tmp_path / 'nowhere.md'}")
+        await until(lambda: "error: no such file" in activity(app))
+        await command(app, pilot, f"docs add {note}")
+        await until(lambda: "added harbour.md: document" in activity(app), timeout=30)
+        await command(app, pilot, "docs search who feeds the gulls?")
+        await until(lambda: "[1] harbour.md, chunk 0" in activity(app), timeout=30)
+        assert "marmalade" in activity(app)
+        await command(app, pilot, "docs")
+        await until(lambda: "usage: docs add PATH... | docs search QUERY" in activity(app))
 
 
 def screen_text(app: UniverseApp) -> str:
@@ -174,20 +196,48 @@ async def test_screen_snapshot(
 
 
 async def test_a_server_restart_is_survived(user_home: Path) -> None:
+    """The SDK reconnects the same connection (the server comes back on its port)."""
     server, _ = await asyncio.to_thread(start_local_server)
     try:
         app = UniverseApp(Universe(start_server=False))
         async with app.run_test(size=SIZE) as pilot:
             await until(app.connected.is_set)
+            conn, bus = app.universe.connection, app.universe.bus
             await asyncio.to_thread(server.stop)
             await until(lambda: not app.connected.is_set())
             assert "reconnecting" in app.sub_title
+            port = server.port
             server, _ = await asyncio.to_thread(start_local_server)
+            assert server.port == port  # `up` (start_local_server) comes back on its port
+            await visit(server.uri, "inner-universe")  # while the UI may still be away
             await until(app.connected.is_set)
-            await visit(server.uri, "inner-universe")
             await until(lambda: "visitor" in agent_names(app))
             assert "reconnected" in activity(app)
+            assert app.universe.connection is conn and app.universe.bus is bus
             await command(app, pilot, "status")
             await until(lambda: server.uri in activity(app))
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_a_server_back_on_another_port_is_followed(user_home: Path) -> None:
+    """The fallback: the connection keeps trying the old port, the UI finds the new one."""
+    server, _ = await asyncio.to_thread(start_local_server)
+    try:
+        app = UniverseApp(Universe(start_server=False))
+        async with app.run_test(size=SIZE):
+            await until(app.connected.is_set)
+            conn = app.universe.connection
+            await asyncio.to_thread(server.stop)
+            await until(lambda: not app.connected.is_set())
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                other_port = sock.getsockname()[1]
+            server, _ = await asyncio.to_thread(start_local_server, port=other_port)
+            await until(lambda: f"reconnected to {server.uri}" in activity(app), timeout=30)
+            await until(app.connected.is_set)
+            assert app.universe.connection is not conn and not conn.is_connected
+            await visit(server.uri, "inner-universe")
+            await until(lambda: "visitor" in agent_names(app))
     finally:
         await asyncio.to_thread(server.stop)

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..app import Universe
+from ..app import OFFLINE_MODEL, Universe
 from ..spacetime.connection import DbConnection
-from .actions import db_connection
 from .shell import err, fail, friendly_errors, out, run_action
 
 if TYPE_CHECKING:
@@ -26,23 +25,19 @@ if TYPE_CHECKING:
 
 __all__ = ["chat"]
 
-OFFLINE = "offline/echo"
-"""The default model: the offline LiteLLM provider (no network, no key)."""
 
-
-def _session(conn: DbConnection, model: str) -> ChatSession:
-    """A chat session on one deployment of ``model`` (LiteLLM is imported here)."""
+def _session(universe: Universe, model: str) -> ChatSession:
+    """The Universe's chat service, on ``model`` (LiteLLM is imported here)."""
+    universe.chat_model = model
     try:
-        from ..features.chat import ChatSession, Deployment, ProviderRouter
         from ..features.chat.errors import ChatInputError
+
+        return universe.chat
     except ModuleNotFoundError as exc:
         missing = f"`chat` needs the chat extra ({exc.name} is missing)"
         raise fail(f"{missing}: pip install 'inner-universe[chat]'") from None
-    try:
-        router = ProviderRouter([Deployment(model, model)])
     except ChatInputError:  # LiteLLM names no provider for it
         raise fail(f"unknown model {model!r}: LiteLLM knows no provider for it") from None
-    return ChatSession(conn, router)
 
 
 async def _new_conversation(conn: DbConnection) -> int:
@@ -86,9 +81,8 @@ async def _say(session: ChatSession, conversation: int, text: str) -> Reply:
 
 
 async def _converse(universe: Universe, model: str, conversation: int | None) -> None:
-    conn = db_connection(universe)
-    session = _session(conn, model)
-    conversation = conversation or await _new_conversation(conn)
+    session = _session(universe, model)
+    conversation = conversation or await _new_conversation(session.conn)
     await session.follow(conversation)  # an unknown conversation fails here, before any input
     interactive = sys.stdin.isatty()
     if interactive:
@@ -107,7 +101,7 @@ async def _converse(universe: Universe, model: str, conversation: int | None) ->
 def chat(
     model: Annotated[
         str, typer.Option("--model", "-m", help="Any LiteLLM model (its key in the environment).")
-    ] = OFFLINE,
+    ] = OFFLINE_MODEL,
     conversation: Annotated[
         int | None, typer.Option("--conversation", "-c", help="Continue this conversation.")
     ] = None,

@@ -23,7 +23,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from ..app import Universe
+from ..app import OFFLINE_MODEL, Universe
 from ..home import (
     DEFAULT_DATABASE,
     LOCAL,
@@ -109,7 +109,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 @friendly_errors
 def up(
     port: Annotated[
-        int | None, typer.Option(help="Listen on this port (default: a free one).")
+        int | None,
+        typer.Option(help="Listen on this port (default: the last one if free, else any)."),
     ] = None,
 ) -> None:
     """Start the local server (persistent data) with the module published; Ctrl-C stops it."""
@@ -250,7 +251,11 @@ def identity(
 
 @app.command()
 @friendly_errors
-def tui() -> None:
+def tui(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The LiteLLM model that answers `say`.")
+    ] = OFFLINE_MODEL,
+) -> None:
     """A live terminal UI: agents, the conversation, sessions, and a command line."""
     try:
         from .tui import UniverseApp
@@ -259,7 +264,9 @@ def tui() -> None:
         raise fail(f"{missing}: pip install 'inner-universe[cli]'") from None
     if target.uri is None and find_running() is None:
         raise fail("no local server is running; start one with `inner-universe up`")
-    UniverseApp(target.universe()).run()
+    universe = target.universe()
+    universe.chat_model = model
+    UniverseApp(universe).run()
 
 
 def run(argv: list[str] | None = None) -> int:

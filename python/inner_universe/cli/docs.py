@@ -1,8 +1,8 @@
 """``docs add`` and ``docs search``: the knowledge feature from a shell.
 
 ``add`` reads every file before it connects, so a missing or unreadable file stores
-nothing; ``search`` builds a :class:`LiveIndex` from the documents this identity may
-read and prints the best chunks.
+nothing; ``search`` asks the Universe's knowledge service (a :class:`LiveIndex` of
+the documents this identity may read) and prints the best chunks.
 """
 
 from __future__ import annotations
@@ -10,20 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
 from ..app import Universe
-from .actions import db_connection
 from .shell import err, fail, friendly_errors, out, run_action
 
 if TYPE_CHECKING:
     from ..features.knowledge import IngestProgress, IngestResult, SearchHit
 
-__all__ = ["app"]
+__all__ = ["added_line", "app", "hit_text"]
 
 MODES = ("vector", "lexical", "hybrid")
 
@@ -39,14 +38,13 @@ class _File:
     fmt: str
 
 
-def _knowledge() -> ModuleType:
-    """The knowledge feature, imported when a command needs it (its extra is heavy)."""
+def _require_extra() -> None:
+    """Fail with the install command if the knowledge extra is missing."""
     try:
-        from ..features import knowledge
+        from ..features import knowledge  # noqa: F401
     except ModuleNotFoundError as exc:
         missing = f"`docs` needs the knowledge extra ({exc.name} is missing)"
         raise fail(f"{missing}: pip install 'inner-universe[knowledge]'") from None
-    return knowledge
 
 
 def _read(paths: list[Path]) -> list[_File]:
@@ -72,10 +70,8 @@ async def _add(
                 overall, description=f"{step.title}: {step.stage} {step.done}/{step.total}"
             )
 
-    knowledge = _knowledge()
-    embedder = knowledge.WordLlamaEmbedder()
-    ingester = knowledge.Ingester(db_connection(universe), embedder, progress=report)
-    await ingester.subscribe()
+    ingester = await universe.knowledge.ingester()
+    ingester.progress = report
     results = []
     for file in files:
         results.append(
@@ -97,7 +93,7 @@ def add(
     ] = False,
 ) -> None:
     """Chunk, embed and store text and Markdown files (again only if they changed)."""
-    _knowledge()
+    _require_extra()
     files = _read(paths)
     if len(files) > 1:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -106,8 +102,23 @@ def add(
     else:
         results = run_action(_add, files, private, None)
     for file, result in zip(files, results, strict=True):
-        what = "added" if result.changed else "unchanged"
-        out.print(f"{what} {file.path.name}: document {result.document_id}, {result.chunks} chunks")
+        out.print(added_line(file.path.name, result))
+
+
+def added_line(name: str, result: IngestResult) -> str:
+    """``added notes.md: document 3, 12 chunks`` (or ``unchanged …``)."""
+    what = "added" if result.changed else "unchanged"
+    return f"{what} {name}: document {result.document_id}, {result.chunks} chunks"
+
+
+def hit_text(rank: int, hit: SearchHit) -> Text:
+    """One search hit as a person reads it: where it comes from, then its text's start."""
+    text = Text(
+        f"[{rank}] {hit.title}, chunk {hit.position} "
+        f"(characters {hit.start_char}-{hit.end_char}), score {hit.score:.4f}\n"
+    )
+    text.append("    " + " ".join(hit.text.split())[:300], style="dim")
+    return text
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -126,12 +137,7 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
 
 
 async def _search(universe: Universe, query: str, mode: Any, limit: int) -> list[SearchHit]:
-    knowledge = _knowledge()
-    conn = db_connection(universe)
-    index = knowledge.LiveIndex(knowledge.WordLlamaEmbedder()).attach(conn)
-    await conn.subscribe(*knowledge.SEARCH_QUERIES)
-    hits: list[SearchHit] = index.search(query, limit, mode=mode)
-    return hits
+    return await universe.knowledge.search(query, limit, mode=mode)
 
 
 @app.command("search")
@@ -149,16 +155,12 @@ def search(
         raise fail(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", 2)
     if not query.strip():
         raise fail("the query is empty")
-    _knowledge()
+    _require_extra()
     hits = run_action(_search, query, mode, limit)
     for rank, hit in enumerate(hits, start=1):
         if as_json:
             out.print(json.dumps(_hit_json(hit)))
             continue
-        out.print(
-            f"[{rank}] {hit.title}, chunk {hit.position} "
-            f"(characters {hit.start_char}-{hit.end_char}), score {hit.score:.4f}"
-        )
-        out.print("    " + " ".join(hit.text.split())[:300], style="dim")
+        out.print(hit_text(rank, hit))
     if not hits and not as_json:
         err.print("no matching chunks")

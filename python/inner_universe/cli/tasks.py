@@ -18,10 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..app import Universe
-from ..features.delegation import submit as submit_task
 from ..features.delegation.tasks import unpack
 from ..features.workflow import StepProgress, WorkflowRun
-from .actions import db_connection, run_sql
+from .actions import run_sql
 from .render import jsonable, short, value_text
 from .shell import Count, err, fail, friendly_errors, out, run_action
 from .watching import Change, watch_table
@@ -45,7 +44,7 @@ def _task_json(row: Any) -> dict[str, Any]:
 
 
 async def submit_payload(universe: Universe, to: str, payload: Any) -> int:
-    return await submit_task(db_connection(universe), to, payload)
+    return await universe.tasks.submit(to, payload)
 
 
 @app.command("submit")
@@ -178,7 +177,7 @@ def _position(step: Any) -> int:
 async def _follow_workflow(
     universe: Universe, workflow_id: int, follow: bool, as_json: bool
 ) -> None:
-    run = await WorkflowRun.attach(db_connection(universe), workflow_id)
+    run = await universe.tasks.workflow(workflow_id)
     if run.row is None:
         raise fail(f"no workflow with id {workflow_id} (or not one you may see)")
     if as_json:

@@ -4,7 +4,8 @@ Everything on screen comes from subscriptions: each pane names the tables it
 shows, the app subscribes to their union once, and every committed change is
 handed to the panes that asked for its table. Nothing polls. A command line at
 the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``,
-``tasks list|submit``) and a few of its own (``say``, ``conversation``).
+``tasks list|submit``, ``docs add|search``) and a few of its own (``say``, which
+gets the reply from ``universe.chat``, and ``conversation``).
 
 The panes: agents and sessions on the left, the conversation beside them, tasks
 and providers (:mod:`inner_universe.cli.tui_ops`) in the row below, the activity
@@ -12,9 +13,12 @@ log under everything. New panes subclass :class:`Pane`
 (:mod:`inner_universe.cli.tui_pane`), name their ``TABLES``, and are passed in
 ``panes=`` or appended to :data:`PANES`.
 
-When the connection closes (the server restarted), the app says so and connects
-again, with the same identity, as soon as the server answers; the panes are
-rebuilt from the new subscription.
+When the server goes away (a restart), the connection reconnects by itself (the
+SDK's reconnect: same identity, subscriptions renewed, cache resynced); the app
+shows it from the connection's ``on_reconnecting`` and ``on_reconnected``
+callbacks, and the panes get what changed meanwhile as ordinary changes. Only if
+the local server came back on another port does the app replace the connection
+(:meth:`Universe.reconnect`) and subscribe again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import RenderableType
@@ -37,6 +42,7 @@ from ..errors import InnerUniverseError
 from ..home import token_file
 from ..spacetime.connection import ConnectionBuilder, DbConnection
 from .actions import db_connection, run_sql, sql_tables, status_info, status_view
+from .docs import added_line, hit_text
 from .render import short
 from .tasks import submit_payload, task_rows, task_table
 from .tui_ops import ProvidersPane, TasksPane
@@ -55,8 +61,8 @@ __all__ = [
     "UniverseApp",
 ]
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
-"""Seconds between attempts to connect again (the last one repeats)."""
+CONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
+"""Seconds between attempts at the first connection, while no server answers (the last repeats)."""
 
 HELP = """commands:
   status                    server, database, module, row counts, sessions
@@ -65,7 +71,9 @@ HELP = """commands:
   identity                  who this UI connects as
   tasks list                every task, with its status
   tasks submit CAP JSON     submit a task, e.g. tasks submit double {"x": 21}
-  say TEXT                  post a user message to the conversation shown
+  docs add PATH...          chunk, embed and store text and Markdown files
+  docs search QUERY         the best chunks for a question
+  say TEXT                  send a message to the conversation shown; the reply streams in
   conversation ID           show another conversation
   clear | help | quit"""
 
@@ -277,6 +285,8 @@ class UniverseApp(App[None]):
     # --- the connection -----------------------------------------------------------------
 
     def _hook_connection(self, builder: ConnectionBuilder) -> None:
+        builder.on_reconnecting(self._on_reconnecting)
+        builder.on_reconnected(self._on_reconnected)
         builder.on_disconnect(self._on_disconnect)
 
     def on_mount(self) -> None:
@@ -285,13 +295,19 @@ class UniverseApp(App[None]):
 
     @work(exclusive=True, group="connection")
     async def _connect(self) -> None:
-        try:
-            await self.universe.open()
-        except InnerUniverseError as exc:
-            self.sub_title = "not connected"
-            self.activity.say(Text(f"error: {exc}", style="red"))
-            self._reconnect()
-            return
+        """Open the Universe, trying again until a server answers, and subscribe."""
+        attempt = 0
+        while True:
+            try:
+                await self.universe.open()
+                break
+            except InnerUniverseError as exc:
+                if attempt == 0:
+                    self.sub_title = "not connected"
+                    self.activity.say(Text(f"error: {exc}", style="red"))
+            # A pause between attempts, not a wait for data: a server may start meanwhile.
+            await asyncio.sleep(CONNECT_DELAYS[min(attempt, len(CONNECT_DELAYS) - 1)])
+            attempt += 1
         await self._subscribe()
 
     async def _subscribe(self) -> None:
@@ -308,6 +324,9 @@ class UniverseApp(App[None]):
                 queries.append(query)
         follow(conn, tables, self._dispatch)
         await conn.subscribe(*queries)
+        self._show_connected(conn)
+
+    def _show_connected(self, conn: DbConnection) -> None:
         self.sub_title = (
             f"{self.universe.uri} · {self.universe.database} · as {short(conn.identity)}"
         )
@@ -318,27 +337,48 @@ class UniverseApp(App[None]):
             if pane.ALL_TABLES or change.table in pane.TABLES:
                 pane.apply(change)
 
-    def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
-        if self._closing or not self.universe.is_open or self.universe.connection is not conn:
-            return  # an old connection, or we are closing it ourselves
-        self.connected.clear()
-        self.sub_title = "disconnected: reconnecting …"
-        self.activity.say(Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow"))
-        self._reconnect()
+    def _is_current(self, conn: DbConnection) -> bool:
+        """Is ``conn`` the Universe's connection (not an old one, nor one we are closing)?"""
+        return not self._closing and self.universe.is_open and self.universe.connection is conn
 
-    @work(exclusive=True, group="connection")
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while True:
-            # A pause between attempts, not a wait for data: the server is coming back.
-            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
-            attempt += 1
-            try:
-                await self.universe.reconnect()
-            except (InnerUniverseError, OSError, TimeoutError):
-                continue
-            break
-        self.activity.say(Text("reconnected", style="green"))
+    def _on_reconnecting(self, conn: DbConnection, attempt: int, error: Exception | None) -> None:
+        """The connection lost its socket and is about to try again (``attempt`` from 0)."""
+        if not self._is_current(conn):
+            return
+        if attempt == 0:
+            self.connected.clear()
+            self.sub_title = "disconnected: reconnecting …"
+            self.activity.say(
+                Text(f"connection lost ({error or 'closed'}); reconnecting …", "yellow")
+            )
+        else:  # the old port still does not answer: has the local server moved?
+            self._follow_moved_server()
+
+    def _on_reconnected(self, conn: DbConnection) -> None:
+        """Subscriptions renewed and cache resynced: the panes had what changed meanwhile."""
+        if self._is_current(conn):
+            self.activity.say(Text("reconnected", style="green"))
+            self._show_connected(conn)
+
+    def _on_disconnect(self, conn: DbConnection, error: Exception | None) -> None:
+        """The connection ended for good (a lost socket is reconnected, not reported here)."""
+        if self._is_current(conn):
+            self.connected.clear()
+            self.sub_title = "disconnected"
+            self.activity.say(Text(f"connection closed ({error or 'closed'})", style="red"))
+
+    @work(exclusive=True, group="moved")
+    async def _follow_moved_server(self) -> None:
+        """The fallback: the local server came back on another port, where the connection
+        does not look; replace it with one to the new port and subscribe again."""
+        if not await self.universe.moved():
+            return
+        try:
+            await self.universe.reconnect()
+        except InnerUniverseError as exc:
+            self.activity.say(Text(f"error: {exc}", style="red"))
+            return
+        self.activity.say(Text(f"reconnected to {self.universe.uri}", style="green"))
         await self._subscribe()
 
     async def on_unmount(self) -> None:
@@ -366,6 +406,9 @@ class UniverseApp(App[None]):
             await self._command(name, rest)
         except InnerUniverseError as exc:
             self.activity.say(Text(f"error: {exc}", style="red"))
+        except ModuleNotFoundError as exc:  # a feature's extra is not installed
+            hint = f"{exc.name} is missing: pip install 'inner-universe[all]'"
+            self.activity.say(Text(f"error: `{name}` needs {hint}", style="red"))
 
     async def _command(self, name: str, rest: str) -> None:
         say = self.activity.say
@@ -391,6 +434,8 @@ class UniverseApp(App[None]):
             say(f"{self.universe.identity} (token for {key}: {token_file(key).path})")
         elif name == "tasks":
             await self._tasks(rest)
+        elif name == "docs":
+            await self._docs(rest)
         elif name == "say":
             await self._say(rest)
         elif name == "conversation":
@@ -430,11 +475,42 @@ class UniverseApp(App[None]):
         else:
             say(Text("usage: tasks list | tasks submit CAPABILITY JSON", style="red"))
 
+    async def _docs(self, rest: str) -> None:
+        """``docs add PATH...`` and ``docs search QUERY``, as in a shell."""
+        say = self.activity.say
+        verb, _, args = rest.partition(" ")
+        args = args.strip()
+        if verb == "search" and args:
+            hits = await self.universe.knowledge.search(args)
+            for rank, hit in enumerate(hits, start=1):
+                say(hit_text(rank, hit))
+            if not hits:
+                say("no matching chunks")
+        elif verb == "add" and args:
+            paths = [Path(arg).expanduser().resolve() for arg in args.split()]
+            missing = [str(path) for path in paths if not path.is_file()]
+            if missing:
+                say(Text(f"error: no such file: {', '.join(missing)}", style="red"))
+                return
+            for path in paths:
+                say(added_line(path.name, await self.universe.knowledge.add(path)))
+        else:
+            say(Text("usage: docs add PATH... | docs search QUERY", style="red"))
+
     async def _say(self, text: str) -> None:
-        conn = db_connection(self.universe)
+        """Send ``text`` to the conversation shown; the model replies in the background."""
+        chat = self.universe.chat  # LiteLLM loads on first use
         pane = self.query_one(ConversationPane)
         if pane.shown is None:
-            await conn.reducers.create_conversation("terminal")
+            await chat.conn.reducers.create_conversation("terminal")
         conversation = pane.shown
         assert conversation is not None
-        await conn.reducers.post_message(conversation, "user", text)
+        self._send(conversation, text)
+
+    @work(group="chat")
+    async def _send(self, conversation: int, text: str) -> None:
+        """One message and its streamed reply (the panes show it as it commits)."""
+        try:
+            await self.universe.chat.send(conversation, text)
+        except InnerUniverseError as exc:
+            self.activity.say(Text(f"error: {exc}", style="red"))

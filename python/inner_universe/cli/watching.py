@@ -87,7 +87,8 @@ async def watch_table(
     ``keep`` chooses which changes to report and count (all of them if None).
 
     Raises SchemaError for an unknown table, SubscriptionRejectedError for a bad ``where``,
-    ConnectionClosedError if the server goes away.
+    ConnectionClosedError if the connection closes for good (a server that restarts
+    where it was is reconnected to, and the watch goes on).
     """
     conn = db_connection(universe)
     seen = 0

@@ -21,6 +21,7 @@ from .errors import (
 )
 from .history import AgentHistory, AgentState, Transition
 from .inbox import Inbox, Message
+from .service import Tasks
 from .worker import Handler, TaskContext, Worker
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TaskContext",
     "TaskFailed",
     "TaskRefused",
+    "Tasks",
     "Transition",
     "Worker",
     "allow_delegation",

@@ -32,6 +32,7 @@ from .index import SEARCH_QUERIES, DocumentInfo, LiveIndex
 from .ingestion import INGEST_QUERIES, Ingester, IngestProgress, IngestResult
 from .perspectives import PerspectiveAware, can_read
 from .search import SearchFilter, SearchHit, fuse
+from .service import Knowledge
 from .tokens import TokenCounter, token_counter
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "IngestProgress",
     "IngestResult",
     "Ingester",
+    "Knowledge",
     "KnowledgeError",
     "LiveIndex",
     "MissingExtraError",
