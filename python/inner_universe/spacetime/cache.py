@@ -220,9 +220,14 @@ class TableCache:
             self._set_shared(key, after)
             if after == 0 and before > 0:
                 removed.append(self._remove(key))
+        shared = self._shared
         for key, change in delta.items():
-            if change > 0:
-                self._set_shared(key, self.multiplicity(key) + change)
+            if change <= 0:
+                continue
+            if key in rows:  # held already: one more holder at least
+                shared[key] = shared.get(key, 1) + change
+            elif change > 1:  # new, held by several queries at once
+                shared[key] = change
         self._add_many(fresh, decoded)
         return self._diff(removed, decoded)
 
