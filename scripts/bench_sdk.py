@@ -91,11 +91,13 @@ def message_rows(count: int, table: TableSchema) -> tuple[bytes, list[int], list
             role="assistant",
             content=CONTENT,
             sequence=i,
+            private=False,
+            conversation_owner=author,
             created_at=created,
             updated_at=updated,
         )
         writer.raw(codec.encode_row(table, row))
-        fields = [i, i % 50, author.to_bytes(), "assistant", CONTENT, i]
+        fields = [i, i % 50, author.to_bytes(), "assistant", CONTENT, i, False, author.to_bytes()]
         packed.append(
             msgpack.packb([*fields, created.micros_since_epoch, updated.micros_since_epoch])
         )
