@@ -180,7 +180,7 @@ async def bench_calls(
     results: dict[str, list[float]] = {
         k: []
         for k in (
-            *("sdk_seq", "raw_seq", "sdk_pipe", "sdk_pipe_nokey"),
+            *("sdk_seq", "sdk_seq_nokey", "raw_seq", "sdk_pipe", "sdk_pipe_nokey"),
             *("raw_pipe", "sdk_cpu", "raw_cpu"),
         )
     }
@@ -240,6 +240,10 @@ async def run_round(
     for i in range(seq):
         await conn.reducers.create_conversation(f"seq {r}.{i}")
     results["sdk_seq"].append((time.perf_counter() - t0) / seq)
+    t0 = time.perf_counter()
+    for i in range(seq):
+        await conn.call_reducer("create_conversation", f"seq nokey {r}.{i}", call_key=NO_KEY)
+    results["sdk_seq_nokey"].append((time.perf_counter() - t0) / seq)
 
 
 # ------------------------------------------------------------- initial subscription
@@ -342,6 +346,7 @@ def main() -> None:
         key_cost = c["sdk_pipe"] / c["sdk_pipe_nokey"]
         print(f"  call keys (exactly-once receipts): keyed calls take {key_cost:.2f}x the time")
         print(f"  sequential, SDK          {rate(1, c['sdk_seq'])}")
+        print(f"  sequential, SDK, no keys {rate(1, c['sdk_seq_nokey'])}")
         print(f"  sequential, raw client   {rate(1, c['raw_seq'])}")
         sdk_us, raw_us = c["sdk_cpu"] * 1e6, c["raw_cpu"] * 1e6
         print(f"  client CPU per pipelined call: SDK {sdk_us:.0f} us, raw client {raw_us:.0f} us")
