@@ -122,7 +122,8 @@ class TableCache:
             return None if key is None else self._rows[key]
 
     def filter(self, column: str, value: Any) -> list[Any]:
-        """The rows whose ``column`` equals ``value``; uses an index when the column has one."""
+        """The rows whose ``column`` equals ``value``; uses an index when the column has one
+        (a non-unique index is built by the first filter on its column)."""
         if column in self._unique:
             row = self.find(column, value)
             return [] if row is None else [row]
