@@ -123,6 +123,32 @@ def test_filter_uses_indexes_and_falls_back_to_a_scan() -> None:
         cache.table("no_such_table")
 
 
+def test_a_first_batch_holding_a_row_twice_counts_both_holders() -> None:
+    """An empty table filled in one go (the fast path) keeps multiplicities exact."""
+    cache = ClientCache(SCHEMA)
+    a, b = enc(agent(1, "a")), enc(agent(2, "b"))
+    diff = cache.apply({"agent": ([], [a, b, a])})
+    assert sorted(row.id for row in diff["agent"].inserts) == [1, 2]
+    table = cache.table("agent")
+    assert (table.multiplicity(a), table.multiplicity(b)) == (2, 1)
+    assert cache.apply({"agent": ([a], [])}).is_empty()  # one holder left
+    assert [row.id for row in cache.apply({"agent": ([a, b], [])})["agent"].deletes] == [1, 2]
+    assert table.count() == 0 and table.multiplicity(a) == 0
+
+
+def test_an_index_built_by_the_first_filter_follows_later_changes() -> None:
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    rows = [agent(i, f"n{i}", owner=ALICE if i % 2 else BOB) for i in range(1, 7)]
+    cache.apply({"agent": ([], [enc(r) for r in rows])})
+    assert sorted(r.id for r in table.filter("owner", BOB)) == [2, 4, 6]  # builds the index
+    moved = agent(2, "n2", version=2, owner=ALICE)
+    cache.apply({"agent": ([enc(rows[1]), enc(rows[3])], [enc(moved), enc(agent(7, "n7"))])})
+    assert sorted(r.id for r in table.filter("owner", BOB)) == [6]
+    assert sorted(r.id for r in table.filter("owner", ALICE)) == [1, 2, 3, 5, 7]
+    assert table.filter("owner", Identity(99)) == []
+
+
 def test_replace_with_reports_only_what_changed_while_away() -> None:
     """After a reconnect the cache is rebuilt from fresh rows: only the difference fires."""
     cache = ClientCache(SCHEMA)

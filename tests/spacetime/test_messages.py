@@ -91,18 +91,19 @@ client_messages = st.one_of(
     st.builds(m.UnsubscribeMulti, u32, query_ids),
     st.builds(m.CallProcedure, names, blobs, u32),
 )
+transaction_updates = st.builds(
+    m.TransactionUpdate,
+    update_statuses,
+    timestamps,
+    identities,
+    connection_ids,
+    st.builds(m.ReducerCallInfo, names, u32, blobs, u32),
+    st.builds(m.EnergyQuanta, st.integers(0, 2**128 - 1)),
+    durations,
+)
 server_messages = st.one_of(
     st.builds(m.InitialSubscription, database_updates, u32, durations),
-    st.builds(
-        m.TransactionUpdate,
-        update_statuses,
-        timestamps,
-        identities,
-        connection_ids,
-        st.builds(m.ReducerCallInfo, names, u32, blobs, u32),
-        st.builds(m.EnergyQuanta, st.integers(0, 2**128 - 1)),
-        durations,
-    ),
+    transaction_updates,
     st.builds(m.TransactionUpdateLight, u32, database_updates),
     st.builds(m.IdentityToken, identities, names, connection_ids),
     st.builds(
@@ -620,3 +621,70 @@ def test_captured_server_message(path: Path) -> None:
     assert type(msg).__name__ == manifest[path.name], f"{path.name} is a {type(msg).__name__}"
     if not _has_compressed_query_updates(msg):
         assert m.encode_server_message(msg) == _uncompressed_body(frame)
+
+
+# ------------------------------------------------- the lean TransactionUpdate decoder
+
+
+def reference_decode(frame: bytes) -> m.ServerMessage:
+    """What the reference reader makes of an uncompressed frame (the lean path bypassed)."""
+    budget = m._Budget(m.DEFAULT_MAX_MESSAGE_SIZE)
+    return m._read_server_message(m._ServerReader(frame, budget, pos=1))
+
+
+def agrees_with_the_reference(frame: bytes) -> m.TransactionUpdate | None:
+    """The lean decoder gives the reference's value, or None; never accepts what it rejects."""
+    lean = m._fast_transaction_update(frame)
+    try:
+        reference = reference_decode(frame)
+    except DecodeError:
+        assert lean is None
+        return None
+    assert lean is None or lean == reference
+    return lean
+
+
+def all_uncompressed(msg: m.TransactionUpdate) -> bool:
+    status = msg.status
+    return not isinstance(status, m.Committed) or all(
+        cqu.compression is Compression.NONE for tu in status.update.tables for cqu in tu.updates
+    )
+
+
+@given(transaction_updates)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_the_lean_decoder_takes_every_uncompressed_transaction_update(
+    msg: m.TransactionUpdate,
+) -> None:
+    frame = m.encode_server_frame(msg)
+    lean = agrees_with_the_reference(frame)
+    assert (lean is not None) == all_uncompressed(msg)
+    assert m.decode_server_frame(frame) == msg
+
+
+@given(transaction_updates, st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_the_lean_decoder_agrees_on_truncated_and_corrupted_frames(
+    msg: m.TransactionUpdate, data: st.DataObject
+) -> None:
+    frame = m.encode_server_frame(msg)
+    assert agrees_with_the_reference(frame[: data.draw(st.integers(1, len(frame) - 1))]) is None
+    corrupted = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(1, len(corrupted) - 1))
+        corrupted[pos] = data.draw(st.integers(0, 255))
+    agrees_with_the_reference(bytes(corrupted))
+
+
+def test_a_malformed_transaction_update_raises_the_reference_error() -> None:
+    (sample,) = [msg for msg in SERVER_SAMPLES if isinstance(msg, m.TransactionUpdate)]
+    frame = m.encode_server_frame(sample)
+    for end in range(2, len(frame)):
+        with pytest.raises(DecodeError) as lean_path:
+            m.decode_server_frame(frame[:end])
+        with pytest.raises(DecodeError) as reference:
+            reference_decode(frame[:end])
+        assert (str(lean_path.value), lean_path.value.offset) == (
+            str(reference.value),
+            reference.value.offset,
+        )

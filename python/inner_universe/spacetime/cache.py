@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from ..errors import SchemaError
@@ -69,18 +71,25 @@ class TableCache:
         self.schema = schema
         self._lock = lock if lock is not None else threading.RLock()
         self._rows: dict[bytes, Any] = {}
-        self._counts: dict[bytes, int] = {}
+        # The multiplicity of each row held by more than one query; a row in _rows
+        # and not here is held by exactly one (the common case costs nothing).
+        self._shared: dict[bytes, int] = {}
         # column name -> the row attribute holding it (keywords get a trailing "_")
         self._attr = {column: attribute_name(column) for column in schema.columns}
         # column -> value -> key; unique columns (including the primary key)
         self._unique: dict[str, dict[Any, bytes]] = {c: {} for c in schema.unique_columns}
         if schema.primary_key is not None:
             self._unique.setdefault(schema.primary_key, {})
-        # column -> value -> keys; single-column btree/hash indexes that are not unique
+        # Single-column btree/hash indexes that are not unique: the columns that have
+        # one, and (column -> value -> keys) those built so far. Each is built by the
+        # first filter() on its column and kept up to date from then on, so a big
+        # initial subscription does not pay for indexes nobody reads.
+        self._indexable = {
+            index.columns[0]
+            for index in schema.indexes
+            if len(index.columns) == 1 and index.columns[0] not in self._unique
+        }
         self._indexed: dict[str, dict[Any, dict[bytes, None]]] = {}
-        for index in schema.indexes:
-            if len(index.columns) == 1 and index.columns[0] not in self._unique:
-                self._indexed[index.columns[0]] = {}
 
     @property
     def name(self) -> str:
@@ -113,13 +122,16 @@ class TableCache:
             return None if key is None else self._rows[key]
 
     def filter(self, column: str, value: Any) -> list[Any]:
-        """The rows whose ``column`` equals ``value``; uses an index when the column has one."""
+        """The rows whose ``column`` equals ``value``; uses an index when the column has one
+        (a non-unique index is built by the first filter on its column)."""
         if column in self._unique:
             row = self.find(column, value)
             return [] if row is None else [row]
-        index = self._indexed.get(column)
         with self._lock:
-            if index is not None:
+            if column in self._indexable:
+                index = self._indexed.get(column)
+                if index is None:
+                    index = self._build_index(column)
                 return [self._rows[k] for k in index.get(value, ())]
             if column not in self.schema.columns:
                 raise SchemaError(f"table {self.name} has no column {column!r}")
@@ -128,18 +140,28 @@ class TableCache:
 
     def multiplicity(self, key: bytes) -> int:
         """How many live queries hold the row with these BSATN bytes."""
-        return self._counts.get(key, 0)
+        return self._shared.get(key) or (1 if key in self._rows else 0)
 
     def _decode_inserted(self, keys: list[bytes]) -> list[Any]:
         """Decode the rows new to this replica: the one place rows are decoded."""
         return codec.decode_row_list(self.schema, keys)
 
     def _add(self, key: bytes, row: Any) -> None:
-        self._rows[key] = row
+        self._add_many([key], [row])
+
+    def _add_many(self, keys: list[bytes], rows: list[Any]) -> None:
+        """Add rows new to this replica, one pass per index (a repeated key keeps its last row)."""
+        self._rows.update(zip(keys, rows, strict=True))
         for column, index in self._unique.items():
-            index[getattr(row, self._attr[column])] = key
+            index.update(zip(map(attrgetter(self._attr[column]), rows), keys, strict=True))
         for column, multi in self._indexed.items():
-            multi.setdefault(getattr(row, self._attr[column]), {})[key] = None
+            _group(multi, keys, map(attrgetter(self._attr[column]), rows))
+
+    def _build_index(self, column: str) -> dict[Any, dict[bytes, None]]:
+        index: dict[Any, dict[bytes, None]] = {}
+        self._indexed[column] = index
+        _group(index, self._rows.keys(), map(attrgetter(self._attr[column]), self._rows.values()))
+        return index
 
     def _remove(self, key: bytes) -> Any:
         row = self._rows.pop(key)
@@ -166,6 +188,10 @@ class TableCache:
             return self._apply(deletes, inserts)
 
     def _apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
+        deletes = deletes if isinstance(deletes, list) else list(deletes)
+        inserts = inserts if isinstance(inserts, list) else list(inserts)
+        if not self._rows and not deletes:
+            return self._fill(inserts)
         delta: dict[bytes, int] = {}
         for key in deletes:
             delta[key] = delta.get(key, 0) - 1
@@ -174,16 +200,16 @@ class TableCache:
 
         # Rows new to this client are decoded in one batch, before anything changes,
         # so a malformed row leaves the table as it was.
-        fresh = [key for key, change in delta.items() if change > 0 and key not in self._counts]
-        decoded = dict(zip(fresh, self._decode_inserted(fresh), strict=True))
+        rows = self._rows
+        fresh = [key for key, change in delta.items() if change > 0 and key not in rows]
+        decoded = self._decode_inserted(fresh)
 
         removed: list[Any] = []
-        added: list[Any] = []
         # Removals first, so a unique value freed by a delete can be taken by an insert.
         for key, change in delta.items():
             if change >= 0:
                 continue
-            before = self._counts.get(key, 0)
+            before = self.multiplicity(key)
             after = before + change
             if after < 0:
                 log.warning(
@@ -192,22 +218,36 @@ class TableCache:
                     -after,
                 )
                 after = 0
-            if after == 0:
-                self._counts.pop(key, None)
-                if before > 0:
-                    removed.append(self._remove(key))
-            else:
-                self._counts[key] = after
+            self._set_shared(key, after)
+            if after == 0 and before > 0:
+                removed.append(self._remove(key))
+        shared = self._shared
         for key, change in delta.items():
             if change <= 0:
                 continue
-            before = self._counts.get(key, 0)
-            self._counts[key] = before + change
-            if before == 0:
-                row = decoded[key]
-                self._add(key, row)
-                added.append(row)
-        return self._diff(removed, added)
+            if key in rows:  # held already: one more holder at least
+                shared[key] = shared.get(key, 1) + change
+            elif change > 1:  # new, held by several queries at once
+                shared[key] = change
+        self._add_many(fresh, decoded)
+        return self._diff(removed, decoded)
+
+    def _set_shared(self, key: bytes, count: int) -> None:
+        if count > 1:
+            self._shared[key] = count
+        else:
+            self._shared.pop(key, None)
+
+    def _fill(self, inserts: list[bytes]) -> TableDiff:
+        """Insert into an empty table (an initial subscription): no row can be there yet,
+        so the multiplicities are the insert counts and every distinct row is new."""
+        decoded = self._decode_inserted(inserts)
+        self._add_many(inserts, decoded)
+        if len(self._rows) != len(inserts):  # a row held by several queries of the batch
+            counts = Counter(inserts)
+            self._shared = {key: n for key, n in counts.items() if n > 1}
+            decoded = [self._rows[key] for key in counts]
+        return self._diff([], decoded)
 
     def replace_with(self, fresh: TableCache) -> TableDiff:
         """Take over ``fresh``'s rows (the same table, rebuilt); return what differs.
@@ -220,7 +260,7 @@ class TableCache:
             removed = [self._remove(key) for key in gone]
             for key in came:
                 self._add(key, fresh._rows[key])
-            self._counts = dict(fresh._counts)
+            self._shared = dict(fresh._shared)
             return self._diff(removed, [self._rows[key] for key in came])
 
     def _diff(self, removed: list[Any], added: list[Any]) -> TableDiff:
@@ -239,6 +279,19 @@ class TableCache:
             else:
                 updates.append((old, row))
         return TableDiff(self.name, tuple(inserts_only), tuple(old_by_pk.values()), tuple(updates))
+
+
+def _group(
+    index: dict[Any, dict[bytes, None]], keys: Iterable[bytes], values: Iterable[Any]
+) -> None:
+    """Add each key to the keys of its value in a non-unique index."""
+    get = index.get
+    for key, value in zip(keys, values, strict=True):
+        holders = get(value)
+        if holders is None:
+            index[value] = {key: None}
+        else:
+            holders[key] = None
 
 
 class ClientCache:

@@ -136,15 +136,20 @@ class TableHandle:
 
     def fire(self, ctx: EventContext, diff: TableDiff) -> None:
         """Run this table's callbacks for one applied change: deletes, updates, inserts."""
-        for row in diff.deletes:
-            for cb in list(self._on_delete):
-                run_callback(f"{self.name}.on_delete", cb, ctx, row)
-        for old, new in diff.updates:
-            for ucb in list(self._on_update):
-                run_callback(f"{self.name}.on_update", ucb, ctx, old, new)
-        for row in diff.inserts:
-            for cb in list(self._on_insert):
-                run_callback(f"{self.name}.on_insert", cb, ctx, row)
+        # Each kind is skipped whole when it has no callback (nothing could register one
+        # meanwhile): an initial subscription of many rows costs nothing here.
+        if self._on_delete:
+            for row in diff.deletes:
+                for cb in list(self._on_delete):
+                    run_callback(f"{self.name}.on_delete", cb, ctx, row)
+        if self._on_update:
+            for old, new in diff.updates:
+                for ucb in list(self._on_update):
+                    run_callback(f"{self.name}.on_update", ucb, ctx, old, new)
+        if self._on_insert:
+            for row in diff.inserts:
+                for cb in list(self._on_insert):
+                    run_callback(f"{self.name}.on_insert", cb, ctx, row)
 
 
 def _remove(callbacks: list[Any], callback: Any, what: str) -> None:
