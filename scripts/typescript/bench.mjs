@@ -168,38 +168,40 @@ async function benchSubscribe(query, rows, rounds) {
   return { subscribe: best(times) };
 }
 
+// Each round connects afresh (a new identity), as bench_sdk.py does: the module caps
+// the conversations one identity holds (10,000), which a few rounds would reach.
 async function benchCalls(calls, rounds) {
   const module = await remoteModule(["conversation"], ["create_conversation"]);
-  const conn = await connect(module);
-  await subscribe(conn, "SELECT * FROM conversation");
-  let done = 0;
-  let wake = null;
-  conn.onReducer("create_conversation", (ctx) => {
-    if (ctx.event.status.tag !== "Committed") throw new Error(JSON.stringify(ctx.event.status));
-    done += 1;
-    if (wake) wake();
-  });
   const noKey = { client: 0n, seq: 0n };
-  const until = (n) =>
-    new Promise((resolve) => {
-      wake = () => done >= n && resolve();
-      wake();
-    });
-  for (let i = 0; i < 50; i++) {
-    // Warm up the connection and the module, as the Python benchmark does.
-    conn.reducers.call("create_conversation", { call_key: noKey, title: `warm ${i}` });
-    await until(done + 1);
-  }
   const pipe = [];
   const seq = [];
   const cpu = [];
   for (let r = 0; r < rounds; r++) {
+    const conn = await connect(module);
+    await subscribe(conn, "SELECT * FROM conversation");
+    let done = 0;
+    let wake = null;
+    conn.onReducer("create_conversation", (ctx) => {
+      if (ctx.event.status.tag !== "Committed") throw new Error(JSON.stringify(ctx.event.status));
+      done += 1;
+      if (wake) wake();
+    });
+    const until = (n) =>
+      new Promise((resolve) => {
+        wake = () => done >= n && resolve();
+        wake();
+      });
+    const create = (title) =>
+      conn.reducers.call("create_conversation", { call_key: noKey, title });
+    for (let i = 0; i < 20; i++) {
+      // Warm up the connection and the module, as the Python benchmark does.
+      create(`warm ${i}`);
+      await until(done + 1);
+    }
     const cpu0 = process.cpuUsage();
     const t0 = now();
     const target = done + calls;
-    for (let i = 0; i < calls; i++) {
-      conn.reducers.call("create_conversation", { call_key: noKey, title: `ts pipe ${r}.${i}` });
-    }
+    for (let i = 0; i < calls; i++) create(`ts pipe ${r}.${i}`);
     await until(target);
     pipe.push(now() - t0);
     const used = process.cpuUsage(cpu0);
@@ -208,12 +210,12 @@ async function benchCalls(calls, rounds) {
     const n = Math.floor(calls / 4);
     const t1 = now();
     for (let i = 0; i < n; i++) {
-      conn.reducers.call("create_conversation", { call_key: noKey, title: `ts seq ${r}.${i}` });
+      create(`ts seq ${r}.${i}`);
       await until(done + 1);
     }
     seq.push((now() - t1) / n);
+    conn.disconnect();
   }
-  conn.disconnect();
   return { pipe: best(pipe), seq: best(seq), cpu: best(cpu) };
 }
 

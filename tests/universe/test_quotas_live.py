@@ -24,6 +24,7 @@ from inner_universe.features.delegation import (
 from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import DbConnection
 from inner_universe.universe.bindings import TaskSpec
+from tests.conftest import until
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +131,7 @@ async def test_inbox_messages_and_model_calls_are_counted_and_forgotten(
     await a.subscribe("SELECT * FROM agent", "SELECT * FROM model_call")
     await a.reducers.register_agent("sender", "r", b"")
     await b.reducers.register_agent("recipient", "r", b"")
+    await until(lambda: any(x.name == "recipient" for x in a.db.agent.iter()))  # b's commit
     sender = next(x for x in a.db.agent.iter() if x.name == "sender")
     recipient = next(x for x in a.db.agent.iter() if x.name == "recipient")
 
