@@ -146,7 +146,7 @@ class Observer:
             # to start on a loaded machine); it cancels the reply after this one.
             self.helpers["cancel"] = _spawn(
                 "cancel", self.uri, self.database,
-                "--message", str(row.message_id), "--token", self.canceller_token,
+                "--after", str(row.message_id), "--token", self.canceller_token,
             )  # fmt: skip
 
     def on_fallback(self, _sender: object, *, event: BusEvent) -> None:
@@ -297,16 +297,20 @@ async def late_observer(uri: str, database: str, message_id: int) -> dict[str, A
         }
 
 
-async def canceller(uri: str, database: str, after: int, token: str) -> dict[str, Any]:
-    """Cancel the first reply after message ``after`` once it has streamed three chunks."""
+async def canceller(
+    uri: str, database: str, token: str, message_id: int | None, after: int | None
+) -> dict[str, Any]:
+    """Cancel the reply of ``message_id``, or else the first reply after message ``after``
+    once it has streamed three chunks."""
     async with connect(uri, database, token=token) as conn:
-        await conn.subscribe(f"SELECT * FROM stream WHERE message_id > {int(after)}")
+        if message_id is None:
+            await conn.subscribe(f"SELECT * FROM stream WHERE message_id > {int(after or 0)}")
 
-        def streaming() -> Any:
-            return next((s for s in conn.db.stream.iter() if s.last_sequence >= 3), None)
+            def streaming() -> Any:
+                return next((s for s in conn.db.stream.iter() if s.last_sequence >= 3), None)
 
-        await _until(streaming)
-        message_id = streaming().message_id
+            await _until(streaming)
+            message_id = int(streaming().message_id)
         await conn.reducers.cancel_stream(message_id, "cancelled from a third process")
         return {"cancelled": message_id}
 
@@ -338,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uri")
     parser.add_argument("--database")
     parser.add_argument("--message", type=int)
+    parser.add_argument("--after", type=int, help="cancel: the first reply after this message")
     parser.add_argument("--token")
     args = parser.parse_args(argv)
     if args.role in TURNS:
@@ -345,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.role == "late":
         result = asyncio.run(late_observer(args.uri, args.database, args.message))
     elif args.role == "cancel":
-        result = asyncio.run(canceller(args.uri, args.database, args.message, args.token))
+        result = asyncio.run(
+            canceller(args.uri, args.database, args.token, args.message, args.after)
+        )
     else:
         from ...universe import publish
 
