@@ -274,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             status = asyncio.run(observe(server.uri, database, workers))
             if status == 0:
-                status = chat_demo.run_act(server.uri, database, chat_agents)
+                assert server.owner is not None  # it published the database: the operator
+                status = chat_demo.run_act(
+                    server.uri, database, chat_agents, operator_token=server.owner.token
+                )
             if status == 0 and not asyncio.run(knowledge_act(server.uri, database)):
                 status = 1
             if status == 0:

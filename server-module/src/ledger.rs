@@ -1,12 +1,16 @@
 //! The model-call ledger: every call to a model is one row, from its start to its outcome.
 //!
-//! `begin_model_call` is where a call is allowed or refused (cooling provider,
-//! spent budget: see [`crate::providers`]), atomically with recording it;
-//! `end_model_call` records what it did (tokens, cost, latency to the first
-//! token, duration, outcome) and adds it to the provider's health and the
-//! caller's spend in the same transaction. Rows are never deleted, so spend per
-//! agent, provider or day can always be recomputed from them.
+//! `begin_model_call` is where a call is allowed or refused (a provider the
+//! caller's calls cooled, a spent budget: see [`crate::providers`]), atomically
+//! with recording it; `end_model_call` records what it did (tokens, cost,
+//! latency to the first token, duration, outcome) and adds it to the caller's
+//! health row of the provider and the caller's spend in the same transaction. Rows stay until their caller forgets
+//! them, so spend per agent, provider or day can be recomputed from them.
+//!
+//! Only the caller reads its rows: who called which model, when, at what cost,
+//! for which (perhaps private) message is its own business.
 
+use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
 use crate::agents::agent;
@@ -29,7 +33,7 @@ pub struct ModelCall {
     #[primary_key]
     #[auto_inc]
     pub id: u64,
-    /// Who asked.
+    /// Who asked. Indexed on its own: the visibility filter selects by it.
     #[index(btree)]
     pub caller: Identity,
     /// For which of the caller's agents (0: none).
@@ -56,6 +60,11 @@ pub struct ModelCall {
     pub ended_at: Option<Timestamp>,
 }
 
+/// Each identity sees only its own calls.
+#[client_visibility_filter]
+const MODEL_CALLS_OF_THEIR_CALLER: Filter =
+    Filter::Sql("SELECT * FROM model_call WHERE caller = :sender");
+
 impl OwnedRow for ModelCall {
     const KIND: &'static str = "model call";
     fn owner(&self) -> Identity {
@@ -64,9 +73,10 @@ impl OwnedRow for ModelCall {
 }
 
 /// Records the start of a model call, or refuses it with the reason: the
-/// provider is cooling down, or the caller's or agent's budget would be
-/// exceeded by `estimate_nano_usd`. `message_id` (0: none) must be a stream of
-/// the caller's that is still streaming and has no other call running.
+/// caller's own calls put the provider in cooldown, or the caller's or agent's
+/// budget would be exceeded by `estimate_nano_usd`. `message_id` (0: none) must
+/// be a stream of the caller's that is still streaming and has no other call
+/// running. Creates the caller's health row of the provider if it has none.
 #[spacetimedb::reducer]
 #[allow(clippy::too_many_arguments)] // the ledger row's fields, checked in one transaction
 pub fn begin_model_call(
@@ -116,6 +126,7 @@ pub fn begin_model_call(
     providers::check_call_allowed(ctx, agent_id, &provider, estimate_nano_usd)?;
     let bytes = quotas::signed(provider.len() + model.len());
     quotas::charge(ctx, ctx.sender, Quota::ModelCalls, 1, bytes)?;
+    providers::ensure_provider(ctx, &provider)?;
     ctx.db.model_call().insert(ModelCall {
         id: 0,
         caller: ctx.sender,
@@ -138,8 +149,9 @@ pub fn begin_model_call(
 }
 
 /// Records how a running call ended (caller only, once). A failed call puts
-/// its provider in cooldown for `cooldown_ms`; every call adds its cost to the
-/// provider's and the caller's spend.
+/// its provider in cooldown for `cooldown_ms`, in the caller's own health row
+/// (other identities' calls are not refused); every call adds its cost to the
+/// caller's spend.
 #[spacetimedb::reducer]
 #[allow(clippy::too_many_arguments)] // the ledger row's fields, recorded in one transaction
 pub fn end_model_call(
@@ -205,7 +217,7 @@ pub fn end_model_call(
 }
 
 /// Deletes an ended model call of the caller's from the ledger, giving its quota
-/// back. What it cost stays counted in `spend` and `provider`.
+/// back. What it cost stays counted in `spend`, and its outcome in `provider`.
 #[spacetimedb::reducer]
 pub fn forget_model_call(
     ctx: &ReducerContext,

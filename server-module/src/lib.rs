@@ -13,8 +13,8 @@
 //! their messages, participants, stores and their members. Readable by their
 //! owner only: agents' state, private documents, private conversations and
 //! their messages (each message also by its author). A store's events,
-//! snapshots and tracking positions: by its members. Call receipts, quota usage
-//! and sessions: by their own identity. The database owner (who publishes the
+//! snapshots and tracking positions: by its members. Call receipts, quota usage,
+//! sessions, model calls and spend: by their own identity. The database owner (who publishes the
 //! module) is not filtered. See docs/security.md.
 //!
 //! Every mutating reducer takes a [`calls::CallKey`] first and ignores a repeat

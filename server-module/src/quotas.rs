@@ -7,8 +7,8 @@
 //! rows belong to: an agent's or a document's owner, a message's author, the
 //! writer of an event, a task's submitter (and for its result, the worker that
 //! wrote it), a workflow's submitter, an inbox message's sender, a model call's
-//! caller. Rows that are never deleted by their own life (tasks, workflows,
-//! inbox messages, model calls) have a `forget_*` reducer that gives their
+//! caller, a provider health row's reporter. Rows that are never deleted by their own life (tasks, workflows,
+//! inbox messages, model calls, provider rows) have a `forget_*` reducer that gives their
 //! quota back. Each identity can read its own usage and no one else's.
 
 use spacetimedb::{client_visibility_filter, Filter};
@@ -35,6 +35,8 @@ pub enum Quota {
     AgentMessages,
     /// Model calls in the ledger.
     ModelCalls,
+    /// Provider health rows (one per provider an identity has called).
+    Providers,
 }
 
 impl Quota {
@@ -51,6 +53,7 @@ impl Quota {
             Quota::Workflows => "workflows",
             Quota::AgentMessages => "agent messages",
             Quota::ModelCalls => "model calls",
+            Quota::Providers => "providers",
         }
     }
 
@@ -67,6 +70,7 @@ impl Quota {
             Quota::Workflows => 10_000,
             Quota::AgentMessages => 100_000,
             Quota::ModelCalls => 1_000_000,
+            Quota::Providers => 1_000,
         }
     }
 
@@ -84,6 +88,8 @@ impl Quota {
             Quota::Workflows => 64 * MIB,
             Quota::AgentMessages => 64 * MIB,
             Quota::ModelCalls => 64 * MIB,
+            // A row counts the most its texts can hold (about 1.5 KiB): rows run out first.
+            Quota::Providers => 2 * MIB,
         }
     }
 }

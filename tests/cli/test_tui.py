@@ -156,9 +156,17 @@ async def settled_screen_text(app: UniverseApp, pilot: Any, *, frames: int = 50)
     raise AssertionError(f"the screen still changed after {frames} refreshes")
 
 
-async def queue_work(uri: str, database: str) -> None:
-    """Another connection queues a task, records a model call and sets its agent a budget."""
+async def new_token(uri: str, database: str) -> str:
+    """A new identity's token (the UI and a helper connection then act as one identity)."""
     async with connect(uri, database) as conn:
+        assert conn.token is not None
+        return conn.token
+
+
+async def queue_work(uri: str, database: str, token: str) -> None:
+    """Another connection of the UI's identity queues a task, records a model call and sets
+    its agent a budget (the ledger and spend are shown to their own identity only)."""
+    async with connect(uri, database, token=token) as conn:
         await conn.subscribe("SELECT * FROM agent", "SELECT * FROM model_call")
         await conn.reducers.register_agent("summariser", "worker", b"")
         agent = next(a for a in conn.db.agent.iter() if a.name == "summariser")
@@ -176,12 +184,13 @@ async def test_screen_snapshot(
 ) -> None:
     # The task's random ticket would change the activity's width, so its scroll bar.
     monkeypatch.setattr(sys.modules[submit.__module__], "new_ticket", lambda: 10**38 + 1)
-    app = UniverseApp(fresh_db.universe())
+    token = await new_token(fresh_db.uri, fresh_db.name)
+    app = UniverseApp(fresh_db.universe(token=token))
     async with app.run_test(size=SIZE) as pilot:
         await until(app.connected.is_set)
         await visit(fresh_db.uri, fresh_db.name)
         await until(lambda: any("NERV layer." in m for m in messages(app)))
-        await queue_work(fresh_db.uri, fresh_db.name)
+        await queue_work(fresh_db.uri, fresh_db.name, token)
         await until(lambda: "budget_nano_usd: None -> 5000000000" in activity(app))
         await until(lambda: app.query_one(SessionsPane).table.row_count == 1)  # our own session
         log = app.query_one(RichLog)

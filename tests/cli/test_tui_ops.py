@@ -12,7 +12,7 @@ from inner_universe.features.delegation import submit
 from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import connect
 from tests.cli.test_tasks_commands import doubler
-from tests.cli.test_tui import SIZE, activity, command
+from tests.cli.test_tui import SIZE, activity, command, new_token
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -70,23 +70,39 @@ async def test_tasks_go_from_queued_to_succeeded(
 async def test_a_model_call_shows_in_the_providers_pane(
     fresh_db: PublishedDatabase, user_home: Path
 ) -> None:
-    app = UniverseApp(fresh_db.universe())
+    token = await new_token(fresh_db.uri, fresh_db.name)
+    app = UniverseApp(fresh_db.universe(token=token))
     async with app.run_test(size=SIZE):
         await until(app.connected.is_set)
         table = app.query_one(ProvidersPane).table
-        async with connect(fresh_db.uri, fresh_db.name) as other:
-            await other.subscribe("SELECT * FROM model_call")
-            await other.reducers.begin_model_call(0, 0, "offline", "echo", 3, 0, 0)
-            call = next(c for c in other.db.model_call.iter() if c.caller == other.identity)
+        async with connect(fresh_db.uri, fresh_db.name, token=token) as mine:
+            await mine.subscribe("SELECT * FROM model_call", "SELECT * FROM provider")
+            await mine.reducers.begin_model_call(0, 0, "offline", "echo", 3, 0, 0)
+            call = next(iter(mine.db.model_call.iter()))
             await until(lambda: cell(table, f"model_call:{call.id}", 1) == "running")
-            await other.reducers.end_model_call(call.id, "done", 3, 5, 1500, 12, 40, "", 0)
+            await mine.reducers.end_model_call(call.id, "done", 3, 5, 1500, 12, 40, "", 0)
+            (health,) = list(mine.db.provider.iter())
         key = f"model_call:{call.id}"
         await until(lambda: cell(table, key, 1) == "done 40ms")
         assert cell(table, key, 3) == "$0.0000" and cell(table, key, 4) == "3>5"
-        await until(lambda: cell(table, "provider:offline", 2) == "1")
-        assert cell(table, "provider:offline", 1) == "ok"
+        await until(lambda: cell(table, f"provider:{health.id}", 2) == "1")
+        assert cell(table, f"provider:{health.id}", 1) == "ok"
+        # Another identity's failure on the same provider: its own health row, shown
+        # next to ours by its reporter; its model call is its own and not shown.
         async with connect(fresh_db.uri, fresh_db.name) as other:
+            await other.subscribe("SELECT * FROM model_call", "SELECT * FROM provider")
+            await other.reducers.begin_model_call(0, 0, "offline", "echo", 3, 0, 0)
+            theirs = next(iter(other.db.model_call.iter()))
+            await other.reducers.end_model_call(theirs.id, "failed", 3, 0, 0, None, 1, "x", 60_000)
+            (their_health,) = [p for p in other.db.provider.iter() if p.owner == other.identity]
+            who = str(other.identity)[:8]
+        their_key = f"provider:{their_health.id}"
+        await until(lambda: cell(table, their_key, 1).startswith("cool to"))
+        assert cell(table, their_key, 0) == f"offline echo by {who}"
+        assert cell(table, f"provider:{health.id}", 1) == "ok"  # ours is unchanged
+        assert f"model_call:{theirs.id}" not in table.rows
+        async with connect(fresh_db.uri, fresh_db.name, token=token) as mine:
             for _ in range(ProvidersPane.LATEST_CALLS):
-                await other.reducers.begin_model_call(0, 0, "offline", "echo", 1, 0, 0)
+                await mine.reducers.begin_model_call(0, 0, "offline", "echo", 1, 0, 0)
         await until(lambda: shown_calls(table) == ProvidersPane.LATEST_CALLS)
         assert key not in table.rows  # the oldest call made room for the newest

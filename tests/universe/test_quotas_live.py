@@ -1,4 +1,5 @@
-"""Quotas on the rows nothing else deletes: tasks, workflows, inbox messages, model calls.
+"""Quotas on the rows nothing else deletes: tasks, workflows, inbox messages, model calls,
+provider health rows.
 
 Each kind counts against the identity that wrote it, is refused with a clear error
 once the identity's quota is full, and has a ``forget_*`` reducer that deletes a
@@ -146,6 +147,8 @@ async def test_inbox_messages_and_model_calls_are_counted_and_forgotten(
     await a.reducers.begin_model_call(0, 0, "offline", "echo", 3, 0, 0)
     [call] = list(a.db.model_call.iter())
     assert (await usage(a))["model calls"] == (1, len("offline") + len("echo"))
+    # The caller's health row of the provider counts the most its texts can hold.
+    assert (await usage(a))["providers"] == (1, len("offline") + 256 + 1024)
     with pytest.raises(ReducerError, match="only an ended call can be forgotten"):
         await a.reducers.forget_model_call(call.id)
     await a.reducers.end_model_call(call.id, "failed", 3, 0, 0, None, 5, "boom", 0)
@@ -154,3 +157,8 @@ async def test_inbox_messages_and_model_calls_are_counted_and_forgotten(
     assert (await usage(a))["model calls"] == (0, 0)
     spend: Any = (await a.one_off_query("SELECT * FROM spend"))["spend"]
     assert [s.calls for s in spend] == [1]  # what it cost stays counted
+    with pytest.raises(ReducerError, match="no provider 'offline' in the caller's health rows"):
+        await b.reducers.forget_provider("offline")  # only a's row exists: b has none to forget
+    await a.reducers.forget_provider("offline")
+    assert (await usage(a))["providers"] == (0, 0)
+    assert (await a.one_off_query("SELECT * FROM provider"))["provider"] == []

@@ -314,6 +314,7 @@ class UniverseApp(App[None]):
         conn = db_connection(self.universe)
         tables: list[str] = []
         for pane in self.panes:
+            pane.identity = conn.identity
             pane.reset()
             tables += [t for t in pane.TABLES if t not in tables]
         tables = [t for t in tables if t in conn.schema.tables]

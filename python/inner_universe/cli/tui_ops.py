@@ -120,7 +120,13 @@ class TasksPane(TablePane):
 
 
 class ProvidersPane(TablePane):
-    """Each provider's health and spend, each budget holder's spend, and the latest model calls."""
+    """Provider health (a row per reporting identity and provider), each budget holder's
+    spend, and the latest model calls.
+
+    Provider rows are public, one per identity that called the provider (another
+    identity's row names its reporter); spend and model calls are each identity's own
+    (the module shows this UI only its identity's).
+    """
 
     TABLES = ("provider", "spend", "model_call")
     LOWER = True
@@ -155,7 +161,7 @@ class ProvidersPane(TablePane):
         super().apply(change)
 
     def row_key(self, table: str, row: Any) -> str:
-        return f"{table}:{row.name if table == 'provider' else row.id}"
+        return f"{table}:{row.id}"
 
     def row_cells(self, table: str, row: Any) -> tuple[RenderableType, ...]:
         if table == "provider":
@@ -187,10 +193,13 @@ class ProvidersPane(TablePane):
             health = Text(f"{row.consecutive_failures} failing", style="red")
         else:
             health = Text("ok", style="green")
+        what = Text(f"{row.name} {row.model}", style="bold")
+        if row.owner != self.identity:  # another identity's report on this provider
+            what.append(f" by {short(row.owner)}", style="dim")
         return (
-            Text(f"{row.name} {row.model}", style="bold"),
+            what,
             health,
             Text(f"{row.calls}" + (f" ({row.failures} failed)" if row.failures else "")),
-            Text(dollars(row.spent_nano_usd)),
+            Text(""),
             Text(""),
         )

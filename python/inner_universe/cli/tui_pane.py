@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
+from ..spacetime.types import Identity
 from .watching import Change
 
 __all__ = ["Pane", "TablePane"]
@@ -30,6 +31,10 @@ class Pane(Vertical):
     LOWER: ClassVar[bool] = False
     """In the row under the main area, side by side (tasks, providers)."""
     TITLE: ClassVar[str] = ""
+
+    identity: Identity | None = None
+    """Who this UI connects as (set by the app before it subscribes), for panes that
+    show their own identity's rows apart from others'."""
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE

@@ -403,6 +403,8 @@ class Participant:
 class Provider:
     """A row of table provider."""
 
+    id: int
+    owner: Identity
     name: str
     model: str
     calls: int
@@ -410,7 +412,6 @@ class Provider:
     consecutive_failures: int
     last_error: str
     cooldown_until: Timestamp
-    spent_nano_usd: int
     updated_at: Timestamp
 
 
@@ -1401,8 +1402,11 @@ class ProviderTable:
     def __iter__(self) -> Iterator[Provider]:
         return cast(Iterator[Provider], self.handle.iter())
 
-    def find_by_name(self, name: str) -> Provider | None:
-        return cast("Provider | None", self.handle.find("name", name))
+    def find_by_id(self, id: int) -> Provider | None:
+        return cast("Provider | None", self.handle.find("id", id))
+
+    def filter_by_owner(self, owner: Identity) -> list[Provider]:
+        return cast(list[Provider], self.handle.filter("owner", owner))
 
     def on_insert(
         self,
@@ -2100,6 +2104,9 @@ class Reducers:
     def forget_model_call(self, call_id: int) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("forget_model_call", call_id)
 
+    def forget_provider(self, name: str) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("forget_provider", name)
+
     def forget_task(self, task_id: int) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("forget_task", task_id)
 
@@ -2386,6 +2393,9 @@ class ThreadedReducers:
 
     def forget_model_call(self, call_id: int) -> ReducerEvent:
         return self.conn.call_reducer("forget_model_call", call_id)
+
+    def forget_provider(self, name: str) -> ReducerEvent:
+        return self.conn.call_reducer("forget_provider", name)
 
     def forget_task(self, task_id: int) -> ReducerEvent:
         return self.conn.call_reducer("forget_task", task_id)

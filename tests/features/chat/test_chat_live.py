@@ -202,10 +202,11 @@ async def test_a_provider_failing_mid_stream_falls_back_from_the_persisted_prefi
         len(prefix),
     )
     assert failed.first_token_ms is not None and failed.cost_nano_usd > 0
-    # The failure is shared health: another identity's replica sees the cooldown.
+    # The failure is public health, reported by alice: another identity's replica sees it.
     await bob.subscribe("SELECT * FROM provider WHERE name = 'breaks'")
-    row = bob.db.provider.find("name", "breaks")
+    (row,) = [r for r in bob.db.provider.iter() if r.owner == alice.identity]
     assert (row.failures, row.consecutive_failures) == (1, 1) and "dropped" in row.last_error
+    assert "breaks" in chat.cooling()  # alice's own router heeds it
     stream = await bob.one_off_query(f"SELECT * FROM stream WHERE message_id = {reply.message_id}")
     assert stream["stream"][0].provider == "holds"
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from inner_universe.features.chat import Deployment, Needs, ProviderRouter
+from inner_universe.spacetime.types import Identity, Timestamp
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +101,27 @@ def test_a_model_litellm_cannot_route_is_a_typed_input_error() -> None:
     with pytest.raises(ChatInputError, match="cannot route") as caught:
         ProviderRouter([Deployment("mystery", "no-such-provider-model-xyz")])
     assert isinstance(caught.value, InnerUniverseError)
+
+
+def test_cooling_combines_the_reports_of_trusted_identities_only() -> None:
+    me, friend, stranger = Identity(1), Identity(2), Identity(3)
+    router = ProviderRouter([Deployment("a", "offline/echo")], trust=[friend])
+    now = 1_000.0
+
+    def report(owner: Identity, name: str, seconds_left: float, error: str) -> SimpleNamespace:
+        until = Timestamp(round((now + seconds_left) * 1e6))
+        return SimpleNamespace(owner=owner, name=name, cooldown_until=until, last_error=error)
+
+    rows = [
+        report(friend, "a", 5, "overloaded"),
+        report(me, "a", 5, "timeout"),
+        report(stranger, "b", 3600, "lies"),  # not trusted: ignored
+        report(me, "c", -1, "over"),  # its cooldown has passed
+    ]
+    assert router.trusted(me) == {me, friend}
+    assert router.cooling(rows, me, now) == {
+        "a": f"timeout; overloaded (reported by {friend.to_hex()[:8]})"  # our own reason first
+    }
+    assert ProviderRouter([Deployment("a", "offline/echo")]).cooling(rows, stranger, now) == {
+        "b": "lies"
+    }

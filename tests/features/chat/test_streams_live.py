@@ -189,7 +189,7 @@ async def test_a_stream_starts_only_on_the_callers_empty_assistant_message(
     assert await rows(alice, "stream", f"message_id = {empty.id}") == []
 
 
-async def test_model_calls_are_ledgered_and_a_failure_cools_the_provider_for_everyone(
+async def test_model_calls_are_ledgered_and_a_failure_cools_the_provider_for_its_caller(
     alice: DbConnection, bob: DbConnection
 ) -> None:
     conversation = await new_conversation(alice)
@@ -215,17 +215,22 @@ async def test_model_calls_are_ledgered_and_a_failure_cools_the_provider_for_eve
         "it broke",
     )
     assert (ended.first_token_ms, ended.duration_ms) == (5, 30)
+    # Health is public and per reporter; the ledger row is alice's alone.
     (provider,) = await rows(bob, "provider", "name = 'cooling-test'")
-    assert (provider.calls, provider.failures, provider.spent_nano_usd) == (1, 1, 2000)
-    # Another identity is refused on the cooling provider, with the reason.
-    other = await new_conversation(bob)
-    other_message = await start(bob, other)
+    assert (provider.owner, provider.calls, provider.failures) == (alice.identity, 1, 1)
+    assert await rows(bob, "model_call", f"id = {call.id}") == []
+    # Alice's next call on the cooling provider is refused, with the reason...
     with pytest.raises(
         ReducerError, match=r"'cooling-test' is cooling down for .* ms more after: it b"
     ):
-        await bob.reducers.begin_model_call(
-            other_message, 0, "cooling-test", "offline/echo", 1, 1, 0
+        await alice.reducers.begin_model_call(
+            await start(alice, conversation), 0, "cooling-test", "offline/echo", 1, 1, 0
         )
+    # ...and bob's is not: alice's failures are hers to heed, not his.
+    other_message = await start(bob, await new_conversation(bob))
+    await bob.reducers.begin_model_call(other_message, 0, "cooling-test", "offline/echo", 1, 1, 0)
+    (bobs,) = await rows(bob, "model_call", f"message_id = {other_message}")
+    assert (bobs.caller, bobs.status) == (bob.identity, "running")
 
 
 async def test_a_budget_refuses_a_call_that_would_exceed_it_and_says_why(

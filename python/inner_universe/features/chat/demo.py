@@ -9,11 +9,15 @@ This process observes; the others are separate processes:
 - *critic* and *writer*, two agent processes, answer in turn through the
   offline provider (three turns). The critic's cheap deployment breaks after a
   few words in turn 1: the reply continues on its other deployment from the
-  persisted prefix, and the broken one cools down for everyone;
+  persisted prefix, and the broken one cools down for the critic;
 - a late observer process joins turn 2 in the middle, catches up on the
   backlog and follows it live to the end;
 - a third process, a participant the owner admitted without a voice, cancels turn 3;
 - at the end the observer reads the model-call ledger and the spend.
+
+The observer connects as the database owner (the operator): the module shows each
+identity only its own model calls, and the operator, whom visibility rules do not
+filter, every identity's. So it can print the agents' calls and fallbacks.
 """
 
 from __future__ import annotations
@@ -138,10 +142,11 @@ class Observer:
             self.helpers["late"] = _spawn(
                 "late", self.uri, self.database, "--message", str(row.message_id)
             )
-        if row.sequence == 3 and turn == 2 and "cancel" not in self.helpers:
+            # Started now, so it is connected when turn 3 streams (a process takes seconds
+            # to start on a loaded machine); it cancels the reply after this one.
             self.helpers["cancel"] = _spawn(
                 "cancel", self.uri, self.database,
-                "--message", str(row.message_id), "--token", self.canceller_token,
+                "--after", str(row.message_id), "--token", self.canceller_token,
             )  # fmt: skip
 
     def on_fallback(self, _sender: object, *, event: BusEvent) -> None:
@@ -165,8 +170,10 @@ def start_agents(uri: str, database: str) -> list[subprocess.Popen[str]]:
     return [_spawn(name, uri, database) for name in TURNS]
 
 
-async def observe(uri: str, database: str, agents: list[subprocess.Popen[str]]) -> int:
-    async with connect(uri, database) as conn:
+async def observe(
+    uri: str, database: str, agents: list[subprocess.Popen[str]], token: str | None
+) -> int:
+    async with connect(uri, database, token=token) as conn:
         observer = Observer(conn, uri, database)
         await conn.subscribe(*(f"SELECT * FROM {table}" for table in WATCHED))
         await conn.reducers.create_conversation(TITLE)
@@ -212,7 +219,7 @@ async def summarize(conn: DbConnection, reports: list[dict[str, Any]], late: dic
         print(f"  {reply['agent']:7} #{reply['id']} {reply['status']:9} via {via}")
     rows = await ledger_rows(conn)
     names = {a.id: a.name for a in conn.db.agent.iter()}
-    print("\nledger (one row per model call):")
+    print("\nledger (one row per model call; each identity reads its own, the operator all):")
     for row in rows:
         print(
             f"  call {row.id:2} {names.get(row.agent_id, '-'):7} {row.provider:13} "
@@ -290,8 +297,20 @@ async def late_observer(uri: str, database: str, message_id: int) -> dict[str, A
         }
 
 
-async def canceller(uri: str, database: str, message_id: int, token: str) -> dict[str, Any]:
+async def canceller(
+    uri: str, database: str, token: str, message_id: int | None, after: int | None
+) -> dict[str, Any]:
+    """Cancel the reply of ``message_id``, or else the first reply after message ``after``
+    once it has streamed three chunks."""
     async with connect(uri, database, token=token) as conn:
+        if message_id is None:
+            await conn.subscribe(f"SELECT * FROM stream WHERE message_id > {int(after or 0)}")
+
+            def streaming() -> Any:
+                return next((s for s in conn.db.stream.iter() if s.last_sequence >= 3), None)
+
+            await _until(streaming)
+            message_id = int(streaming().message_id)
         await conn.reducers.cancel_stream(message_id, "cancelled from a third process")
         return {"cancelled": message_id}
 
@@ -299,11 +318,22 @@ async def canceller(uri: str, database: str, message_id: int, token: str) -> dic
 # --- entry points -------------------------------------------------------------------------------
 
 
-def run_act(uri: str, database: str, agents: list[subprocess.Popen[str]] | None = None) -> int:
+def run_act(
+    uri: str,
+    database: str,
+    agents: list[subprocess.Popen[str]] | None = None,
+    *,
+    operator_token: str | None = None,
+) -> int:
     """Run the act against a database that has the module (the main demo calls this),
-    with the agent processes from :func:`start_agents` if they were started already."""
+    with the agent processes from :func:`start_agents` if they were started already.
+
+    ``operator_token`` is the database owner's: with it the observer reads the agents'
+    model calls (without it, a new identity sees none and the act reports so).
+    """
     print("\n== chat: streamed replies, a late watcher, a cancel, a fallback, the ledger\n")
-    return asyncio.run(observe(uri, database, agents or start_agents(uri, database)))
+    agents = agents or start_agents(uri, database)
+    return asyncio.run(observe(uri, database, agents, operator_token))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uri")
     parser.add_argument("--database")
     parser.add_argument("--message", type=int)
+    parser.add_argument("--after", type=int, help="cancel: the first reply after this message")
     parser.add_argument("--token")
     args = parser.parse_args(argv)
     if args.role in TURNS:
@@ -319,12 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.role == "late":
         result = asyncio.run(late_observer(args.uri, args.database, args.message))
     elif args.role == "cancel":
-        result = asyncio.run(canceller(args.uri, args.database, args.message, args.token))
+        result = asyncio.run(
+            canceller(args.uri, args.database, args.token, args.message, args.after)
+        )
     else:
         from ...universe import publish
 
         with LocalServer() as server:
-            return run_act(server.uri, publish(server, "inner-universe-chat-demo"))
+            database = publish(server, "inner-universe-chat-demo")
+            assert server.owner is not None  # publish made it the database's owner
+            return run_act(server.uri, database, operator_token=server.owner.token)
     print(json.dumps(result))
     return 0
 

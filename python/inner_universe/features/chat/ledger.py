@@ -2,7 +2,9 @@
 
 The rows are the module's ``model_call`` table (one per call to a model: who
 asked, provider and model, tokens, cost, latency to the first token, duration,
-outcome). :func:`ledger_rows` reads them once with a one-off query;
+outcome). Each identity reads only its own calls (the module's visibility
+rule; the database owner, the operator, reads them all), and its ``spend``
+rows likewise. :func:`ledger_rows` reads them once with a one-off query;
 :func:`spend_by` adds them up by any key, and the three named queries are the
 common cuts. Costs are integers in nano-dollars, as stored; :func:`dollars`
 formats them.
@@ -51,7 +53,8 @@ def dollars(nano_usd: int) -> str:
 
 
 async def ledger_rows(conn: DbConnection, where: str = "") -> list[Any]:
-    """The ``model_call`` rows (optionally ``WHERE ...``), oldest first."""
+    """The ``model_call`` rows ``conn`` may read (optionally ``WHERE ...``), oldest first:
+    its own calls (all of them for the database owner)."""
     sql = "SELECT * FROM model_call" + (f" WHERE {where}" if where else "")
     rows = (await conn.one_off_query(sql)).get("model_call", [])
     return sorted(rows, key=lambda row: row.id)

@@ -10,8 +10,12 @@ request:
 - capability matching: a deployment whose model (per LiteLLM's model info)
   has too small a context window for the prompt, or lacks tools or vision
   that the request needs, is left out;
-- health: a deployment in cooldown (the shared ``provider`` table, as seen by
-  this process's replica) is left out; the module refuses it anyway;
+- health: a deployment in cooldown is left out. The ``provider`` table has one
+  row per reporting identity and provider, written only by that identity's own
+  calls; the router heeds the reports of the identities it trusts (the session's
+  own, and those named in ``trust``): a provider is cooling if any of them put
+  it in cooldown. The module refuses only the caller's own cooling providers,
+  so a stranger's reports can never stop a call;
 - cost: the rest are tried cheapest first (LiteLLM's offline price map;
   unknown prices count as zero), in declared order between equals.
 
@@ -22,10 +26,12 @@ own: those live in the database, where every process sees them).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...spacetime.types import Identity
 from .errors import ChatInputError
 from .llm import litellm
 
@@ -81,7 +87,8 @@ class StreamPiece:
 
 
 class ProviderRouter:
-    """The deployments, their capabilities and prices, and the LiteLLM Router that calls them."""
+    """The deployments, their capabilities and prices, the identities whose provider
+    health reports it trusts, and the LiteLLM Router that calls them."""
 
     def __init__(
         self,
@@ -89,6 +96,7 @@ class ProviderRouter:
         *,
         cost_aware: bool = True,
         expected_output_tokens: int = 256,
+        trust: Iterable[Identity] = (),
     ) -> None:
         if not deployments:
             raise ChatInputError("a router needs at least one deployment")
@@ -98,6 +106,10 @@ class ProviderRouter:
         self.deployments = tuple(deployments)
         self.cost_aware = cost_aware
         self.expected_output_tokens = expected_output_tokens
+        self.trust = frozenset(trust)
+        """Identities whose cooldowns this router heeds, besides the session's own."""
+        if not all(isinstance(identity, Identity) for identity in self.trust):
+            raise ChatInputError(f"trust takes Identity values, got {set(self.trust)!r}")
         self._llm = litellm()
         try:
             self.router = self._llm.Router(
@@ -140,6 +152,28 @@ class ProviderRouter:
 
     def count_text_tokens(self, deployment: Deployment, text: str) -> int:
         return int(self._llm.token_counter(model=deployment.model, text=text)) if text else 0
+
+    def trusted(self, me: Identity) -> frozenset[Identity]:
+        """Whose health reports count for a session running as ``me``."""
+        return self.trust | {me}
+
+    def cooling(
+        self, rows: Iterable[Any], me: Identity, now: float | None = None
+    ) -> dict[str, str]:
+        """The providers that a trusted reporter put in cooldown (``provider`` rows), with
+        why: the last error, and who reported it when it was not ``me``.
+
+        ``now`` is in seconds since the epoch (default: the clock). Rows of other
+        reporters are ignored.
+        """
+        now_micros = (time.time() if now is None else now) * 1e6
+        trusted = self.trusted(me)
+        cooling: dict[str, list[str]] = {}
+        for row in sorted(rows, key=lambda row: row.owner != me):  # our own reason first
+            if row.owner in trusted and row.cooldown_until.micros_since_epoch > now_micros:
+                by = "" if row.owner == me else f" (reported by {row.owner.to_hex()[:8]})"
+                cooling.setdefault(row.name, []).append(row.last_error + by)
+        return {name: "; ".join(reasons) for name, reasons in cooling.items()}
 
     def candidates(
         self, needs: Needs, cooling: Mapping[str, str] | None = None

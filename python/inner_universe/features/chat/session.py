@@ -4,12 +4,15 @@
 
 1. posts an empty assistant message and starts its stream (``start_stream``);
 2. asks the module to begin a model call on the first deployment the router
-   offers (``begin_model_call``: refused if the provider is cooling down or a
-   budget would be exceeded; a budget refusal ends the reply);
+   offers (leaving out providers a trusted identity reported cooling:
+   ``ProviderRouter(trust=...)``); ``begin_model_call`` refuses it if this
+   identity's own calls put the provider in cooldown or a budget would be
+   exceeded (a budget refusal ends the reply);
 3. streams the model's tokens through a :class:`StreamWriter` (bounded buffer,
    batched chunks) while watching for a cancel from any process;
 4. if the provider fails, even mid-stream, writes out what arrived, records
-   the failed call (the provider cools down for everyone), and continues on
+   the failed call (the provider cools down for this identity, and for every
+   router that trusts its reports), and continues on
    the next deployment from the persisted prefix;
 5. ends the model call in the ledger and the stream (done, failed or cancelled).
 
@@ -29,6 +32,7 @@ from typing import Any
 from ...errors import ReducerError
 from ...spacetime.connection import DbConnection, SubscriptionHandle
 from ...spacetime.events import EventContext
+from ...spacetime.types import Identity
 from .buffer import FlushPolicy
 from .errors import CallRefusedError, ChatError, ChatInputError, ProvidersFailedError
 from .inserts import OwnInserts
@@ -136,14 +140,15 @@ class ChatSession:
         await self.conn.reducers.cancel_stream(message_id, reason)
 
     async def follow(self, conversation_id: int) -> None:
-        """Subscribe to a conversation's messages and streams, and (once) to provider
-        health and this identity's running model calls."""
+        """Subscribe to a conversation's messages and streams, and (once) to the provider
+        health reports the router trusts and this identity's running model calls."""
         if self._health is None:
+            trusted = sorted(self.router.trusted(self._identity()))
             self._health = asyncio.ensure_future(
                 self.conn.subscribe(
-                    "SELECT * FROM provider",
+                    *(f"SELECT * FROM provider WHERE owner = 0x{who.to_hex()}" for who in trusted),
                     # Running calls only (to learn a new call's id), so the replica stays small.
-                    f"SELECT * FROM model_call WHERE caller = 0x{self._identity_hex()} "
+                    f"SELECT * FROM model_call WHERE caller = 0x{self._identity().to_hex()} "
                     "AND status = 'running'",
                 )
             )
@@ -179,13 +184,8 @@ class ChatSession:
         return prompt
 
     def cooling(self) -> dict[str, str]:
-        """Providers in cooldown now, as this replica sees them, with their last error."""
-        now = time.time() * 1e6
-        return {
-            row.name: row.last_error
-            for row in self.conn.db.provider.iter()
-            if row.cooldown_until.micros_since_epoch > now
-        }
+        """Providers in cooldown now, per the reports the router trusts, with why."""
+        return self.router.cooling(self.conn.db.provider.iter(), self._identity())
 
     # --- one reply ----------------------------------------------------------------------
 
@@ -356,9 +356,9 @@ class ChatSession:
         if new.status == "cancelled" and new.message_id in self._cancels:
             self._cancels[new.message_id].set()
 
-    def _identity_hex(self) -> str:
+    def _identity(self) -> Identity:
         assert self.conn.identity is not None
-        return self.conn.identity.to_hex()
+        return self.conn.identity
 
 
 def check_message(text: str) -> None:
