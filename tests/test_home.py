@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from inner_universe.errors import ServerError
+from inner_universe.errors import ModuleMigrationError, ServerError
 from inner_universe.home import (
     LOCAL,
     config_home,
     data_home,
     find_running,
     load_identity,
+    migration_refused,
     ping,
     save_identity,
     start_local_server,
@@ -98,3 +99,31 @@ def test_the_local_server_comes_back_on_its_port_unless_it_is_taken(user_home: P
             assert server.port != port and ping(state.uri)
         finally:
             server.stop()
+
+
+# What SpacetimeDB 1.2 answered when the module with per-identity provider rows was
+# published over a database made by the module before it (its lines repeat).
+REFUSED = """PUT /v1/database/inner-universe answered HTTP 400: Database update rejected: \
+Errors occurred:
+Reordering table provider requires a manual migration
+
+Reordering table provider requires a manual migration
+
+Removing a column spent_nano_usd from table provider requires a manual migration
+
+Adding a column owner to table provider requires a manual migration
+"""
+
+
+def test_a_module_the_server_cannot_migrate_gets_a_clear_error() -> None:
+    error = migration_refused(ServerError(REFUSED), "inner-universe")
+    assert isinstance(error, ModuleMigrationError) and isinstance(error, ServerError)
+    assert error.reasons == (
+        "Reordering table provider requires a manual migration",
+        "Removing a column spent_nano_usd from table provider requires a manual migration",
+        "Adding a column owner to table provider requires a manual migration",
+    )
+    message = str(error)
+    assert "inner-universe up --clear" in message and "--database" in message
+    assert "Reordering table provider" in message and "\n" not in message
+    assert migration_refused(ServerError("HTTP 500: out of disk"), "inner-universe") is None

@@ -40,6 +40,7 @@ __all__ = [
     "InnerUniverseError",
     "InvalidStateError",
     "MessageTooLargeError",
+    "ModuleMigrationError",
     "NoSuchNameError",
     "NotSentError",
     "OutcomeUnknownError",
@@ -182,6 +183,18 @@ class QueryError(InnerUniverseError):
 
 class ServerError(InnerUniverseError):
     """The local SpacetimeDB server failed to start, publish, or answer."""
+
+
+class ModuleMigrationError(ServerError):
+    """A database holds tables of an older module that SpacetimeDB cannot migrate by itself.
+
+    SpacetimeDB 1.2 updates a module in place only when its tables change by adding
+    tables, indexes or (at the end) columns; ``reasons`` are the server's own lines.
+    """
+
+    def __init__(self, message: str, reasons: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
 
 
 class SetupError(InnerUniverseError):

@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import ServerError
+from .errors import ModuleMigrationError, ServerError
 from .spacetime.credentials import TokenFile
 from .spacetime.server import Credentials, LocalServer
 from .spacetime.types import Identity
@@ -207,8 +207,28 @@ def _start_server(port: int | None) -> LocalServer:
     return server
 
 
+def migration_refused(error: ServerError, database: str) -> ModuleMigrationError | None:
+    """The clear error for a publish the server refused as needing a manual migration."""
+    reasons = tuple(
+        dict.fromkeys(
+            line.strip()
+            for line in str(error).splitlines()
+            if line.strip().endswith("requires a manual migration")
+        )
+    )
+    if not reasons:
+        return None
+    return ModuleMigrationError(
+        f"database {database!r} holds tables of an older Inner Universe module that "
+        f"SpacetimeDB cannot update in place ({reasons[0]}); start it afresh with "
+        f"`inner-universe up --clear` (its rows are deleted) or use another database "
+        f"with --database",
+        reasons,
+    )
+
+
 def start_local_server(
-    database: str = DEFAULT_DATABASE, *, port: int | None = None
+    database: str = DEFAULT_DATABASE, *, port: int | None = None, clear: bool = False
 ) -> tuple[LocalServer, RunningServer]:
     """Start the user's local server on its persistent data directory and publish the module.
 
@@ -216,7 +236,9 @@ def start_local_server(
     in place. The module is published by the stored local identity (created on first
     start), which so owns the database and can run ``sql`` writes on it. Without a
     ``port``, the server listens where it did last time if that port is free, so the
-    clients of a restarted server find it again.
+    clients of a restarted server find it again. ``clear`` deletes the database's rows
+    first; without it, a module whose tables cannot be updated in place raises
+    :class:`ModuleMigrationError`.
     """
     # Imported here: the module's location is only needed when publishing.
     from .universe.module import find_module_wasm, module_source_hash
@@ -229,7 +251,10 @@ def start_local_server(
             assert server.owner is not None
             owner = server.owner
             save_identity(LOCAL, owner)
-        server.publish_module(wasm.read_bytes(), database, token=owner.token)
+        try:
+            server.publish_module(wasm.read_bytes(), database, token=owner.token, clear=clear)
+        except ServerError as exc:
+            raise (migration_refused(exc, database) or exc) from exc
         assert server.pid is not None
         state = RunningServer(
             uri=server.uri,

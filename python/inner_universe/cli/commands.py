@@ -112,6 +112,10 @@ def up(
         int | None,
         typer.Option(help="Listen on this port (default: the last one if free, else any)."),
     ] = None,
+    clear: Annotated[
+        bool,
+        typer.Option(help="Delete the database's rows and publish the module afresh."),
+    ] = False,
 ) -> None:
     """Start the local server (persistent data) with the module published; Ctrl-C stops it."""
     if target.uri is not None:
@@ -128,7 +132,7 @@ def up(
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    server, state = start_local_server(target.database, port=port)
+    server, state = start_local_server(target.database, port=port, clear=clear)
     try:
         out.print(f"{state.uri}  database {state.database!r}  module {state.module_hash}")
         out.print(
