@@ -13,6 +13,7 @@ import pytest
 from inner_universe.errors import ModuleMigrationError, ServerError
 from inner_universe.home import (
     LOCAL,
+    RunningServer,
     config_home,
     data_home,
     find_running,
@@ -23,6 +24,7 @@ from inner_universe.home import (
     start_local_server,
     token_file,
 )
+from inner_universe.spacetime.connection import ConnectionBuilder
 from inner_universe.spacetime.server import Credentials
 from inner_universe.spacetime.types import Identity
 
@@ -127,3 +129,28 @@ def test_a_module_the_server_cannot_migrate_gets_a_clear_error() -> None:
     assert "inner-universe up --clear" in message and "--database" in message
     assert "Reordering table provider" in message and "\n" not in message
     assert migration_refused(ServerError("HTTP 500: out of disk"), "inner-universe") is None
+
+
+@pytest.mark.integration
+def test_clear_starts_the_database_afresh_and_rows_survive_otherwise(user_home: Path) -> None:
+    def agents(state: RunningServer) -> int:
+        [result] = server.sql(state.database, "SELECT * FROM agent")
+        return len(result["rows"])
+
+    server, state = start_local_server()
+    try:
+        builder = ConnectionBuilder().with_uri(state.uri).with_database(state.database)
+        with builder.connect_threaded() as conn:
+            conn.reducers.register_agent("kept", "r", b"")
+    finally:
+        server.stop()
+    server, state = start_local_server()  # rows survive a restart
+    try:
+        assert agents(state) == 1
+    finally:
+        server.stop()
+    server, state = start_local_server(clear=True)
+    try:
+        assert agents(state) == 0
+    finally:
+        server.stop()
