@@ -11,9 +11,9 @@ other identities' work), and a subscription's first rows arrive in one server
 message, which the SDK refuses over 64 MiB. It holds the unfinished tasks (what
 workers may claim), everything this identity submitted (what it waits for), and
 the ready workflow steps (what running step tasks belong to); see
-:func:`board_queries`. A worker follows the task it runs by id
-(:meth:`TaskBoard.follow_task`), and anyone may follow one workflow whole
-(:meth:`TaskBoard.follow_workflow`), for as long as it needs them.
+:func:`board_queries`. What needs more follows it for as long as it needs it:
+one task by id (:meth:`TaskBoard.follow_task`; a worker, for a task it runs that
+ended elsewhere), or one workflow whole (:meth:`TaskBoard.follow_workflow`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def board_queries(me: Identity) -> tuple[str, ...]:
     """What a board subscribes to, for the identity ``me``.
 
     Agents, capabilities and rules are small and wholly needed (names, targets).
-    Tasks: the unfinished ones (claimable, or running somewhere) and every one
-    ``me`` submitted (their results). Workflows: ``me``'s, with their steps, and
-    the ready steps of anyone's (a step task's worker finds its workflow there).
+    Tasks: every one ``me`` submitted (their results), and the unfinished ones of
+    others (claimable, or running somewhere). The two task queries do not overlap,
+    and a task never moves between them, so each change arrives once. Workflows:
+    ``me``'s, with their steps, and the ready steps of anyone's (a step task's
+    worker finds its workflow there).
     Inbox messages: the module already shows only those ``me`` sent or received.
     """
     who = f"0x{me.to_hex()}"
@@ -63,7 +65,7 @@ def board_queries(me: Identity) -> tuple[str, ...]:
         "SELECT * FROM agent",
         "SELECT * FROM agent_capability",
         "SELECT * FROM delegation_rule",
-        f"SELECT * FROM task WHERE {unfinished}",
+        f"SELECT * FROM task WHERE ({unfinished}) AND submitter != {who}",
         f"SELECT * FROM task WHERE submitter = {who}",
         f"SELECT * FROM workflow WHERE submitter = {who}",
         "SELECT workflow_step.* FROM workflow_step JOIN workflow"

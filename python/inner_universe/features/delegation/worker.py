@@ -14,10 +14,11 @@ submitter, or when the worker learns it lost the claim (the lease expired and th
 task moved on); such a run reports nothing, and a late report would be refused
 as a stale epoch anyway.
 
-The board holds only unfinished tasks of other submitters, so while a task runs
-the worker follows that task by id (its end, a cancellation say, still reaches
-it), and for a workflow step the whole workflow (the results its step needs);
-both are let go when the run ends.
+The board holds only unfinished tasks of other submitters: a task this worker
+runs leaves it when it ends without the worker's report (cancelled, say). The
+worker then follows that task by id, and its end arrives with the reason. For a
+workflow step it follows the whole workflow (the results its step needs). Both
+are let go when the run ends.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ Handler = Callable[[TaskContext], Awaitable[Any]]
 @dataclass(slots=True)
 class _Job:
     epoch: int
-    watching: SubscriptionHandle
-    """The task's own row, followed by id while the run lasts."""
     runner: asyncio.Task[None] | None = None
+    watching: SubscriptionHandle | None = None
+    """The task's own row, followed by id once it left the board (it ended elsewhere)."""
     workflow: Following | None = None
     """A step task's workflow, followed while the run lasts."""
     stopped_because: str | None = None
@@ -102,7 +103,8 @@ class _Job:
 
     async def let_go(self) -> None:
         """Stop following what the run needed."""
-        await self.watching.unsubscribe()
+        if self.watching is not None:
+            await self.watching.unsubscribe()
         if self.workflow is not None:
             await self.workflow.close()
 
@@ -240,8 +242,11 @@ class Worker:
             self._fill()
 
     def _on_delete(self, _ctx: EventContext, row: Any) -> None:
-        # A task of ours that ends before its run follows it by id comes back as an insert.
         self._claimable.discard(row.id)
+        job = self._jobs.get(row.id)
+        if job is not None and not job.reporting and job.watching is None:
+            # It ended without our report: follow it by id to learn how (an insert).
+            job.watching = self.board.follow_task(row.id)
 
     def _on_update(self, _ctx: EventContext, _old: Any, row: Any) -> None:
         if self._may_take(row):
@@ -289,7 +294,7 @@ class Worker:
     # --- running one task ----------------------------------------------------------------------
 
     def _begin(self, row: Any) -> None:
-        job = _Job(row.epoch, self.board.follow_task(row.id))
+        job = _Job(row.epoch)
         self._jobs[row.id] = job
         job.runner = asyncio.get_running_loop().create_task(self._run(row, job))
         self._runners.add(job.runner)
@@ -304,7 +309,6 @@ class Worker:
         """Run the handler under heartbeats, then report; reports carry the claim's epoch."""
         board = self.board
         try:
-            await job.watching
             if row.step_id:
                 job.workflow = await self._follow_workflow_of(row)
             if self.history is not None:  # recorded before the task shows as running
