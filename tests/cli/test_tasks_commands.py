@@ -15,7 +15,7 @@ import pytest
 
 from inner_universe.cli.tasks import is_status_change, status_line
 from inner_universe.cli.watching import Change
-from inner_universe.features.delegation import TaskContext, Worker
+from inner_universe.features.delegation import TaskBoard, TaskContext, Worker
 from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import connect
 from tests.cli.runner import assert_one_line_error, on
@@ -182,3 +182,47 @@ def test_a_failed_workflow_is_a_one_line_error(
     # The step's end: a live change line, or the DAG if it ended before the command attached.
     last = followed.stdout.splitlines()[-1]
     assert "bad" in last and "failed" in last, followed.stdout
+
+
+async def all_succeeded(db: PublishedDatabase, ids: list[int]) -> None:
+    """Wait until these tasks (another identity's: followed by id) have succeeded."""
+    async with connect(db.uri, db.name) as conn:
+        board = await TaskBoard.of(conn)
+        for task_id in ids:
+            await board.follow_task(task_id)
+
+        def done() -> bool:
+            rows = [conn.db.task.find("id", i) for i in ids]
+            return all(row is not None and row.status == "succeeded" for row in rows)
+
+        await board.until(done, timeout=30)
+
+
+def test_forget_and_prune_finished_tasks(universe_db: PublishedDatabase, user_home: Path) -> None:
+    with doubler(universe_db):
+        submitted = [
+            on(universe_db, "tasks", "submit", "double", f'{{"x": {n}}}', "--json")
+            for n in range(3)
+        ]
+        ids = [json.loads(result.stdout)["task"] for result in submitted]
+        asyncio.run(all_succeeded(universe_db, ids))
+
+    forgot = on(universe_db, "tasks", "forget", str(ids[0]))
+    assert forgot.exit_code == 0, forgot.output
+    assert forgot.stdout.strip() == "forgot 1 task"
+    # All or nothing: one id that may not be forgotten, and the others stay too.
+    assert_one_line_error(
+        on(universe_db, "tasks", "forget", str(ids[1]), str(ids[0])),
+        f"task {ids[0]} is not one you submitted",
+    )
+    assert_one_line_error(on(universe_db, "tasks", "forget", "--workflow", "999999"), "workflow")
+    assert_one_line_error(on(universe_db, "tasks", "prune"), "--finished")
+
+    pruned = on(universe_db, "tasks", "prune", "--finished", "--batch", "1")
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout.strip() == "forgot 2 finished tasks and workflows"
+    assert [line.strip() for line in pruned.stderr.splitlines()] == ["forgot 1/2", "forgot 2/2"]
+    listed = on(universe_db, "tasks", "list", "--json")
+    assert not {json.loads(line)["id"] for line in listed.stdout.splitlines()} & set(ids)
+    again = on(universe_db, "tasks", "prune", "--finished")
+    assert again.stdout.strip() == "forgot 0 finished tasks and workflows"

@@ -3,7 +3,8 @@
 A task is for a capability (``summarise``: any agent offering it may take it) or
 one agent (``@researcher``); its payload is JSON here and msgpack in the module.
 ``watch`` prints each task's status changes as they commit, workflow steps included;
-``workflow`` shows one workflow's DAG and follows it to its end.
+``workflow`` shows one workflow's DAG and follows it to its end. ``forget`` and
+``prune`` delete finished tasks and workflows you submitted (their quota comes back).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..app import Universe
+from ..features.delegation.retention import FORGET_BATCH, forget_each
 from ..features.delegation.tasks import unpack
 from ..features.workflow import StepProgress, WorkflowRun
 from .actions import run_sql
@@ -227,3 +229,44 @@ def workflow(
     """A workflow's DAG: each step's status, task and needs; --follow until it ends."""
     with contextlib.suppress(KeyboardInterrupt):
         run_action(_follow_workflow, workflow_id, follow, as_json)
+
+
+async def _forget(universe: Universe, ids: list[int], workflows: bool) -> int:
+    return await forget_each(universe.tasks.conn, ids, workflows=workflows)
+
+
+@app.command("forget")
+@friendly_errors
+def forget(
+    ids: Annotated[list[int], typer.Argument(help="Ids of finished tasks you submitted.")],
+    workflows: Annotated[
+        bool, typer.Option("--workflow", help="The ids are workflows (forgotten with their steps).")
+    ] = False,
+) -> None:
+    """Delete finished tasks (or workflows) you submitted: all, or none if one may not go."""
+    count = run_action(_forget, ids, workflows)
+    out.print(f"forgot {count} {'workflow' if workflows else 'task'}{'' if count == 1 else 's'}")
+
+
+async def _prune(universe: Universe, batch: int) -> int:
+    def progress(done: int, total: int) -> None:  # on stderr, so stdout stays one line
+        err.print(f"forgot {done}/{total}", style="dim")
+
+    return await universe.tasks.forget_finished(batch=batch, progress=progress)
+
+
+@app.command("prune")
+@friendly_errors
+def prune(
+    finished: Annotated[
+        bool, typer.Option("--finished", help="Forget every finished task and workflow of yours.")
+    ] = False,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Forget calls sent at once.")
+    ] = FORGET_BATCH,
+) -> None:
+    """Forget what you submitted that has finished, a batch of calls at a time."""
+    if not finished:
+        raise fail("say what to prune: --finished (every finished task and workflow of yours)")
+    count = run_action(_prune, batch)
+    out.print(f"forgot {count} finished tasks and workflows")

@@ -9,7 +9,7 @@ recorded in the TemporalStore (:class:`AgentHistory`).
 """
 
 from .board import TaskBoard
-from .delegate import allow_delegation, cancel, delegate, result_of, submit
+from .delegate import allow_delegation, cancel, delegate, forget, result_of, submit
 from .errors import (
     DelegationError,
     DelegationNotAllowed,
@@ -21,6 +21,7 @@ from .errors import (
 )
 from .history import AgentHistory, AgentState, Transition
 from .inbox import Inbox, Message
+from .retention import forget_finished
 from .service import Tasks
 from .worker import Handler, TaskContext, Worker
 
@@ -45,6 +46,8 @@ __all__ = [
     "allow_delegation",
     "cancel",
     "delegate",
+    "forget",
+    "forget_finished",
     "result_of",
     "submit",
 ]

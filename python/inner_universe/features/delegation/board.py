@@ -1,10 +1,19 @@
-"""The task board: one connection's live replica of the delegation tables.
+"""The task board: one connection's live replica of the delegation rows it needs.
 
 Workers, delegators, inboxes and workflow runs on the same connection share one
 board, so the tables are subscribed once. Everything that waits (a delegated
 task's outcome, a workflow's end, a handler waiting for a condition) waits on
 :meth:`TaskBoard.until`, which re-checks its condition after every applied
 transaction: no polling, and nothing is missed between a check and the wait.
+
+A board does not replicate whole tables: finished tasks pile up (history, or
+other identities' work), and a subscription's first rows arrive in one server
+message, which the SDK refuses over 64 MiB. It holds the unfinished tasks (what
+workers may claim), everything this identity submitted (what it waits for), and
+the ready workflow steps (what running step tasks belong to); see
+:func:`board_queries`. What needs more follows it for as long as it needs it:
+one task by id (:meth:`TaskBoard.follow_task`; a worker, for a task it runs that
+ended elsewhere), or one workflow whole (:meth:`TaskBoard.follow_workflow`).
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ...errors import ConnectionClosedError, ReducerError
-from ...spacetime.connection import DbConnection
+from ...spacetime.connection import DbConnection, SubscriptionHandle
 from ...spacetime.events import EventContext, ReducerEvent
+from ...spacetime.types import Identity
 from .errors import refusal
+from .tasks import UNFINISHED
 
-__all__ = ["TABLES", "TaskBoard", "new_ticket"]
+__all__ = ["TABLES", "Following", "TaskBoard", "board_queries", "new_ticket"]
 
 TABLES = (
     "agent",
@@ -31,7 +42,50 @@ TABLES = (
     "workflow_step",
     "inbox_message",
 )
-"""The tables a board replicates (whole: delegation needs to see every queued task)."""
+"""The tables a board replicates rows of (see :func:`board_queries` for which rows)."""
+
+READY_STEP = "ready"
+"""A workflow step whose task exists and is not finished (server-module/src/workflows.rs)."""
+
+
+def board_queries(me: Identity) -> tuple[str, ...]:
+    """What a board subscribes to, for the identity ``me``.
+
+    Agents, capabilities and rules are small and wholly needed (names, targets).
+    Tasks: every one ``me`` submitted (their results), and the unfinished ones of
+    others (claimable, or running somewhere). The two task queries do not overlap,
+    and a task never moves between them, so each change arrives once. Workflows:
+    ``me``'s, with their steps, and the ready steps of anyone's (a step task's
+    worker finds its workflow there).
+    Inbox messages: the module already shows only those ``me`` sent or received.
+    """
+    who = f"0x{me.to_hex()}"
+    unfinished = " OR ".join(f"status = '{status}'" for status in UNFINISHED)
+    return (
+        "SELECT * FROM agent",
+        "SELECT * FROM agent_capability",
+        "SELECT * FROM delegation_rule",
+        f"SELECT * FROM task WHERE ({unfinished}) AND submitter != {who}",
+        f"SELECT * FROM task WHERE submitter = {who}",
+        f"SELECT * FROM workflow WHERE submitter = {who}",
+        "SELECT workflow_step.* FROM workflow_step JOIN workflow"
+        f" ON workflow_step.workflow_id = workflow.id WHERE workflow.submitter = {who}",
+        f"SELECT * FROM workflow_step WHERE status = '{READY_STEP}'",
+        "SELECT * FROM inbox_message",
+    )
+
+
+class Following:
+    """Extra rows a board follows for a while (one task, or one workflow); :meth:`close` ends it."""
+
+    def __init__(self, handles: list[SubscriptionHandle]) -> None:
+        self.handles = handles
+
+    async def close(self) -> None:
+        """Stop following: rows nothing else on the board holds leave the replica."""
+        for handle in self.handles:
+            await handle.unsubscribe()  # on a closed connection: ends it, nothing sent
+
 
 T = TypeVar("T")
 
@@ -53,17 +107,44 @@ class TaskBoard:
         self.conn = conn
         self._waiters: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         conn.on_transaction(self._on_transaction)
-        self._subscription = conn.subscribe(*(f"SELECT * FROM {t}" for t in TABLES))
+        if conn.identity is None:
+            raise ConnectionClosedError("the connection has no identity yet (not connected)")
+        self._subscription = conn.subscribe(*board_queries(conn.identity))
         self._watching = asyncio.get_running_loop().create_task(self._fail_waiters_on_close())
 
     @classmethod
     async def of(cls, conn: DbConnection) -> TaskBoard:
-        """The connection's board, subscribed to :data:`TABLES` (once per connection)."""
+        """The connection's board, subscribed to :func:`board_queries` (once per connection)."""
         board = _boards.get(conn)
         if board is None:
             board = _boards[conn] = cls(conn)
         await board._subscription
         return board
+
+    # --- following more rows --------------------------------------------------------------------
+
+    def follow_task(self, task_id: int) -> SubscriptionHandle:
+        """Keep one task in the replica, finished or not (await the handle for its row)."""
+        return self.conn.subscribe(f"SELECT * FROM task WHERE id = {int(task_id)}")
+
+    async def follow_workflow(self, workflow_id: int) -> Following:
+        """Keep one workflow in the replica (anyone's): its row, its steps and their tasks.
+
+        Steps are stored with the workflow, so their ids are known now; each step's
+        task, made when the step becomes ready, arrives through its ``step_id``.
+        """
+        workflow_id = int(workflow_id)
+        rows = await self.conn.subscribe(
+            f"SELECT * FROM workflow WHERE id = {workflow_id}",
+            f"SELECT * FROM workflow_step WHERE workflow_id = {workflow_id}",
+        )
+        steps = self.conn.db.workflow_step.filter("workflow_id", workflow_id)
+        if not steps:
+            return Following([rows])
+        tasks = await self.conn.subscribe(
+            *(f"SELECT * FROM task WHERE step_id = {step.id}" for step in steps)
+        )
+        return Following([rows, tasks])
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -6,6 +6,11 @@ another process (any worker offering ``summarise``) completes the task, or raise
 capability, a payload over the limit, a delegation the rules do not allow, a
 chain over its hop limit) raises a :class:`TaskRefused` subclass at once and
 stores nothing.
+
+A finished task stays stored (its result, for whoever waits) until its submitter
+forgets it (:func:`forget`, or all at once with
+:func:`~inner_universe.features.delegation.retention.forget_finished`), which gives
+its quota back.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .board import TaskBoard, new_ticket
 from .errors import TaskCancelled, TaskFailed
 from .tasks import CANCELLED, FINISHED, SUCCEEDED, agent_id, task_spec, unpack
 
-__all__ = ["allow_delegation", "cancel", "delegate", "result_of", "submit"]
+__all__ = ["allow_delegation", "cancel", "delegate", "forget", "result_of", "submit"]
 
 
 async def submit(
@@ -88,6 +93,16 @@ async def cancel(conn: DbConnection, task_id: int, reason: str = "cancelled") ->
     """Cancel a task you submitted; its worker sees the cancellation and stops."""
     board = await TaskBoard.of(conn)
     await board.call("cancel_task", task_id, reason)
+
+
+async def forget(conn: DbConnection, task_id: int) -> None:
+    """Delete a finished task you submitted (its quota comes back).
+
+    Raises :class:`TaskRefused` for an unfinished task, someone else's, a
+    workflow's step (forget its workflow), or an unknown id; nothing changes.
+    """
+    board = await TaskBoard.of(conn)
+    await board.call("forget_task", task_id)
 
 
 async def allow_delegation(conn: DbConnection, agent: str | int, to: str) -> None:

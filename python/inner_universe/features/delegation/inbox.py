@@ -83,6 +83,15 @@ class Inbox:
         message_id = message if isinstance(message, int) else message.id
         await self.board.call("acknowledge_agent_message", message_id)
 
+    async def forget(self, message: Message | int) -> None:
+        """Delete a message this identity sent (acknowledged or not; its quota comes back).
+
+        Raises :class:`~.errors.TaskRefused` for a message someone else sent or an
+        unknown id; nothing changes.
+        """
+        message_id = message if isinstance(message, int) else message.id
+        await self.board.call("forget_agent_message", message_id)
+
     async def send(self, to: str | int, body: Any, *, reply_to: int = 0) -> int:
         """Send ``body`` from this agent to another; returns the message id."""
         ticket = new_ticket()

@@ -8,11 +8,13 @@ are subscribed on first use (one :class:`TaskBoard` per connection).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...spacetime.connection import DbConnection
 from .board import TaskBoard
-from .delegate import allow_delegation, cancel, delegate, result_of, submit
+from .delegate import allow_delegation, cancel, delegate, forget, result_of, submit
+from .retention import FORGET_BATCH, forget_finished
 
 if TYPE_CHECKING:
     from ..workflow import Workflow, WorkflowRun
@@ -31,9 +33,9 @@ class Tasks:
         return await TaskBoard.of(self.conn)
 
     async def list(self) -> list[Any]:
-        """Every task this identity may see, oldest first."""
-        await self.board()
-        return sorted(self.conn.db.task.iter(), key=lambda row: row.id)
+        """Every task this identity may see, oldest first (one query; the board holds fewer)."""
+        rows = (await self.conn.one_off_query("SELECT * FROM task")).get("task", [])
+        return sorted(rows, key=lambda row: row.id)
 
     async def submit(self, to: str, payload: Any, **options: Any) -> int:
         """Submit a task for ``to`` (a capability, or ``@name``); see :func:`.submit`."""
@@ -51,6 +53,22 @@ class Tasks:
 
     async def cancel(self, task_id: int, reason: str = "cancelled") -> None:
         await cancel(self.conn, task_id, reason)
+
+    async def forget(self, task_id: int) -> None:
+        """Delete a finished task you submitted (see :func:`.forget`)."""
+        await forget(self.conn, task_id)
+
+    async def forget_workflow(self, workflow_id: int) -> None:
+        """Delete a finished workflow you submitted, with its steps and their tasks."""
+        from ..workflow import forget_workflow
+
+        await forget_workflow(self.conn, workflow_id)
+
+    async def forget_finished(
+        self, *, batch: int = FORGET_BATCH, progress: Callable[[int, int], object] | None = None
+    ) -> int:
+        """Forget all your finished tasks and workflows; how many (see :func:`.forget_finished`)."""
+        return await forget_finished(self.conn, batch=batch, progress=progress)
 
     async def allow_delegation(self, agent: str | int, to: str) -> None:
         """Let one of your agents delegate to ``to`` (see :func:`.allow_delegation`)."""

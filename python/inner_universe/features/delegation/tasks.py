@@ -8,12 +8,14 @@ results are any msgpack-serialisable value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from .board import TaskBoard
 from .errors import TaskRefused
+
+if TYPE_CHECKING:
+    from .board import TaskBoard
 
 __all__ = [
     "CANCELLED",
@@ -25,6 +27,7 @@ __all__ = [
     "RETRYING",
     "RUNNING",
     "SUCCEEDED",
+    "UNFINISHED",
     "TaskSpec",
     "agent_id",
     "pack",
@@ -43,6 +46,7 @@ CANCELLED = "cancelled"
 DEAD = "dead"
 """Its last attempt's lease expired."""
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
+UNFINISHED = (QUEUED, CLAIMED, RUNNING, RETRYING)
 
 
 @dataclass(frozen=True, slots=True)

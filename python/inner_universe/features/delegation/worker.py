@@ -13,6 +13,12 @@ A handler stops (``asyncio.CancelledError``) when its task is cancelled by the
 submitter, or when the worker learns it lost the claim (the lease expired and the
 task moved on); such a run reports nothing, and a late report would be refused
 as a stale epoch anyway.
+
+The board holds only unfinished tasks of other submitters: a task this worker
+runs leaves it when it ends without the worker's report (cancelled, say). The
+worker then follows that task by id, and its end arrives with the reason. For a
+workflow step it follows the whole workflow (the results its step needs). Both
+are let go when the run ends.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...spacetime.connection import DbConnection
+from ...spacetime.connection import DbConnection, SubscriptionHandle
 from ...spacetime.events import EventContext
 from ...spacetime.types import Identity
-from .board import TaskBoard
+from .board import Following, TaskBoard
 from .delegate import delegate
 from .errors import StaleEpoch, TaskRefused
 from .history import AgentHistory
@@ -87,9 +93,20 @@ Handler = Callable[[TaskContext], Awaitable[Any]]
 class _Job:
     epoch: int
     runner: asyncio.Task[None] | None = None
+    watching: SubscriptionHandle | None = None
+    """The task's own row, followed by id once it left the board (it ended elsewhere)."""
+    workflow: Following | None = None
+    """A step task's workflow, followed while the run lasts."""
     stopped_because: str | None = None
     reporting: bool = False
     """Set once the handler is done: from then on the run is not interrupted."""
+
+    async def let_go(self) -> None:
+        """Stop following what the run needed."""
+        if self.watching is not None:
+            await self.watching.unsubscribe()
+        if self.workflow is not None:
+            await self.workflow.close()
 
 
 @dataclass(slots=True)
@@ -142,6 +159,8 @@ class Worker:
         self._where = (uri, database)
         self._board: TaskBoard | None = None
         self._jobs: dict[int, _Job] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+        """Every run not over yet, including those still letting go of what they followed."""
         self._claimable: set[int] = set()
         self._claiming = 0
         self._stopping = False
@@ -193,8 +212,7 @@ class Worker:
         self.conn.db.task.remove_on_delete(self._on_delete)
         for job in self._jobs.values():
             self._stop_job(job, "worker stopped")
-        runners = [job.runner for job in self._jobs.values() if job.runner is not None]
-        await asyncio.gather(*runners, return_exceptions=True)
+        await asyncio.gather(*self._runners, return_exceptions=True)
         if self.history is not None:
             self.history.record_soon("stopped")
             await self.history.flush()
@@ -216,12 +234,19 @@ class Worker:
         return row.capability in self.capabilities
 
     def _on_insert(self, _ctx: EventContext, row: Any) -> None:
-        if self._may_take(row):
+        job = self._jobs.get(row.id)
+        if job is not None:  # a running task that had left the board, back by its id
+            self._follow_job(job, row)
+        elif self._may_take(row):
             self._claimable.add(row.id)
             self._fill()
 
     def _on_delete(self, _ctx: EventContext, row: Any) -> None:
         self._claimable.discard(row.id)
+        job = self._jobs.get(row.id)
+        if job is not None and not job.reporting and job.watching is None:
+            # It ended without our report: follow it by id to learn how (an insert).
+            job.watching = self.board.follow_task(row.id)
 
     def _on_update(self, _ctx: EventContext, _old: Any, row: Any) -> None:
         if self._may_take(row):
@@ -233,7 +258,12 @@ class Worker:
         if job is None:
             if row.claimed_by == self.agent_id and row.status == CLAIMED:
                 self._begin(row)
-        elif row.status == CANCELLED:
+        else:
+            self._follow_job(job, row)
+
+    def _follow_job(self, job: _Job, row: Any) -> None:
+        """Stop a run whose task was cancelled or whose claim is over."""
+        if row.status == CANCELLED:
             self._stop_job(job, f"cancelled: {row.error}")
         elif row.epoch != job.epoch or row.status not in (CLAIMED, RUNNING):
             self._stop_job(job, f"lost the claim: the task is {row.status} at epoch {row.epoch}")
@@ -267,6 +297,8 @@ class Worker:
         job = _Job(row.epoch)
         self._jobs[row.id] = job
         job.runner = asyncio.get_running_loop().create_task(self._run(row, job))
+        self._runners.add(job.runner)
+        job.runner.add_done_callback(self._runners.discard)
 
     def _stop_job(self, job: _Job, reason: str) -> None:
         if job.stopped_because is None and not job.reporting and job.runner is not None:
@@ -277,6 +309,8 @@ class Worker:
         """Run the handler under heartbeats, then report; reports carry the claim's epoch."""
         board = self.board
         try:
+            if row.step_id:
+                job.workflow = await self._follow_workflow_of(row)
             if self.history is not None:  # recorded before the task shows as running
                 await self.history.record_async("running", row.id, row.kind)
             await board.call("heartbeat_task", row.id, row.epoch)  # now running
@@ -307,6 +341,14 @@ class Worker:
             if self.history is not None:
                 self.history.record_soon("idle", row.id, "done")
             self._fill()
+            await job.let_go()
+
+    async def _follow_workflow_of(self, row: Any) -> Following | None:
+        """Follow the workflow a step task belongs to (its step is ready, so on the board)."""
+        step = self.conn.db.workflow_step.find("id", row.step_id)
+        if step is None:
+            return None
+        return await self.board.follow_workflow(step.workflow_id)
 
     async def _report_failure(self, row: Any, error: str) -> None:
         try:

@@ -10,7 +10,7 @@ runs or is stored, naming the cycle.
 from .dag import Step, Workflow, topological_order
 from .errors import StepFailed, WorkflowCycleError, WorkflowError, WorkflowFailed
 from .local import LocalExecutor, StepFunction
-from .remote import StepProgress, WorkflowRun, submit_workflow
+from .remote import StepProgress, WorkflowRun, forget_workflow, submit_workflow
 
 __all__ = [
     "LocalExecutor",
@@ -23,6 +23,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailed",
     "WorkflowRun",
+    "forget_workflow",
     "submit_workflow",
     "topological_order",
 ]

@@ -4,7 +4,9 @@ The module holds the readiness: completing a step's task starts the steps that
 needed it in the same transaction, so any worker process takes them at once and
 independent steps run in parallel. A :class:`WorkflowRun` is the live view of one
 workflow on a connection; any process can follow any workflow with
-:meth:`WorkflowRun.attach`.
+:meth:`WorkflowRun.attach` (which subscribes to that workflow's rows: a board
+holds only its own identity's workflows). A finished workflow stays stored, with
+its steps and their tasks, until its submitter forgets it (:func:`forget_workflow`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 
 from ...spacetime.connection import DbConnection
 from ...spacetime.events import EventContext
-from ..delegation.board import TaskBoard, new_ticket
+from ..delegation.board import Following, TaskBoard, new_ticket
 from ..delegation.tasks import SUCCEEDED, agent_id, task_spec, unpack
 from .dag import Workflow
 from .errors import WorkflowFailed
 
-__all__ = ["StepProgress", "WorkflowRun", "submit_workflow"]
+__all__ = ["StepProgress", "WorkflowRun", "forget_workflow", "submit_workflow"]
 
 RUNNING = "running"
 
@@ -65,17 +67,40 @@ async def submit_workflow(
     return WorkflowRun(board, int(board.by_ticket("workflow", ticket).id))
 
 
+async def forget_workflow(conn: DbConnection, workflow_id: int) -> None:
+    """Delete a finished workflow of yours, with its steps and their tasks.
+
+    Raises :class:`~inner_universe.features.delegation.TaskRefused` for a running
+    workflow, someone else's, or an unknown id (nothing changes).
+    """
+    board = await TaskBoard.of(conn)
+    await board.call("forget_workflow", workflow_id)
+
+
 class WorkflowRun:
     """A stored workflow, followed live."""
 
-    def __init__(self, board: TaskBoard, workflow_id: int) -> None:
+    def __init__(
+        self, board: TaskBoard, workflow_id: int, following: Following | None = None
+    ) -> None:
         self.board = board
         self.id = workflow_id
+        self.following = following
 
     @classmethod
     async def attach(cls, conn: DbConnection, workflow_id: int) -> WorkflowRun:
-        """Follow a workflow (submitted by any process) from this connection."""
-        return cls(await TaskBoard.of(conn), workflow_id)
+        """Follow a workflow (submitted by any process) from this connection.
+
+        Subscribes to its rows until :meth:`close`.
+        """
+        board = await TaskBoard.of(conn)
+        return cls(board, workflow_id, await board.follow_workflow(workflow_id))
+
+    async def close(self) -> None:
+        """Stop following an attached workflow (a no-op for one you submitted here)."""
+        if self.following is not None:
+            await self.following.close()
+            self.following = None
 
     @property
     def row(self) -> Any:
