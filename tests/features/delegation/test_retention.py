@@ -19,7 +19,7 @@ from inner_universe.features.delegation import (
 from inner_universe.features.delegation.retention import forget_each
 from inner_universe.features.workflow import Workflow
 from inner_universe.spacetime.connection import DbConnection, connect
-from tests.conftest import PublishedDatabase
+from tests.conftest import PublishedDatabase, until
 from tests.features.delegation.test_board import offered
 
 pytestmark = pytest.mark.integration
@@ -69,6 +69,7 @@ async def test_forget_a_task_a_workflow_and_a_message(universe_db: PublishedData
         await conn.call_reducer("register_agent", "forgetful", "planning", b"")
         await other.call_reducer("register_agent", "listener", "research", b"")
         sender, listener = await Inbox.of(conn, "forgetful"), await Inbox.of(other, "listener")
+        await until(lambda: sender.board.agent("listener") is not None)  # other's commit
         sent = await sender.send("listener", "hello")
         with pytest.raises(TaskRefused, match="belongs to another identity"):
             await listener.forget(sent)  # only its sender forgets it
