@@ -67,10 +67,23 @@ impl Fail {
 }
 
 /// A new, uninitialised instance of a slotted class; its fields are set with [`Slot::set`].
+/// A new, empty instance of `cls`, not tracked by the cyclic garbage collector.
+///
+/// Everything the decoder builds is immutable (frozen row classes, tuples, ints,
+/// strings, Identities, Timestamps) and refers only to values built after it, so it
+/// can never be part of a reference cycle: the collector would only rescan it, on
+/// every collection, for as long as the row stays in the cache. Untracking is what
+/// CPython does for tuples of atoms, done here at once (a tracked object it refers
+/// to still counts as referenced, so nothing is freed early).
 fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: cls is a live type object; GenericAlloc returns a new reference or NULL.
+    let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
+    // SAFETY: cls is a live type object; GenericAlloc returns a new reference or NULL,
+    // and only an object of a GC type (which GenericAlloc tracked) is untracked.
     unsafe {
-        let obj = ffi::PyType_GenericAlloc(cls.as_ptr().cast::<ffi::PyTypeObject>(), 0);
+        let obj = ffi::PyType_GenericAlloc(tp, 0);
+        if !obj.is_null() && ffi::PyType_IS_GC(tp) != 0 {
+            ffi::PyObject_GC_UnTrack(obj.cast());
+        }
         Bound::from_owned_ptr_or_err(py, obj)
     }
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import types
@@ -89,6 +90,22 @@ def test_offsets_rows() -> None:
     assert codec.decode_rows(AGENT, data, offsets) == rows
     assert codec.decode_rows(AGENT, data, tuple(offsets)) == rows
     assert codec.decode_rows(AGENT, b"", []) == []
+
+
+@pytest.mark.skipif(codec.IMPLEMENTATION != "native", reason="the native codec's behaviour")
+def test_native_rows_are_not_tracked_by_the_cyclic_garbage_collector() -> None:
+    # Decoded values are immutable trees, never cycles: a collection need not rescan
+    # the rows a cache holds (reference counting still frees them).
+    rows = [agent(id=i, name=f"a{i}", state=b"x" * i) for i in range(300)]
+    data, offsets = pack([AGENT.encode_row(r) for r in rows])
+    for decoded in (
+        codec.decode_rows(AGENT, data, offsets),  # a batch big enough to pause the GC
+        codec.decode_row_list(AGENT, [AGENT.encode_row(r) for r in rows[:3]]),
+    ):
+        assert decoded[: len(decoded)] == rows[: len(decoded)]
+        row = decoded[0]
+        assert not gc.is_tracked(row)
+        assert not gc.is_tracked(row.owner) and not gc.is_tracked(row.created_at)
 
 
 @dataclass(frozen=True)
