@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from inner_universe.cli.tasks import is_status_change, status_line
+from inner_universe.cli.tasks import is_status_change, status_line, watch_tasks
 from inner_universe.cli.watching import Change
-from inner_universe.features.delegation import TaskBoard, TaskContext, Worker
+from inner_universe.features.delegation import TaskBoard, TaskContext, Worker, result_of, submit
 from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import connect
 from tests.cli.runner import assert_one_line_error, on
 from tests.cli.test_processes import COMMAND, Lines
-from tests.conftest import PublishedDatabase
+from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,37 @@ def test_submit_watch_and_list(universe_db: PublishedDatabase, user_home: Path) 
     assert rows[task_id]["status"] == "succeeded" and rows[task_id]["result"] == 42
     table = on(universe_db, "tasks", "list").stdout
     assert "double" in table and "succeeded" in table and "1/3" in table
+
+
+async def test_watch_sees_anothers_task_until_it_finishes(
+    fresh_db: PublishedDatabase, user_home: Path
+) -> None:
+    async with connect(fresh_db.uri, fresh_db.name) as other:
+        await other.subscribe("SELECT * FROM agent")  # an agent offering `double`, not working
+        await other.reducers.register_agent("idle doubler", "worker", b"")
+        idle = next(a for a in other.db.agent.iter() if a.name == "idle doubler")
+        await other.reducers.set_agent_capabilities(idle.id, ["double"])
+        with doubler(fresh_db):
+            assert await result_of(other, await submit(other, "double", {"x": 1})) == 2
+        queued = await submit(other, "double", {"x": 21})  # waits: nobody works on it
+        changes: list[Change] = []
+        rows_at_start: list[int] = []
+        async with fresh_db.universe() as universe:  # another identity than the submitter
+            watching = asyncio.ensure_future(
+                watch_tasks(universe, changes.append, 3, lambda _, rows: rows_at_start.append(rows))
+            )
+            await until(lambda: rows_at_start or watching.done())
+            with doubler(fresh_db):
+                await asyncio.wait_for(watching, 30)
+    assert rows_at_start == [1]  # the queued task; the finished one never reached the watch
+    assert [(c.kind, c.row.id, c.row.status) for c in changes] == [
+        ("update", queued, "claimed"),
+        ("update", queued, "running"),
+        ("delete", queued, "running"),  # it finished, and left
+    ]
+    assert status_line(changes[-1], changes[-1].at).endswith(
+        f"task #{queued} double: running -> finished; not yours, so no longer watched (attempt 1)"
+    )
 
 
 def test_bad_input(universe_db: PublishedDatabase, user_home: Path) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable
 
 from inner_universe.cli.tui import ProvidersPane, TasksPane, UniverseApp
-from inner_universe.features.delegation import submit
+from inner_universe.features.delegation import TaskBoard, result_of, submit
 from inner_universe.features.workflow import Workflow, submit_workflow
-from inner_universe.spacetime.connection import connect
+from inner_universe.features.workflow.remote import RUNNING
+from inner_universe.spacetime.connection import DbConnection, connect
 from tests.cli.test_tasks_commands import doubler
 from tests.cli.test_tui import SIZE, activity, command, new_token
 from tests.conftest import PublishedDatabase, until
@@ -27,24 +29,35 @@ def shown_calls(table: DataTable[object]) -> int:
     return sum(str(key.value).startswith("model_call:") for key in table.rows)
 
 
+async def queue_work(conn: DbConnection) -> tuple[int, int]:
+    """A task and a two-step workflow for ``double``, which an agent offers but does not
+    work on yet (they wait, queued): their ids."""
+    await conn.subscribe("SELECT * FROM agent")
+    await conn.reducers.register_agent("idle doubler", "worker", b"")
+    idle = next(a for a in conn.db.agent.iter() if a.name == "idle doubler")
+    await conn.reducers.set_agent_capabilities(idle.id, ["double"])
+    task_id = await submit(conn, "double", {"x": 21})
+    wf = Workflow("twice")
+    first = wf.step("first", "double", {"x": 1})
+    wf.step("second", "double", {"x": 2}, needs=[first])
+    return task_id, (await submit_workflow(conn, wf)).id
+
+
+def finished_workflow(conn: DbConnection, workflow_id: int) -> Any | None:
+    row = conn.db.workflow.find("id", workflow_id)
+    return row if row is not None and row.status != RUNNING else None
+
+
 async def test_tasks_go_from_queued_to_succeeded(
     fresh_db: PublishedDatabase, user_home: Path
 ) -> None:
-    app = UniverseApp(fresh_db.universe())
+    token = await new_token(fresh_db.uri, fresh_db.name)
+    app = UniverseApp(fresh_db.universe(token=token))
     async with app.run_test(size=SIZE) as pilot:
         await until(app.connected.is_set)
         table = app.query_one(TasksPane).table
-        async with connect(fresh_db.uri, fresh_db.name) as other:
-            # An agent that offers `double` but does not work yet: its tasks wait, queued.
-            await other.subscribe("SELECT * FROM agent")
-            await other.reducers.register_agent("idle doubler", "worker", b"")
-            idle = next(a for a in other.db.agent.iter() if a.name == "idle doubler")
-            await other.reducers.set_agent_capabilities(idle.id, ["double"])
-            task_id = await submit(other, "double", {"x": 21})
-            wf = Workflow("twice")
-            first = wf.step("first", "double", {"x": 1})
-            wf.step("second", "double", {"x": 2}, needs=[first])
-            workflow_id = (await submit_workflow(other, wf)).id
+        async with connect(fresh_db.uri, fresh_db.name, token=token) as mine:
+            task_id, workflow_id = await queue_work(mine)
         await until(lambda: cell(table, f"task:{task_id}", 2) == "queued")
         assert cell(table, f"task:{task_id}", 1) == "double"
         await until(lambda: cell(table, f"workflow:{workflow_id}", 5) == "first· second· ")
@@ -106,3 +119,28 @@ async def test_a_model_call_shows_in_the_providers_pane(
                 await mine.reducers.begin_model_call(0, 0, "offline", "echo", 1, 0, 0)
         await until(lambda: shown_calls(table) == ProvidersPane.LATEST_CALLS)
         assert key not in table.rows  # the oldest call made room for the newest
+
+
+async def test_another_identitys_tasks_show_until_they_finish(
+    fresh_db: PublishedDatabase, user_home: Path
+) -> None:
+    async with connect(fresh_db.uri, fresh_db.name) as other:
+        with doubler(fresh_db):
+            finished_before = await submit(other, "double", {"x": 1})
+            await result_of(other, finished_before)
+        task_id, workflow_id = await queue_work(other)
+        app = UniverseApp(fresh_db.universe())
+        async with app.run_test(size=SIZE) as pilot:
+            await until(app.connected.is_set)
+            table = app.query_one(TasksPane).table
+            await until(lambda: cell(table, f"workflow:{workflow_id}", 5) == "first· second· ")
+            assert cell(table, f"task:{task_id}", 2) == "queued"
+            assert f"task:{finished_before}" not in table.rows  # finished: never sent
+            with doubler(fresh_db):
+                await until(lambda: not table.rows)  # each left the pane as it finished
+            assert await result_of(other, task_id) == 42
+            board = await TaskBoard.of(other)
+            workflow = await board.until(lambda: finished_workflow(other, workflow_id))
+            assert workflow.status == "succeeded"
+            await command(app, pilot, "tasks list")
+            await until(lambda: "task: 0 rows" in activity(app))

@@ -3,6 +3,8 @@
 A task is for a capability (``summarise``: any agent offering it may take it) or
 one agent (``@researcher``); its payload is JSON here and msgpack in the module.
 ``watch`` prints each task's status changes as they commit, workflow steps included;
+``list`` and ``watch`` show your tasks and the unfinished ones of others, not every
+task (what a task board holds: :func:`.board.task_queries`);
 ``workflow`` shows one workflow's DAG and follows it to its end. ``forget`` and
 ``prune`` delete finished tasks and workflows you submitted (their quota comes back).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -19,13 +22,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ..app import Universe
+from ..features.delegation.board import task_queries
 from ..features.delegation.retention import FORGET_BATCH, forget_each
-from ..features.delegation.tasks import unpack
+from ..features.delegation.tasks import FINISHED, unpack
 from ..features.workflow import StepProgress, WorkflowRun
 from .actions import run_sql
 from .render import jsonable, short, value_text
 from .shell import Count, err, fail, friendly_errors, out, run_action
-from .watching import Change, watch_table
+from .watching import Change, watch_rows
 
 __all__ = ["app"]
 
@@ -66,7 +70,11 @@ def submit(
 
 
 async def task_rows(universe: Universe) -> list[Any]:
-    rows = (await run_sql(universe, "SELECT * FROM task")).get("task", [])
+    """Your tasks (finished too) and the unfinished ones of others, as a board holds them:
+    not every task, which may be more than one server message holds."""
+    rows = []
+    for query in task_queries(universe.identity):
+        rows += (await run_sql(universe, query)).get("task", [])
     return sorted(rows, key=lambda row: row.id)
 
 
@@ -100,7 +108,7 @@ def task_table(rows: list[Any]) -> Table:
 def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per task.")] = False,
 ) -> None:
-    """Every task you may see, oldest first, with its status."""
+    """Your tasks and others' unfinished ones, oldest first, with their status."""
     rows = run_action(task_rows)
     if as_json:
         for row in rows:
@@ -119,8 +127,10 @@ def status_line(change: Change, since: float) -> str:
     row = change.row
     if change.kind == "insert":
         what = row.status
-    elif change.kind == "delete":
-        what = "removed"
+    elif change.kind == "delete" and row.status in FINISHED:
+        what = "removed"  # forgotten by its submitter
+    elif change.kind == "delete":  # another identity's task left the watch: it finished
+        what = f"{row.status} -> finished; not yours, so no longer watched"
     else:
         what = f"{change.old.status} -> {row.status}"
     detail = f" (attempt {row.attempts})" if row.attempts else ""
@@ -139,7 +149,7 @@ def watch(
     count: Count = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change.")] = False,
 ) -> None:
-    """Print each task's status changes live as they commit (Ctrl-C stops)."""
+    """Print the status changes of your tasks and others' unfinished ones live (Ctrl-C stops)."""
     started = time.monotonic()
 
     def show(change: Change) -> None:
@@ -154,7 +164,19 @@ def watch(
         err.print(f"watching tasks ({rows} now); Ctrl-C stops", style="dim")
 
     with contextlib.suppress(KeyboardInterrupt):
-        run_action(watch_table, "task", None, show, count, ready, is_status_change)
+        run_action(watch_tasks, show, count, ready)
+
+
+async def watch_tasks(
+    universe: Universe,
+    show: Callable[[Change], object],
+    count: int | None,
+    ready: Callable[[str, int], object],
+) -> None:
+    """Watch the tasks a task board holds (:func:`task_queries`): yours, and others'
+    while unfinished (one of those finishing is its last change here)."""
+    queries = task_queries(universe.identity)
+    await watch_rows(universe, "task", queries, show, count, ready, is_status_change)
 
 
 def _dag_lines(run: WorkflowRun) -> list[str]:

@@ -1,8 +1,9 @@
 """``inner-universe tui``: a live terminal UI over one Universe (Textual).
 
 Everything on screen comes from subscriptions: each pane names the tables it
-shows, the app subscribes to their union once, and every committed change is
-handed to the panes that asked for its table. Nothing polls. A command line at
+shows and the rows of them it wants (all, or fewer: the tasks pane), the app
+subscribes to the union once, and every committed change is handed to the panes
+that asked for its table. Nothing polls. A command line at
 the bottom runs the plain commands (``status``, ``sql``, ``watch``, ``identity``,
 ``tasks list|submit``, ``docs add|search``) and a few of its own (``say``, which
 gets the reply from ``universe.chat``, and ``conversation``).
@@ -38,7 +39,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, RichLog, Static
 
 from ..app import Universe
-from ..errors import InnerUniverseError
+from ..errors import ConnectionClosedError, InnerUniverseError
 from ..home import token_file
 from ..spacetime.connection import ConnectionBuilder, DbConnection
 from .actions import db_connection, run_sql, sql_tables, status_info, status_view
@@ -312,13 +313,17 @@ class UniverseApp(App[None]):
 
     async def _subscribe(self) -> None:
         conn = db_connection(self.universe)
+        if conn.identity is None:
+            raise ConnectionClosedError("the connection has no identity yet (not connected)")
         tables: list[str] = []
+        queries: list[str] = []
         for pane in self.panes:
             pane.identity = conn.identity
             pane.reset()
+            if not all(t in conn.schema.tables for t in pane.TABLES):
+                continue  # a module without this pane's tables: the pane stays empty
             tables += [t for t in pane.TABLES if t not in tables]
-        tables = [t for t in tables if t in conn.schema.tables]
-        queries = [f"SELECT * FROM {t}" for t in tables]
+            queries += [q for q in pane.queries(conn.identity) if q not in queries]
         for table, query in self._watched.items():
             if table not in tables:
                 tables.append(table)

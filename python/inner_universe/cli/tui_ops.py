@@ -13,6 +13,12 @@ from typing import Any, ClassVar
 from rich.console import RenderableType
 from rich.text import Text
 
+from ..features.delegation.board import (
+    own_workflow_queries,
+    running_workflow_queries,
+    task_queries,
+)
+from ..spacetime.types import Identity
 from .render import short
 from .tui_pane import TablePane
 from .watching import Change
@@ -46,7 +52,12 @@ def dollars(nano_usd: int) -> str:
 
 
 class TasksPane(TablePane):
-    """Tasks (who may take each, status, tries, epoch, holder) and workflows with their steps."""
+    """Tasks (who may take each, status, tries, epoch, holder) and workflows with their steps.
+
+    Not whole tables (finished work piles up): this identity's tasks and workflows,
+    finished too, and the unfinished ones of others, each of which leaves the pane
+    when it finishes (see :meth:`queries`).
+    """
 
     TABLES = ("task", "workflow", "workflow_step")
     LOWER = True
@@ -58,6 +69,11 @@ class TasksPane(TablePane):
         self.workflows: dict[int, Any] = {}
         self.steps: dict[int, dict[int, Any]] = {}
         """Each workflow's steps by step id (a workflow row shows them all)."""
+
+    def queries(self, me: Identity) -> tuple[str, ...]:
+        """The rows a task board holds of tasks and workflows, but others' running
+        workflows in place of their ready steps (a step is shown in its workflow's row)."""
+        return (*task_queries(me), *own_workflow_queries(me), *running_workflow_queries(me))
 
     def reset(self) -> None:
         super().reset()

@@ -1,7 +1,8 @@
 """The terminal UI's pane base classes: a part of the screen kept by row changes.
 
 The app (:mod:`inner_universe.cli.tui`) subscribes to the union of its panes'
-``TABLES`` and hands each committed change to the panes that named its table.
+:meth:`Pane.queries` (by default each of their ``TABLES`` whole) and hands each
+committed change to the panes that named its table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Pane(Vertical):
     """A part of the screen kept by row changes of the tables it names."""
 
     TABLES: ClassVar[tuple[str, ...]] = ()
-    """The tables this pane shows; the app subscribes to them."""
+    """The tables this pane shows; the app subscribes to :meth:`queries` over them."""
     ALL_TABLES: ClassVar[bool] = False
     """Shown every change of every subscribed table (as the activity log is)."""
     SIDE: ClassVar[bool] = False
@@ -38,6 +39,14 @@ class Pane(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
+
+    def queries(self, me: Identity) -> tuple[str, ...]:
+        """The rows of ``TABLES`` this pane shows to the identity ``me`` (by default all).
+
+        A pane over a table that grows without bound narrows it here: a subscription's
+        first rows arrive in one message, which the SDK refuses over 64 MiB.
+        """
+        return tuple(f"SELECT * FROM {table}" for table in self.TABLES)
 
     def reset(self) -> None:
         """Forget every row (a new connection is about to send them again)."""

@@ -15,7 +15,7 @@ from ..spacetime.events import EventContext, SubscribeAppliedEvent
 from .actions import db_connection
 from .render import change_line, jsonable, who
 
-__all__ = ["Change", "follow", "watch_table"]
+__all__ = ["Change", "follow", "watch_rows", "watch_table"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,23 @@ async def watch_table(
     ConnectionClosedError if the connection closes for good (a server that restarts
     where it was is reconnected to, and the watch goes on).
     """
+    query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+    await watch_rows(universe, table, [query], on_change, count, ready, keep)
+
+
+async def watch_rows(
+    universe: Universe,
+    table: str,
+    queries: Sequence[str],
+    on_change: Callable[[Change], object],
+    count: int | None = None,
+    ready: Callable[[str, int], object] | None = None,
+    keep: Callable[[Change], bool] | None = None,
+) -> None:
+    """:func:`watch_table` over the rows of ``table`` that ``queries`` select.
+
+    A row that an update moves out of every query arrives as a delete.
+    """
     conn = db_connection(universe)
     seen = 0
     enough = asyncio.Event()
@@ -104,10 +121,9 @@ async def watch_table(
             enough.set()
 
     follow(conn, [table], on_row)
-    query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-    await conn.subscribe(query)
+    await conn.subscribe(*queries)
     if ready is not None:
-        ready(query, conn.db[table].count())
+        ready("; ".join(queries), conn.db[table].count())
     closed = asyncio.ensure_future(conn.wait_closed())
     done = asyncio.ensure_future(enough.wait())
     try:

@@ -31,7 +31,16 @@ from ...spacetime.types import Identity
 from .errors import refusal
 from .tasks import UNFINISHED
 
-__all__ = ["TABLES", "Following", "TaskBoard", "board_queries", "new_ticket"]
+__all__ = [
+    "TABLES",
+    "Following",
+    "TaskBoard",
+    "board_queries",
+    "new_ticket",
+    "own_workflow_queries",
+    "running_workflow_queries",
+    "task_queries",
+]
 
 TABLES = (
     "agent",
@@ -47,32 +56,69 @@ TABLES = (
 READY_STEP = "ready"
 """A workflow step whose task exists and is not finished (server-module/src/workflows.rs)."""
 
+RUNNING_WORKFLOW = "running"
+"""A workflow with steps still open (server-module/src/workflows.rs)."""
+
 
 def board_queries(me: Identity) -> tuple[str, ...]:
     """What a board subscribes to, for the identity ``me``.
 
     Agents, capabilities and rules are small and wholly needed (names, targets).
-    Tasks: every one ``me`` submitted (their results), and the unfinished ones of
-    others (claimable, or running somewhere). The two task queries do not overlap,
-    and a task never moves between them, so each change arrives once. Workflows:
-    ``me``'s, with their steps, and the ready steps of anyone's (a step task's
+    Tasks: :func:`task_queries`. Workflows: ``me``'s, with their steps
+    (:func:`own_workflow_queries`), and the ready steps of anyone's (a step task's
     worker finds its workflow there).
     Inbox messages: the module already shows only those ``me`` sent or received.
     """
-    who = f"0x{me.to_hex()}"
-    unfinished = " OR ".join(f"status = '{status}'" for status in UNFINISHED)
     return (
         "SELECT * FROM agent",
         "SELECT * FROM agent_capability",
         "SELECT * FROM delegation_rule",
-        f"SELECT * FROM task WHERE ({unfinished}) AND submitter != {who}",
-        f"SELECT * FROM task WHERE submitter = {who}",
-        f"SELECT * FROM workflow WHERE submitter = {who}",
-        "SELECT workflow_step.* FROM workflow_step JOIN workflow"
-        f" ON workflow_step.workflow_id = workflow.id WHERE workflow.submitter = {who}",
+        *task_queries(me),
+        *own_workflow_queries(me),
         f"SELECT * FROM workflow_step WHERE status = '{READY_STEP}'",
         "SELECT * FROM inbox_message",
     )
+
+
+def task_queries(me: Identity) -> tuple[str, str]:
+    """The tasks worth holding for ``me``: the unfinished ones of others, and all of ``me``'s.
+
+    The two do not overlap, and a task never moves between them, so each change
+    arrives once. Another identity's task leaves when it finishes (a delete of its
+    last unfinished row). Also what the TUI's tasks pane and ``tasks watch`` show.
+    """
+    who = _literal(me)
+    unfinished = " OR ".join(f"status = '{status}'" for status in UNFINISHED)
+    return (
+        f"SELECT * FROM task WHERE ({unfinished}) AND submitter != {who}",
+        f"SELECT * FROM task WHERE submitter = {who}",
+    )
+
+
+def own_workflow_queries(me: Identity) -> tuple[str, str]:
+    """``me``'s workflows (finished too) and their steps."""
+    who = _literal(me)
+    return (
+        f"SELECT * FROM workflow WHERE submitter = {who}",
+        "SELECT workflow_step.* FROM workflow_step JOIN workflow"
+        f" ON workflow_step.workflow_id = workflow.id WHERE workflow.submitter = {who}",
+    )
+
+
+def running_workflow_queries(me: Identity) -> tuple[str, str]:
+    """The running workflows of others and their steps (they leave when the workflow ends)."""
+    who = _literal(me)
+    return (
+        f"SELECT * FROM workflow WHERE status = '{RUNNING_WORKFLOW}' AND submitter != {who}",
+        "SELECT workflow_step.* FROM workflow_step JOIN workflow"
+        " ON workflow_step.workflow_id = workflow.id"
+        f" WHERE workflow.status = '{RUNNING_WORKFLOW}' AND workflow.submitter != {who}",
+    )
+
+
+def _literal(identity: Identity) -> str:
+    """An identity as a SQL literal (``0x<hex>``)."""
+    return f"0x{identity.to_hex()}"
 
 
 class Following:
