@@ -11,14 +11,16 @@ import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from inner_universe.app import Universe, register_service
-from inner_universe.errors import InvalidStateError, ServerError
+from inner_universe.app import OFFLINE_MODEL, Universe, register_service
+from inner_universe.errors import InvalidStateError, ServerError, UsageError
+from inner_universe.features.chat import ProvidersFailedError
 from inner_universe.features.chat.inserts import OwnInserts
 from inner_universe.features.delegation import TaskContext, Worker
 from inner_universe.home import find_running, load_identity, token_file
 from inner_universe.nerv.bus import BusEvent
 from inner_universe.spacetime.connection import DbConnection, ThreadedConnection, connect
 from tests.conftest import PublishedDatabase, until
+from tests.features.chat.test_provider_health_live import fail_with_cooldown
 from tests.features.knowledge.test_imports import loaded_after
 
 pytestmark = [
@@ -175,6 +177,24 @@ async def test_the_features_as_services(
         hits = await universe.knowledge.search("marmalade zeppelin", 1)
         assert hits[0].document_id == added.document_id
     assert closed_services(caplog) == ["knowledge", "tasks", "chat"]
+
+
+async def test_chat_trust_reaches_the_router(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    with pytest.raises(UsageError, match="chat_trust takes Identity values"):
+        Universe(universe_db.uri, universe_db.name, chat_trust=["not an identity"])  # type: ignore[list-item]
+    async with connect(universe_db.uri, universe_db.name) as other:
+        await fail_with_cooldown(other, OFFLINE_MODEL)  # its report: the offline model is down
+        assert other.identity is not None
+        trusting = Universe(universe_db.uri, universe_db.name, chat_trust=[other.identity])
+        async with trusting as universe:
+            assert universe.chat.router.trust == {other.identity}
+            await universe.subscribe("SELECT * FROM conversation")
+            conn = universe.db_connection
+            row = await OwnInserts(conn).call("create_conversation", "conversation", "trust")
+            with pytest.raises(ProvidersFailedError, match="cooling down after: down!"):
+                await universe.chat.send(row.id, "heeds the report it trusts")
 
 
 def test_the_features_in_sync_use(

@@ -41,11 +41,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .errors import InvalidStateError, ServerError
+from .errors import InvalidStateError, ServerError, UsageError
 from .home import (
     DEFAULT_DATABASE,
     LOCAL,
@@ -128,6 +128,10 @@ class Universe:
         start_server: without a URI and with no local server running, start one (True)
             or raise :class:`ServerError` naming ``inner-universe up`` (False).
         chat_model: the LiteLLM model ``universe.chat`` replies with.
+        chat_trust: identities whose provider health reports ``universe.chat`` heeds,
+            besides this identity's own: a provider one of them put in cooldown is not
+            called (``ProviderRouter(trust=...)``, docs/chat.md). Anyone else's reports
+            are ignored, so by default only this identity's own count.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Universe:
         stored_identity: bool = True,
         start_server: bool = True,
         chat_model: str = OFFLINE_MODEL,
+        chat_trust: Iterable[Identity] = (),
     ) -> None:
         self._requested_uri = uri
         self.database = database or DEFAULT_DATABASE
@@ -146,6 +151,9 @@ class Universe:
         self._stored_identity = stored_identity
         self._start_server = start_server
         self.chat_model = chat_model
+        self.chat_trust = frozenset(chat_trust)
+        if not all(isinstance(identity, Identity) for identity in self.chat_trust):
+            raise UsageError(f"chat_trust takes Identity values, got {set(self.chat_trust)!r}")
         self.server: LocalServer | None = None
         """The server this Universe started (None when it uses one that was running)."""
         self.running: RunningServer | None = None
@@ -447,7 +455,8 @@ def _on_connection_thread(universe: Universe, build: Callable[[DbConnection], T]
 def _chat(universe: Universe) -> ChatSession:
     from .features.chat import ChatSession, Deployment, ProviderRouter  # imports LiteLLM
 
-    router = ProviderRouter([Deployment(universe.chat_model, universe.chat_model)])
+    deployment = Deployment(universe.chat_model, universe.chat_model)
+    router = ProviderRouter([deployment], trust=universe.chat_trust)
     return _on_connection_thread(universe, lambda conn: ChatSession(conn, router))
 
 
