@@ -4,7 +4,9 @@ A connection outlives its sockets. Each socket is a :class:`_Session`: a
 transport, a fresh sans-I/O :class:`ClientProtocol`, a receive task feeding
 server messages to the protocol and dispatching its events (the cache applies
 each transaction whole, then callbacks fire, then waiting calls resume), and a
-send task writing outgoing messages in order, so calls pipeline.
+send task. Calls pipeline: a message is written in the caller's turn when nothing
+is queued ahead of it and the socket can take it without waiting; otherwise it
+queues, in order, for the send task, which waits out backpressure.
 
 When a socket dies (closed, reset, or silent past the keepalive timeout) a
 supervisor reopens one with backoff (:class:`ReconnectPolicy`), as the same
