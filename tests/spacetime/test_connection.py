@@ -133,6 +133,28 @@ async def test_a_malformed_server_message_closes_the_connection_with_a_decode_er
     assert error is not None and "truncated" in str(error)
 
 
+async def test_calls_go_out_in_the_callers_turn_and_queue_in_order_when_the_link_is_full() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    before = len(transport.sent)
+    conn.reducers.with_options(timeout=5).create_conversation("now")
+    assert len(transport.sent) == before + 1  # written before the caller yields
+
+    transport.hold_writes = True  # as a socket whose write buffer is full
+    conn.reducers.with_options(timeout=5).create_conversation("queued")
+    transport.hold_writes = False
+    conn.reducers.with_options(timeout=5).create_conversation("behind the queued one")
+    assert len(transport.sent) == before + 1  # nothing overtakes a queued message
+    await asyncio.wait_for(_until_written(transport, before + 3), 5)  # by the send task
+    conn.reducers.with_options(timeout=5).create_conversation("now again")
+    assert len(transport.sent) == before + 4
+    calls = sent(transport)[before:]
+    assert all(isinstance(call, m.CallReducer) for call in calls)
+    ids = [call.request_id for call in calls if isinstance(call, m.CallReducer)]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    await conn.disconnect()
+
+
 async def test_a_sent_call_without_an_answer_times_out_as_outcome_unknown() -> None:
     transport = MemoryTransport()
     conn = await opened(transport)
@@ -152,6 +174,11 @@ async def test_a_call_that_could_not_be_sent_times_out_as_not_sent() -> None:
     with pytest.raises(NotSentError, match="will not take effect"):
         await call
     await conn.disconnect()
+
+
+async def _until_written(transport: MemoryTransport, count: int) -> None:
+    while len(transport.sent) < count:
+        await asyncio.sleep(0.001)
 
 
 async def _until_disconnected(conn: DbConnection) -> None:

@@ -90,13 +90,20 @@ async def test_invalid_arguments_raise_before_anything_is_sent(
 
     async def counting_link(url: str, token: str | None) -> Transport:
         link = await WebSocketTransport.open(url, token=token)
-        real_send = link.send
+        real_send, real_send_now = link.send, link.send_now
 
         async def counting_send(data: bytes) -> None:
             sent.append(data)
             await real_send(data)
 
+        def counting_send_now(data: bytes) -> bool:
+            written = real_send_now(data)
+            if written:
+                sent.append(data)
+            return written
+
         link.send = counting_send  # type: ignore[method-assign]
+        link.send_now = counting_send_now  # type: ignore[method-assign]
         return link
 
     builder = ConnectionBuilder().with_uri(universe_db.uri).with_database(universe_db.name)

@@ -4,7 +4,9 @@ A connection outlives its sockets. Each socket is a :class:`_Session`: a
 transport, a fresh sans-I/O :class:`ClientProtocol`, a receive task feeding
 server messages to the protocol and dispatching its events (the cache applies
 each transaction whole, then callbacks fire, then waiting calls resume), and a
-send task writing outgoing messages in order, so calls pipeline.
+send task. Calls pipeline: a message is written in the caller's turn when nothing
+is queued ahead of it and the socket can take it without waiting; otherwise it
+queues, in order, for the send task, which waits out backpressure.
 
 When a socket dies (closed, reset, or silent past the keepalive timeout) a
 supervisor reopens one with backoff (:class:`ReconnectPolicy`), as the same
@@ -97,6 +99,7 @@ class _Session:
         self.transport = transport
         self.protocol = p.ClientProtocol(max_message_size=max_message_size)
         self.outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.sending = False  # the send task holds a message not yet written
         self.identified: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[Exception | None] = loop.create_future()
         self.ready = False  # resynced: new calls go straight out
@@ -614,14 +617,23 @@ class DbConnection:
         return session
 
     def _flush(self, session: _Session) -> None:
-        """Hand everything the protocol queued to the send task, in order."""
+        """Write what the protocol queued, in order: now, or through the send task.
+
+        A message is written in the caller's turn when nothing is ahead of it and the
+        transport can take it without waiting; otherwise it queues behind the others
+        for the send task, which waits for the transport (backpressure, closing).
+        """
+        outgoing = session.outgoing
         for data in session.protocol.data_to_send():
-            session.outgoing.put_nowait(data)
+            if session.sending or not outgoing.empty() or not session.transport.send_now(data):
+                outgoing.put_nowait(data)
 
     async def _send_loop(self, session: _Session) -> None:
         try:
             while (data := await session.outgoing.get()) is not None:
+                session.sending = True
                 await session.transport.send(data)
+                session.sending = False
         except ConnectionClosedError as exc:
             await self._end_session(session, exc)
 

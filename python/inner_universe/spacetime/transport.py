@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from ..errors import (
     ConnectError,
@@ -95,6 +96,10 @@ class Transport(Protocol):
 
     async def send(self, data: bytes) -> None: ...
 
+    def send_now(self, data: bytes) -> bool:
+        """Write ``data`` in the caller's turn if that cannot wait; False: use :meth:`send`."""
+        ...
+
     async def recv(self) -> bytes:
         """The next whole server message; raises ConnectionClosedError when the link ends."""
         ...
@@ -148,6 +153,11 @@ class WebSocketTransport:
         self._record_to = record_to
         self._max_frame_size = max_frame_size
         self._recorded = 0
+        # The synchronous write path uses websockets' sans-I/O protocol under the asyncio
+        # connection, as its own send() does; a websockets without these keeps send() only.
+        self._writes_now = all(
+            hasattr(ws, name) for name in ("protocol", "send_data", "paused", "send_in_progress")
+        )
 
     @classmethod
     async def open(
@@ -202,6 +212,27 @@ class WebSocketTransport:
         except ConnectionClosed as exc:
             raise ConnectionClosedError(f"connection closed: {exc}") from None
 
+    def send_now(self, data: bytes) -> bool:
+        """Write ``data`` now unless :meth:`send` would have to wait or fail.
+
+        What ``ClientConnection.send`` does when it need not wait: frame the message
+        and hand it to the socket. It declines (False) while the connection is not
+        open (send() then raises the closing error), while the write buffer is above
+        its high-water mark (send() then waits for it to drain), and during a
+        fragmented send; the caller then uses send(), after anything already queued.
+        """
+        ws = self._ws
+        if (
+            not self._writes_now
+            or ws.protocol.state is not State.OPEN
+            or ws.paused
+            or ws.send_in_progress is not None
+        ):
+            return False
+        ws.protocol.send_binary(data)
+        ws.send_data()
+        return True
+
     async def recv(self) -> bytes:
         try:
             message = await self._ws.recv()
@@ -252,6 +283,8 @@ class MemoryTransport:
         self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._on_send = on_send
         self.closed = False
+        #: Make :meth:`send_now` decline, as a socket with a full write buffer does.
+        self.hold_writes = False
 
     def feed(self, data: bytes) -> None:
         """Deliver one server message to the client."""
@@ -267,6 +300,15 @@ class MemoryTransport:
         self.sent.append(data)
         if self._on_send is not None:
             self._on_send(data)
+
+    def send_now(self, data: bytes) -> bool:
+        """Like :meth:`send` in the caller's turn, unless :attr:`hold_writes` is set."""
+        if self.closed or self.hold_writes:
+            return False
+        self.sent.append(data)
+        if self._on_send is not None:
+            self._on_send(data)
+        return True
 
     async def recv(self) -> bytes:
         message = await self._incoming.get()
