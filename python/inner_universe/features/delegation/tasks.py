@@ -7,11 +7,11 @@ results are any msgpack-serialisable value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from ...universe.bindings import TaskSpec
 from .errors import TaskRefused
 
 if TYPE_CHECKING:
@@ -47,20 +47,6 @@ DEAD = "dead"
 """Its last attempt's lease expired."""
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
 UNFINISHED = (QUEUED, CLAIMED, RUNNING, RETRYING)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """The module's ``TaskSpec``: what to run, who may take it, and its retry policy."""
-
-    kind: str
-    payload: bytes
-    capability: str
-    agent_id: int
-    max_attempts: int
-    lease_ms: int
-    backoff_ms: int
-    max_hops: int
 
 
 def pack(value: Any) -> bytes:
