@@ -20,7 +20,7 @@ from typing import Any
 from ...spacetime.connection import DbConnection
 from .board import TaskBoard, new_ticket
 from .errors import TaskCancelled, TaskFailed
-from .tasks import CANCELLED, FINISHED, SUCCEEDED, agent_id, task_spec, unpack
+from .tasks import CANCELLED, FINISHED, SUCCEEDED, agent_id, target, task_spec, unpack
 
 __all__ = ["allow_delegation", "cancel", "delegate", "forget", "result_of", "submit"]
 
@@ -111,5 +111,5 @@ async def allow_delegation(conn: DbConnection, agent: str | int, to: str) -> Non
     An agent with at least one such rule may delegate only to what its rules name.
     """
     board = await TaskBoard.of(conn)
-    capability, target = ("", agent_id(board, to[1:])) if to.startswith("@") else (to, 0)
-    await board.call("allow_delegation", agent_id(board, agent), capability, target)
+    capability, target_agent = target(board, to)
+    await board.call("allow_delegation", agent_id(board, agent), capability, target_agent)

@@ -31,6 +31,7 @@ __all__ = [
     "TaskSpec",
     "agent_id",
     "pack",
+    "target",
     "task_spec",
     "unpack",
 ]
@@ -72,6 +73,13 @@ def agent_id(board: TaskBoard, agent: str | int | None) -> int:
     return int(row.id)
 
 
+def target(board: TaskBoard, to: str) -> tuple[str, int]:
+    """``to`` as (capability, agent id): ``("summarise", 0)``, or ``("", id)`` for ``@name``."""
+    if to.startswith("@"):
+        return "", agent_id(board, to[1:])
+    return to, 0
+
+
 def task_spec(
     board: TaskBoard,
     to: str,
@@ -84,11 +92,7 @@ def task_spec(
     max_hops: int = 0,
 ) -> TaskSpec:
     """A spec for ``to`` (a capability, or ``@name`` for one agent); times in seconds."""
-    capability, target_agent = "", 0
-    if to.startswith("@"):
-        target_agent = agent_id(board, to[1:])
-    else:
-        capability = to
+    capability, target_agent = target(board, to)
     return TaskSpec(
         kind=kind,
         payload=pack(payload),
