@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...errors import UsageError
 from ...spacetime.connection import DbConnection
-from .board import TaskBoard
+from .board import RUNNING_WORKFLOW, TaskBoard
 from .errors import TaskRefused
 from .tasks import FINISHED
 
@@ -29,8 +29,6 @@ __all__ = [
 
 FORGET_BATCH = 100
 """Forget calls sent together before waiting for their outcomes."""
-
-RUNNING_WORKFLOW = "running"
 
 
 @dataclass(frozen=True, slots=True)

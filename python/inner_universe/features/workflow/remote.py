@@ -17,14 +17,13 @@ from typing import Any
 
 from ...spacetime.connection import DbConnection
 from ...spacetime.events import EventContext
+from ..delegation.board import RUNNING_WORKFLOW as RUNNING
 from ..delegation.board import Following, TaskBoard, new_ticket
 from ..delegation.tasks import SUCCEEDED, agent_id, task_spec, unpack
 from .dag import Workflow
 from .errors import WorkflowFailed
 
 __all__ = ["StepProgress", "WorkflowRun", "forget_workflow", "submit_workflow"]
-
-RUNNING = "running"
 
 
 @dataclass(frozen=True, slots=True)
