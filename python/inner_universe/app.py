@@ -99,16 +99,6 @@ def _close_service(service: Any) -> Any:
     return None
 
 
-class _Application:
-    """Closes an eventsourcing application (its recorders hold a connection)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def close(self) -> None:
-        self.app.close()
-
-
 class Universe:
     """A server, one connection as a stored identity, and lazily created services.
 
@@ -440,7 +430,7 @@ class Universe:
     def application(self, cls: Callable[..., T], store: str | None = None) -> T:
         """An eventsourcing application on the TemporalStore, closed with this Universe."""
         app = cls(env=self.temporal_store_env(store))
-        self._closers.append((f"application:{cls!r}", _Application(app)))
+        self._closers.append((f"application:{cls!r}", app))  # its close() frees its recorders
         return app
 
 

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -63,28 +65,34 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def start_up() -> tuple[subprocess.Popen[str], Lines, str]:
+@contextmanager
+def running(
+    *args: str, stderr: int = subprocess.PIPE, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``inner-universe *args`` as its own process, killed at the end if it is still running."""
+    proc = subprocess.Popen(
+        [str(COMMAND), *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def started_up() -> Iterator[tuple[subprocess.Popen[str], Lines, str]]:
     """``inner-universe up`` in the foreground of its own process, with its URI once it is up."""
     assert COMMAND.is_file(), f"{COMMAND} is missing: run scripts/setup"
-    proc = subprocess.Popen(
-        [str(COMMAND), "up"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    lines = Lines(proc.stdout)  # type: ignore[arg-type]
-    try:
-        return proc, lines, lines.wait_for("http://").split()[0]
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with running("up", stderr=subprocess.STDOUT, env=env) as proc:
+        lines = Lines(proc.stdout)  # type: ignore[arg-type]
+        yield proc, lines, lines.wait_for("http://").split()[0]
 
 
 def test_up_status_down_up_again_then_ctrl_c(user_home: Path) -> None:
-    proc, _, uri = start_up()
-    try:
+    with started_up() as (proc, _, uri):
         status = run("status", "--json")
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)
@@ -102,13 +110,8 @@ def test_up_status_down_up_again_then_ctrl_c(user_home: Path) -> None:
         assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
         assert proc.wait(timeout=30) == 0
         assert run("status").returncode == 3
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
-    proc, lines, uri = start_up()  # the same data directory: the agent is still there
-    try:
+    with started_up() as (proc, lines, uri):  # the same data directory: the agent is still there
         rows = run("sql", "SELECT * FROM agent", "--json")
         assert rows.returncode == 0, rows.stderr
         names = [json.loads(line)["row"]["name"] for line in rows.stdout.splitlines()]
@@ -118,10 +121,6 @@ def test_up_status_down_up_again_then_ctrl_c(user_home: Path) -> None:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(timeout=30) == 0
         lines.wait_for("stopped")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert not alive(server_pid), "the server outlived `up`"
     assert not ping(uri)
     assert not (data_home() / "server.json").exists()
@@ -131,13 +130,8 @@ WATCH_MESSAGES = ("watch", "message", "--count", "3")
 
 
 def test_watch_prints_changes_as_they_commit(universe_db: PublishedDatabase) -> None:
-    proc = subprocess.Popen(
-        [str(COMMAND), "--uri", universe_db.uri, "-d", universe_db.name, *WATCH_MESSAGES],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    where = ("--uri", universe_db.uri, "-d", universe_db.name)
+    with running(*where, *WATCH_MESSAGES) as proc:
         Lines(proc.stderr).wait_for("watching SELECT * FROM message")  # type: ignore[arg-type]
         builder = ConnectionBuilder().with_uri(universe_db.uri).with_database(universe_db.name)
         with builder.connect_threaded() as conn:
@@ -149,10 +143,6 @@ def test_watch_prints_changes_as_they_commit(universe_db: PublishedDatabase) -> 
             conn.reducers.append_message(message.id, "SDK ")
             conn.reducers.append_message(message.id, "first.")
         out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0
     # "  [  0.12s] c200d493.post_message    + message #1 ...": who, then the change
     lines = [re.fullmatch(r"\s*\[[ \d.]+s\] (\S+)\s+(.*)", line) for line in out.splitlines()]
@@ -170,18 +160,8 @@ def test_watch_prints_changes_as_they_commit(universe_db: PublishedDatabase) -> 
 
 
 def test_ctrl_c_ends_watch_quietly(universe_db: PublishedDatabase) -> None:
-    proc = subprocess.Popen(
-        [str(COMMAND), "--uri", universe_db.uri, "-d", universe_db.name, "watch", "agent"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running("--uri", universe_db.uri, "-d", universe_db.name, "watch", "agent") as proc:
         assert "watching SELECT * FROM agent" in proc.stderr.readline()  # type: ignore[union-attr]
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0 and out == "" and err == ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from inner_universe.features.delegation import TaskBoard, TaskContext, Worker, r
 from inner_universe.features.workflow import Workflow, submit_workflow
 from inner_universe.spacetime.connection import connect
 from tests.cli.runner import assert_one_line_error, on
-from tests.cli.test_processes import COMMAND, Lines
+from tests.cli.test_processes import Lines, running
 from tests.conftest import PublishedDatabase, until
 
 pytestmark = pytest.mark.integration
@@ -61,23 +60,13 @@ def doubler(db: PublishedDatabase) -> Iterator[None]:
 
 def test_submit_watch_and_list(universe_db: PublishedDatabase, user_home: Path) -> None:
     where = ("--uri", universe_db.uri, "-d", universe_db.name)
-    watch = subprocess.Popen(
-        [str(COMMAND), *where, "tasks", "watch", "--count", "4", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running(*where, "tasks", "watch", "--count", "4", "--json") as watch:
         Lines(watch.stderr).wait_for("watching tasks")  # type: ignore[arg-type]
         with doubler(universe_db):
             submitted = on(universe_db, "tasks", "submit", "double", '{"x": 21}', "--json")
             assert submitted.exit_code == 0, submitted.output
             task_id = json.loads(submitted.stdout)["task"]
             stdout, _ = watch.communicate(timeout=60)
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
     assert watch.returncode == 0
     changes = [json.loads(line) for line in stdout.splitlines()]
     assert [(c["kind"], c["row"]["id"], c["row"]["status"]) for c in changes] == [
@@ -166,23 +155,13 @@ def test_a_workflow_dag_followed_to_its_end(
     assert "queued" in lines[1] and "needs first" in lines[2] and "no task yet" in lines[2]
 
     where = ("--uri", universe_db.uri, "-d", universe_db.name)
-    follow = subprocess.Popen(
-        [str(COMMAND), *where, "tasks", "workflow", str(workflow_id), "--follow"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with running(*where, "tasks", "workflow", str(workflow_id), "--follow") as follow:
         lines = Lines(follow.stdout)  # type: ignore[arg-type]
         lines.wait_for("needs first")
         with doubler(universe_db):
             live = lines.wait_for("] second: ")  # a step change, printed as it commits
             end = lines.wait_for("succeeded: ")
             assert follow.wait(timeout=60) == 0, follow.stderr.read()  # type: ignore[union-attr]
-    finally:
-        if follow.poll() is None:
-            follow.kill()
-            follow.wait()
 
     assert "-> " in live
     assert end == f'workflow {workflow_id} succeeded: {{"first": 2, "second": 4}}'

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -41,9 +41,6 @@ from .shell import Count, err, fail, friendly_errors, out, run_action, target
 from .watching import Change, watch_table
 
 __all__ = ["app", "run"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 app = typer.Typer(
     name="inner-universe",

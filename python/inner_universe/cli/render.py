@@ -7,8 +7,6 @@ the TUI, so a change looks the same wherever it is shown.
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable
 from typing import Any
 
 from ..spacetime.events import EventContext, ReducerEvent
@@ -16,7 +14,6 @@ from ..spacetime.types import ConnectionId, Identity, Timestamp
 
 __all__ = [
     "change_line",
-    "json_lines",
     "jsonable",
     "row_text",
     "short",
@@ -129,7 +126,3 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-def json_lines(records: Iterable[Any]) -> str:
-    return "\n".join(json.dumps(jsonable(r)) for r in records)
