@@ -151,6 +151,8 @@ class Universe:
         self._services: dict[str, Any] = {}
         self._closers: list[tuple[str, Any]] = []
         self._builder_hooks: list[Callable[[ConnectionBuilder], object]] = []
+        self._mints_identity = False
+        """The next connection has no stored identity yet: store the one the server mints."""
 
     # --- where and who ------------------------------------------------------------------
 
@@ -218,6 +220,7 @@ class Universe:
         if token is None and self._stored_identity:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
+            self._mints_identity = stored is None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
         builder.with_token(token)  # the SDK reconnects by itself (its default policy)
         for hook in self._builder_hooks:
@@ -228,7 +231,8 @@ class Universe:
         """Log who we are, and store a newly minted identity."""
         conn = self.connection
         log.info("connected to %s/%s as %s", self.uri, self.database, conn.identity)
-        if self._token is None and self._stored_identity and load_identity(self.server_key) is None:
+        if self._mints_identity:
+            self._mints_identity = False
             assert conn.identity is not None and conn.token is not None
             save_identity(self.server_key, Credentials(conn.identity, conn.token))
 

@@ -36,7 +36,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Submit tasks to agents, list them, watch their status change.")
 
 
-def _addressee(row: Any) -> str:
+def addressee(row: Any) -> str:
     """Who may take a task: its capability, or ``@agent N``."""
     return row.capability or f"@agent {row.agent_id}"
 
@@ -89,7 +89,7 @@ def task_table(rows: list[Any]) -> Table:
                 Text(text)
                 for text in (
                     str(row.id),
-                    _addressee(row),
+                    addressee(row),
                     row.kind,
                     row.status,
                     f"{row.attempts}/{row.max_attempts}",
@@ -139,7 +139,7 @@ def status_line(change: Change, since: float) -> str:
     step = f" step {row.step_id}" if row.step_id else ""
     return (
         f"  [{change.at - since:6.2f}s] {change.by:28} "
-        f"task #{row.id}{step} {_addressee(row)}: {what}{detail}"
+        f"task #{row.id}{step} {addressee(row)}: {what}{detail}"
     )
 
 

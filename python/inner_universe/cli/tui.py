@@ -48,7 +48,7 @@ from .render import short
 from .tasks import submit_payload, task_rows, task_table
 from .tui_ops import ProvidersPane, TasksPane
 from .tui_pane import Pane, TablePane
-from .watching import Change, follow
+from .watching import Change, follow, table_query
 
 __all__ = [
     "PANES",
@@ -456,7 +456,7 @@ class UniverseApp(App[None]):
             return
         conn = db_connection(self.universe)
         conn.schema.table(table)  # an unknown table raises SchemaError, listing the known ones
-        query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        query = table_query(table, where)
         await conn.subscribe(query)
         known = any(table in pane.TABLES for pane in self.panes) or table in self._watched
         if not known:

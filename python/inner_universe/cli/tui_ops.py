@@ -20,6 +20,7 @@ from ..features.delegation.board import (
 )
 from ..spacetime.types import Identity
 from .render import short
+from .tasks import addressee
 from .tui_pane import TablePane
 from .watching import Change
 
@@ -106,7 +107,7 @@ class TasksPane(TablePane):
         if table == "workflow":
             return self._workflow_cells(row)
         holder = f"agent {row.claimed_by}" if row.claimed_by else ""
-        for_whom = row.capability or f"@agent {row.agent_id}"
+        for_whom = addressee(row)
         return (
             Text(f"#{row.id}"),
             Text(for_whom if row.kind == "task" else f"{for_whom} ({row.kind})"),

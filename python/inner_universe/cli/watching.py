@@ -90,8 +90,12 @@ async def watch_table(
     ConnectionClosedError if the connection closes for good (a server that restarts
     where it was is reconnected to, and the watch goes on).
     """
-    query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-    await watch_rows(universe, table, [query], on_change, count, ready, keep)
+    await watch_rows(universe, table, [table_query(table, where)], on_change, count, ready, keep)
+
+
+def table_query(table: str, where: str | None = None) -> str:
+    """The subscription to ``table``'s rows, all or those matching ``where``."""
+    return f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
 
 
 async def watch_rows(
