@@ -159,10 +159,14 @@ class ConnectionBuilder:
         if not self._settings.uri or not self._settings.database:
             raise InvalidStateError("a connection needs with_uri(...) and with_database(...)")
         copy = dataclasses.replace(self._settings)
-        for name in ("on_connect", "on_connect_error", "on_disconnect"):
+        for name in (
+            "on_connect",
+            "on_connect_error",
+            "on_disconnect",
+            "on_reconnecting",
+            "on_reconnected",
+        ):
             setattr(copy, name, list(getattr(copy, name)))
-        copy.on_reconnecting = list(copy.on_reconnecting)
-        copy.on_reconnected = list(copy.on_reconnected)
         return copy
 
     async def connect(self, timeout: float = 30.0) -> DbConnection:

@@ -275,7 +275,6 @@ class _NativeCodec:
     def __init__(self, native: ModuleType) -> None:
         self._new_layout = native.Layout
         self._layouts: WeakKeyDictionary[TableSchema | ReducerSchema, Any] = WeakKeyDictionary()
-        self._python = _PythonCodec()
 
     def layout(self, schema: TableSchema | ReducerSchema) -> Any:
         """The native Layout of a table's rows or a reducer's parameters, compiled once."""
@@ -305,7 +304,7 @@ class _NativeCodec:
 
     def encode_row(self, table: TableSchema, row: Any) -> bytes:
         data: bytes | None = self.layout(table).encode(row)
-        return data if data is not None else self._python.encode_row(table, row)
+        return data if data is not None else table.encode_row(row)
 
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
         data: bytes | None = self.layout(reducer).encode(values)

@@ -1043,20 +1043,17 @@ def _fast_transaction_update(data: bytes) -> TransactionUpdate | None:
         return None
 
 
-def _lean_string(data: bytes, pos: int) -> tuple[str, int]:
-    (n,) = _LEN.unpack_from(data, pos)
-    end = pos + 4 + n
-    if end > len(data):
-        raise IndexError
-    return data[pos + 4 : end].decode("utf-8"), end
-
-
 def _lean_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
     (n,) = _LEN.unpack_from(data, pos)
     end = pos + 4 + n
     if end > len(data):
         raise IndexError
     return data[pos + 4 : end], end
+
+
+def _lean_string(data: bytes, pos: int) -> tuple[str, int]:
+    raw, end = _lean_bytes(data, pos)
+    return raw.decode("utf-8"), end
 
 
 def _lean_row_list(data: bytes, pos: int) -> tuple[BsatnRowList, int]:

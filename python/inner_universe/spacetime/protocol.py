@@ -631,7 +631,7 @@ class ClientProtocol:
             if owner is not None:
                 self._finish(call, next(placed).tx)
             elif not call.notify:
-                self._finish_unreported(call)
+                self._finish(call, None)
             # else: a tracked call with no answer (out of energy?): left for the driver
         if not self._held:
             return
@@ -677,20 +677,15 @@ class ClientProtocol:
             return owners
         return [None] * n
 
-    def _finish(self, call: _PendingCall, tx: TransactionApplied) -> None:
+    def _finish(self, call: _PendingCall, tx: TransactionApplied | None) -> None:
+        """The call is over: reported by ``tx``, or (None) only known to have been handled."""
         del self._calls[call.request_id]
         if call.key is not None:
             self._by_key.pop(call.key, None)
+        reported = tx is not None
+        committed, error = (tx.committed, tx.error) if tx is not None else (False, None)
         self._events.append(
-            ReducerResult(call.request_id, call.reducer, tx.committed, tx.error, tx, call.key)
-        )
-
-    def _finish_unreported(self, call: _PendingCall) -> None:
-        del self._calls[call.request_id]
-        if call.key is not None:
-            self._by_key.pop(call.key, None)
-        self._events.append(
-            ReducerResult(call.request_id, call.reducer, False, None, None, call.key, False)
+            ReducerResult(call.request_id, call.reducer, committed, error, tx, call.key, reported)
         )
 
     def _on_subscription_error(self, msg: m.SubscriptionError) -> None:
@@ -722,9 +717,13 @@ class ClientProtocol:
     # ----------------------------------------------------------------- helpers
 
     def _want_barrier(self) -> None:
-        """Queue a barrier unless one already follows every pending call."""
-        newest = max((c.ordinal for c in self._calls.values()), default=0)
-        if any(ordinal > newest for ordinal in self._barriers.values()):
+        """Queue a barrier unless one already follows every pending call.
+
+        Both dicts are in request order (an id still in use is never reissued), so
+        their last entries are the newest call and the newest barrier: no scan.
+        """
+        newest_call = next(reversed(self._calls.values())).ordinal if self._calls else 0
+        if next(reversed(self._barriers.values()), 0) > newest_call:
             return
         query_id = self._subscribe((BARRIER_QUERY,))
         self._barriers[query_id] = self._query_ordinal[query_id]
