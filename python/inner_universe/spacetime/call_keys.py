@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codec
-from .protocol import key_bytes
+from .protocol import KEY_SIZE, key_bytes
 from .schema import CallKey, ModuleSchema
 
 __all__ = ["PreparedCall", "prepare_call", "with_key"]
-
-_KEY_SIZE = len(key_bytes(CallKey(0, 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +38,4 @@ def prepare_call(
 
 def with_key(args: bytes, key: CallKey | None) -> bytes:
     """``args`` with ``key`` written over its zero key (unchanged when ``key`` is None)."""
-    return args if key is None else key_bytes(key) + args[_KEY_SIZE:]
+    return args if key is None else key_bytes(key) + args[KEY_SIZE:]

@@ -118,7 +118,7 @@ MAX_CLIENT_MESSAGE_SIZE: Final = 0x200_0000
 BARRIER_QUERY: Final = "SELECT * FROM -- inner_universe ordering barrier"
 
 _U32_MAX: Final = 0xFFFF_FFFF
-_KEY_SIZE: Final = 24  # CallKey: u128 client + u64 seq, the first reducer argument
+KEY_SIZE: Final = 24  # CallKey: u128 client + u64 seq, the first reducer argument
 
 
 def key_bytes(key: CallKey) -> bytes:
@@ -128,7 +128,7 @@ def key_bytes(key: CallKey) -> bytes:
 
 def key_in_args(args: bytes) -> CallKey | None:
     """The key at the front of a keyed call's argument bytes (None if too short)."""
-    if len(args) < _KEY_SIZE:
+    if len(args) < KEY_SIZE:
         return None
     return CallKey(int.from_bytes(args[:16], "little"), int.from_bytes(args[16:24], "little"))
 
