@@ -22,7 +22,6 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
@@ -33,7 +32,7 @@ from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, event
 from eventsourcing.persistence import StoredEvent
 
 from inner_universe.spacetime.server import LocalServer
-from inner_universe.universe.module import find_module_wasm
+from inner_universe.universe import publish
 
 BATCH = 100
 SNAPSHOT_INTERVAL = 100
@@ -150,8 +149,7 @@ def main() -> None:
     with LocalServer() as server, tempfile.TemporaryDirectory() as tmp:
         token = server.create_identity().token
         for r in range(args.rounds):  # alternating, each round on a fresh database
-            database = f"bench-store-{uuid.uuid4().hex[:8]}"
-            server.publish_module(find_module_wasm().read_bytes(), database)
+            database = publish(server)
             stdb_env = {
                 "PERSISTENCE_MODULE": "inner_universe.nerv.store",
                 "SPACETIMEDB_URI": server.uri,

@@ -21,7 +21,6 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import time
-import uuid
 from typing import Any
 
 from bench_common import machine
@@ -32,24 +31,16 @@ from inner_universe.features.delegation.tasks import CLAIMED, RUNNING, SUCCEEDED
 from inner_universe.spacetime.connection import connect
 from inner_universe.spacetime.events import EventContext
 from inner_universe.spacetime.server import LocalServer
-from inner_universe.universe.module import find_module_wasm
+from inner_universe.universe import publish
 
 HANDLERS = "inner_universe.features.delegation.handlers"
 WORKER_COUNTS = (1, 2, 4)
 CONCURRENCY = 4
 
 
-def fresh_database(server: LocalServer, wasm: bytes) -> str:
-    name = f"bench-tasks-{uuid.uuid4().hex[:8]}"
-    server.publish_module(wasm, name)
-    return name
-
-
-async def through_module(
-    server: LocalServer, wasm: bytes, workers: int, tasks: int
-) -> dict[str, float]:
+async def through_module(server: LocalServer, workers: int, tasks: int) -> dict[str, float]:
     """Rates for ``tasks`` echo tasks taken by ``workers`` worker processes."""
-    database = fresh_database(server, wasm)
+    database = publish(server)
     procs = await asyncio.gather(
         *(
             WorkerProcess.start(
@@ -127,11 +118,9 @@ def through_local_queue(workers: int, tasks: int) -> dict[str, float]:
     }
 
 
-async def death_to_retake(
-    server: LocalServer, wasm: bytes, lease: float, kills: int
-) -> list[float]:
+async def death_to_retake(server: LocalServer, lease: float, kills: int) -> list[float]:
     """Seconds from SIGKILL of the worker running a task to another worker claiming it."""
-    database = fresh_database(server, wasm)
+    database = publish(server)
     try:
         async with connect(server.uri, database) as conn:
             board = await TaskBoard.of(conn)
@@ -172,11 +161,10 @@ async def main() -> None:
     args = parser.parse_args()
     print(machine("eventsourcing"))
     print(f"{args.tasks} echo tasks; worker processes run {CONCURRENCY} tasks at a time\n")
-    wasm = find_module_wasm().read_bytes()
     with LocalServer() as server:
         print(f"{'':32}{'submitted/s':>12}{'claimed/s':>12}{'completed/s':>12}")
         for workers in WORKER_COUNTS:
-            module = await through_module(server, wasm, workers, args.tasks)
+            module = await through_module(server, workers, args.tasks)
             local = through_local_queue(workers, args.tasks)
             for label, rates in (
                 (f"module, {workers} worker process(es)", module),
@@ -188,7 +176,7 @@ async def main() -> None:
                 )
         print("\nworker killed mid-task -> task claimed by another worker (backoff 0.1 s):")
         for lease in (0.5, 2.0):
-            times = await death_to_retake(server, wasm, lease, args.kills)
+            times = await death_to_retake(server, lease, args.kills)
             print(
                 f"  lease {lease:.1f} s: median {statistics.median(times):.2f} s, "
                 f"range {min(times):.2f}-{max(times):.2f} s over {len(times)} kills"

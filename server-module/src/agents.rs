@@ -124,6 +124,14 @@ fn save(
     Ok(())
 }
 
+/// Checks that `agent_id` names one of the caller's agents; 0 (no agent) passes.
+pub(crate) fn check_own_or_none(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
+    if agent_id != 0 {
+        owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
+    }
+    Ok(())
+}
+
 /// Registers a new agent owned by the caller, with status "idle" and version 1.
 /// The name must be new among the caller's agents; name, role and state are size-checked.
 #[spacetimedb::reducer]

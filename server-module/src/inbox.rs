@@ -150,8 +150,7 @@ pub fn forget_agent_message(
         message_id,
     )?;
     ctx.db.inbox_message().id().delete(message_id);
-    // A decrease never fails: usage stops at zero.
     let bytes = quotas::signed(message.body.len());
-    let _ = quotas::charge(ctx, message.sender, Quota::AgentMessages, -1, -bytes);
+    quotas::release(ctx, message.sender, Quota::AgentMessages, 1, bytes);
     Ok(())
 }

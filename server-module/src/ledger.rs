@@ -13,7 +13,7 @@
 use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, Table, Timestamp};
 
-use crate::agents::agent;
+use crate::agents;
 use crate::calls::{self, CallKey};
 use crate::providers::{self, CallOutcome};
 use crate::quotas::{self, Quota};
@@ -93,9 +93,7 @@ pub fn begin_model_call(
     if !calls::first_call(ctx, &call_key)? {
         return Ok(());
     }
-    if agent_id != 0 {
-        owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
-    }
+    agents::check_own_or_none(ctx, agent_id)?;
     if message_id != 0 {
         let stream = owned_by_caller(
             ctx,
@@ -183,7 +181,7 @@ pub fn end_model_call(
             OUTCOMES.join(", ")
         ));
     }
-    let error = crate::streams::truncate(&error, MAX_ERROR_BYTES);
+    let error = validate::truncate(&error, MAX_ERROR_BYTES);
     quotas::charge(
         ctx,
         ctx.sender,
@@ -234,8 +232,7 @@ pub fn forget_model_call(
         ));
     }
     ctx.db.model_call().id().delete(call_id);
-    // A decrease never fails: usage stops at zero.
     let bytes = quotas::signed(call.provider.len() + call.model.len() + call.error.len());
-    let _ = quotas::charge(ctx, call.caller, Quota::ModelCalls, -1, -bytes);
+    quotas::release(ctx, call.caller, Quota::ModelCalls, 1, bytes);
     Ok(())
 }

@@ -20,10 +20,9 @@
 use spacetimedb::{client_visibility_filter, Filter};
 use spacetimedb::{Identity, ReducerContext, Table, TimeDuration, Timestamp};
 
-use crate::agents::agent;
+use crate::agents;
 use crate::calls::{self, CallKey};
 use crate::ledger::MAX_ERROR_BYTES;
-use crate::owned_by_caller;
 use crate::quotas::{self, Quota};
 use crate::validate::{self, MAX_TITLE_BYTES};
 
@@ -90,9 +89,7 @@ pub fn set_budget(
     if !calls::first_call(ctx, &call_key)? {
         return Ok(());
     }
-    if agent_id != 0 {
-        owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
-    }
+    agents::check_own_or_none(ctx, agent_id)?;
     let row = spend_row(ctx, ctx.sender, agent_id);
     ctx.db.spend().id().update(Spend {
         budget_nano_usd,
@@ -117,14 +114,7 @@ pub fn forget_provider(
         return Err(format!("no provider '{name}' in the caller's health rows"));
     };
     ctx.db.provider().id().delete(row.id);
-    // A decrease never fails: usage stops at zero.
-    let _ = quotas::charge(
-        ctx,
-        ctx.sender,
-        Quota::Providers,
-        -1,
-        -provider_bytes(&name),
-    );
+    quotas::release(ctx, ctx.sender, Quota::Providers, 1, provider_bytes(&name));
     Ok(())
 }
 

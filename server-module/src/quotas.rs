@@ -168,6 +168,13 @@ pub fn charge(
     Ok(())
 }
 
+/// Gives back `rows` and `bytes` of `owner`'s usage of `quota` (a row deleted,
+/// bytes dropped). Never fails: [`charge`] refuses only increases, and usage
+/// stops at zero.
+pub fn release(ctx: &ReducerContext, owner: Identity, quota: Quota, rows: i64, bytes: i64) {
+    let _ = charge(ctx, owner, quota, -rows, -bytes);
+}
+
 /// A byte count as a signed delta for [`charge`].
 pub fn signed(bytes: usize) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)

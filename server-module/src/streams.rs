@@ -15,7 +15,7 @@
 
 use spacetimedb::{client_visibility_filter, Filter, Identity, ReducerContext, Table, Timestamp};
 
-use crate::agents::agent;
+use crate::agents;
 use crate::calls::{self, CallKey};
 use crate::conversations::{check_may_post, is_participant, message, Message};
 use crate::quotas::{self, Quota};
@@ -143,7 +143,7 @@ pub fn start_stream(
     if ctx.db.stream().message_id().find(message_id).is_some() {
         return Err(format!("message {message_id} already has a stream"));
     }
-    check_agent(ctx, agent_id)?;
+    agents::check_own_or_none(ctx, agent_id)?;
     validate::title("provider", &provider)?;
     validate::title("model", &model)?;
     ctx.db.stream().insert(Stream {
@@ -272,13 +272,6 @@ pub(crate) fn forget_message(ctx: &ReducerContext, message_id: u64) -> Result<()
     Ok(())
 }
 
-fn check_agent(ctx: &ReducerContext, agent_id: u64) -> Result<(), String> {
-    if agent_id != 0 {
-        owned_by_caller(ctx, ctx.db.agent().id().find(agent_id), agent_id)?;
-    }
-    Ok(())
-}
-
 /// The caller's own stream of `message_id`, still streaming.
 fn live_stream_of_caller(ctx: &ReducerContext, message_id: u64) -> Result<Stream, String> {
     let stream = owned_by_caller(
@@ -370,32 +363,10 @@ fn end(ctx: &ReducerContext, stream: Stream, status: &str, detail: &str) -> Resu
     });
     ctx.db.stream().message_id().update(Stream {
         status: status.into(),
-        detail: truncate(detail, MAX_DETAIL_BYTES),
+        detail: validate::truncate(detail, MAX_DETAIL_BYTES),
         ended_by: Some(ctx.sender),
         updated_at: ctx.timestamp,
         ..stream
     });
     Ok(())
-}
-
-/// `text` cut to at most `limit` bytes, on a character boundary.
-pub(crate) fn truncate(text: &str, limit: usize) -> String {
-    let mut end = text.len().min(limit);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate;
-
-    #[test]
-    fn truncate_keeps_whole_characters() {
-        assert_eq!(truncate("abc", 10), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc");
-        // "é" is two bytes: cutting at 2 would split it.
-        assert_eq!(truncate("aé", 2), "a");
-    }
 }

@@ -754,11 +754,10 @@ pub fn forget_task(ctx: &ReducerContext, call_key: CallKey, task_id: u64) -> Res
 /// Deletes a task and gives its quota back (also for a forgotten workflow's steps).
 pub(crate) fn forget(ctx: &ReducerContext, task: Task) {
     let payload = quotas::signed(task.payload.len());
-    // A decrease never fails: usage stops at zero.
-    let _ = quotas::charge(ctx, task.submitter, Quota::Tasks, -1, -payload);
+    quotas::release(ctx, task.submitter, Quota::Tasks, 1, payload);
     if let (Some(worker), false) = (task.claimant, task.result.is_empty()) {
         let result = quotas::signed(task.result.len());
-        let _ = quotas::charge(ctx, worker, Quota::Tasks, 0, -result);
+        quotas::release(ctx, worker, Quota::Tasks, 0, result);
     }
     ctx.db.task().id().delete(task.id);
 }

@@ -48,6 +48,15 @@ pub fn message_role(role: &str) -> Result<(), String> {
     ))
 }
 
+/// `text` cut to at most `limit` bytes, on a character boundary.
+pub fn truncate(text: &str, limit: usize) -> String {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 fn non_blank(field: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{field} must not be empty"));
@@ -127,5 +136,13 @@ mod tests {
         );
         assert!(message_role("User").is_err());
         assert!(message_role("").is_err());
+    }
+
+    #[test]
+    fn truncate_keeps_whole_characters() {
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        // "é" is two bytes: cutting at 2 would split it.
+        assert_eq!(truncate("aé", 2), "a");
     }
 }

@@ -413,13 +413,12 @@ pub fn forget_workflow(
         ctx.db.workflow_step().id().delete(step.id);
     }
     ctx.db.workflow().id().delete(workflow_id);
-    // A decrease never fails: usage stops at zero.
-    let _ = quotas::charge(
+    quotas::release(
         ctx,
         workflow.submitter,
         Quota::Workflows,
-        -1,
-        -quotas::signed(payloads),
+        1,
+        quotas::signed(payloads),
     );
     Ok(())
 }
