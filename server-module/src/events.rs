@@ -58,6 +58,9 @@ pub const MAX_STORE_MEMBERS: usize = 256;
     index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
 )]
 pub struct StoredEvent {
+    /// Indexed on its own too, though the composite indexes start with it: the
+    /// visibility filter joins on it, and SpacetimeDB 1.2 rejects a subscription
+    /// whose join column has no single-column index.
     #[index(btree)]
     pub store: String,
     /// 1, 2, 3, ... within the store, in commit order, without gaps.
@@ -330,16 +333,15 @@ pub fn append_events(
         return Ok(());
     }
     charge(ctx, &events)?;
+    let stream = ctx.db.stored_event().by_stream();
+    check_new("event", &store, &events, |id, lo, hi| {
+        stream
+            .filter((store.as_str(), id, lo..=hi))
+            .map(|e| e.originator_version)
+            .collect()
+    })?;
     let mut last = log.last_notification_id;
     for event in events {
-        let existing = ctx.db.stored_event().by_stream().filter((
-            &store,
-            &event.originator_id,
-            &event.originator_version,
-        ));
-        if existing.count() > 0 {
-            return Err(conflict("event", &store, &event));
-        }
         last += 1;
         ctx.db.stored_event().insert(StoredEvent {
             store: store.clone(),
@@ -373,15 +375,14 @@ pub fn append_snapshots(
     batch(&snapshots)?;
     open_for_writing(ctx, &store)?;
     charge(ctx, &snapshots)?;
+    let stream = ctx.db.stored_snapshot().by_stream();
+    check_new("snapshot", &store, &snapshots, |id, lo, hi| {
+        stream
+            .filter((store.as_str(), id, lo..=hi))
+            .map(|s| s.originator_version)
+            .collect()
+    })?;
     for snapshot in snapshots {
-        let existing = ctx.db.stored_snapshot().by_stream().filter((
-            &store,
-            &snapshot.originator_id,
-            &snapshot.originator_version,
-        ));
-        if existing.count() > 0 {
-            return Err(conflict("snapshot", &store, &snapshot));
-        }
         ctx.db.stored_snapshot().insert(StoredSnapshot {
             store: store.clone(),
             originator_id: snapshot.originator_id,
@@ -440,6 +441,59 @@ fn record_tracking(ctx: &ReducerContext, store: &str, tracking: NewTracking) -> 
         application_name: tracking.application_name,
         notification_id: tracking.notification_id,
     });
+    Ok(())
+}
+
+/// Fails with an [`INTEGRITY`] error if a record's (originator id, version) is
+/// repeated in the batch or already stored. `stored(id, lo, hi)` gives the
+/// stored versions of originator `id` between `lo` and `hi` inclusive.
+///
+/// One index scan per originator in the batch, not one per record: a save
+/// usually writes consecutive versions of one aggregate, so the scan covers
+/// just the batch's range. An originator whose versions in the batch are far
+/// apart falls back to one lookup per record, so a sparse batch never scans a
+/// long history.
+fn check_new(
+    kind: &str,
+    store: &str,
+    records: &[NewEvent],
+    stored: impl Fn(&str, u64, u64) -> Vec<u64>,
+) -> Result<(), String> {
+    let mut sorted: Vec<&NewEvent> = records.iter().collect();
+    sorted.sort_unstable_by(|a, b| {
+        (a.originator_id.as_str(), a.originator_version)
+            .cmp(&(b.originator_id.as_str(), b.originator_version))
+    });
+    for pair in sorted.windows(2) {
+        if pair[0].originator_id == pair[1].originator_id
+            && pair[0].originator_version == pair[1].originator_version
+        {
+            return Err(conflict(kind, store, pair[1]));
+        }
+    }
+    for group in sorted.chunk_by(|a, b| a.originator_id == b.originator_id) {
+        let id = group[0].originator_id.as_str();
+        let (lo, hi) = (
+            group[0].originator_version,
+            group[group.len() - 1].originator_version,
+        );
+        let dense = hi - lo < 2 * group.len() as u64;
+        let ranges: Vec<(u64, u64)> = if dense {
+            vec![(lo, hi)]
+        } else {
+            group
+                .iter()
+                .map(|r| (r.originator_version, r.originator_version))
+                .collect()
+        };
+        for (lo, hi) in ranges {
+            for version in stored(id, lo, hi) {
+                if let Ok(i) = group.binary_search_by_key(&version, |r| r.originator_version) {
+                    return Err(conflict(kind, store, group[i]));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -517,5 +571,44 @@ mod tests {
         assert_eq!(batch(&[event("a", 10)]), Ok(()));
         assert!(batch(&[event("", 10)]).is_err());
         assert!(batch(&[event("a", MAX_PAYLOAD_BYTES + 1)]).is_err());
+    }
+
+    #[test]
+    fn conflicts_are_found_in_the_batch_and_in_the_store() {
+        let record = |id: &str, version: u64| NewEvent {
+            originator_id: id.into(),
+            originator_version: version,
+            topic: "t".into(),
+            state: vec![],
+        };
+        let stored_a_3 = |id: &str, lo: u64, hi: u64| -> Vec<u64> {
+            if id == "a" && lo <= 3 && 3 <= hi {
+                vec![3]
+            } else {
+                vec![]
+            }
+        };
+        let fresh = [
+            record("b", 2),
+            record("a", 1),
+            record("b", 1),
+            record("a", 2),
+        ];
+        assert_eq!(check_new("event", "s", &fresh, stored_a_3), Ok(()));
+        let repeated = [record("b", 1), record("a", 1), record("b", 1)];
+        let error = check_new("event", "s", &repeated, stored_a_3).unwrap_err();
+        assert!(error.starts_with(INTEGRITY) && error.contains("version 1 of originator b"));
+        let stored = [record("a", 2), record("a", 3), record("a", 4)];
+        let error = check_new("event", "s", &stored, stored_a_3).unwrap_err();
+        assert!(error.contains("version 3 of originator a"), "{error}");
+        // Far-apart versions are looked up one by one: 3 is not among them.
+        let sparse = [record("a", 1), record("a", 1_000)];
+        let probes = std::cell::RefCell::new(vec![]);
+        let ok = check_new("event", "s", &sparse, |id, lo, hi| {
+            probes.borrow_mut().push((lo, hi));
+            stored_a_3(id, lo, hi)
+        });
+        assert_eq!(ok, Ok(()));
+        assert_eq!(probes.into_inner(), vec![(1, 1), (1_000, 1_000)]);
     }
 }
