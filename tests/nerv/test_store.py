@@ -199,6 +199,10 @@ class TestFactory(OnFreshDatabase, InfrastructureFactoryTestCase[Factory]):
             Factory({Factory.SPACETIMEDB_DATABASE: "x"})
         with pytest.raises(OSError, match="contains ' '"):
             Factory(Environment("My App", dict(self.env)))
+        with pytest.raises(OSError, match="SPACETIMEDB_COMPRESSION must be one of"):
+            Factory({**self.env, Factory.SPACETIMEDB_COMPRESSION: "zstd"})
+        assert Factory({**self.env, Factory.SPACETIMEDB_COMPRESSION: "gzip"}).compression == "Gzip"
+        assert self.factory.compression == "None"
 
 
 # --- what the conformance suites do not cover ----------------------------------------------
@@ -232,6 +236,23 @@ class TestStoreSemantics(OnFreshDatabase):
         assert recorder.max_tracking_id("up") == 5
         assert recorder.insert_events([StoredEvent(oid, 3, "t", b"")]) == [3]
         assert [n.id for n in recorder.select_notifications(None, 10)] == [1, 2, 3]
+
+    def test_conflicts_are_found_anywhere_in_a_batch(self) -> None:
+        recorder = SpacetimeApplicationRecorder(self.replica())
+        a, b = uuid4(), uuid4()
+        assert recorder.insert_events([StoredEvent(a, v, "t", b"") for v in (1, 2, 3)]) == [1, 2, 3]
+        batches = {
+            "version 2 of originator": [StoredEvent(b, 1, "t", b""), StoredEvent(a, 2, "t", b"")],
+            "version 3 of originator": [StoredEvent(a, v, "t", b"") for v in (5, 4, 3)],
+            f"version 7 of originator {b}": [StoredEvent(b, v, "t", b"") for v in (7, 8, 7)],
+        }
+        for message, batch in batches.items():
+            with pytest.raises(IntegrityError, match=message):
+                recorder.insert_events(batch)
+        # Versions far apart, around stored ones, in one batch with another originator.
+        sparse = [StoredEvent(a, 1000, "t", b""), StoredEvent(b, 1, "t", b"")]
+        assert recorder.insert_events([*sparse, StoredEvent(a, 4, "t", b"")]) == [4, 5, 6]
+        assert [e.originator_version for e in recorder.select_events(a)] == [1, 2, 3, 4, 1000]
 
     def test_bad_input_is_a_data_error_naming_the_field(self) -> None:
         from eventsourcing.persistence import DataError

@@ -78,6 +78,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic
 from ..errors import ArgumentError, InnerUniverseError, ReducerError
 from ..spacetime.connection import ConnectionBuilder, ThreadedConnection
 from ..spacetime.events import EventContext
+from ..spacetime.transport import CompressionName
 from ..spacetime.types import Identity
 
 __all__ = [
@@ -100,6 +101,10 @@ INTEGRITY_PREFIX = "integrity error: "
 """How the module's append reducers start a conflict error (see events.rs)."""
 _STORE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
 _MAX_STORE_BYTES = 64
+_COMPRESSIONS = ("None", "Gzip", "Brotli")
+"""How the server may compress its messages to the store's connection (None by default:
+each append comes back as a transaction update, and compressing it costs both ends more
+CPU than a local link saves; Gzip suits a slow link)."""
 _LIVENESS_CHECK = 1.0
 """Seconds between checks that the connection is still open while a wait has no news."""
 
@@ -247,6 +252,14 @@ class _Stream:
         return None
 
 
+def _stream(streams: dict[str, _Stream], originator_id: str) -> _Stream:
+    """The originator's stream, created on first use (``setdefault`` would build one per call)."""
+    stream = streams.get(originator_id)
+    if stream is None:
+        stream = streams[originator_id] = _Stream()
+    return stream
+
+
 class StoreReplica:
     """The live local copy of one store: its events, snapshots and tracking positions.
 
@@ -268,13 +281,14 @@ class StoreReplica:
         self.originator_id_type = originator_id_type
         self._owns_connection = owns_connection
         self._cond = threading.Condition(threading.RLock())
-        self._notifications: dict[int, Notification] = {}
+        # Each event once, by notification id; a Notification is made when one is read.
+        self._notifications: dict[int, StoredEvent] = {}
         self._max_notification_id = 0
         self._topics: dict[str, list[int]] = {}
         self._events: dict[str, _Stream] = {}
         self._snapshots: dict[str, _Stream] = {}
         self._tracking: dict[str, int] = {}
-        self._writers: dict[str, set[Identity]] = {}
+        self._writers: dict[str, set[int]] = {}  # topic -> Identity.value of its writers
         self._closed = False
         self._ids: dict[str, UUID | str] = {}
         connection.on_transaction(self._on_transaction)
@@ -316,9 +330,10 @@ class StoreReplica:
 
     def _on_transaction(self, ctx: EventContext) -> None:
         diff = ctx.diff
-        events = [r for r in diff["stored_event"].inserts if r.store == self.store]
-        snapshots = [r for r in diff["stored_snapshot"].inserts if r.store == self.store]
-        tracking = [r for r in diff["event_tracking"].inserts if r.store == self.store]
+        store = self.store
+        events = [r for r in diff["stored_event"].inserts if r.store == store]
+        snapshots = [r for r in diff["stored_snapshot"].inserts if r.store == store]
+        tracking = [r for r in diff["event_tracking"].inserts if r.store == store]
         if not (events or snapshots or tracking):
             return
         with self._cond:
@@ -326,14 +341,14 @@ class StoreReplica:
             for row in events:
                 self._add_event(row)
             for row in snapshots:
-                self._writers.setdefault(row.topic, set()).add(row.writer)
+                self._add_writer(row.topic, row.writer)
                 snapshot = StoredEvent(
                     self._originator_id(row.originator_id),
                     row.originator_version,
                     row.topic,
                     row.state,
                 )
-                self._snapshots.setdefault(row.originator_id, _Stream()).add(snapshot, 0)
+                _stream(self._snapshots, row.originator_id).add(snapshot, 0)
             for row in tracking:
                 current = self._tracking.get(row.application_name)
                 if current is None or row.notification_id > current:
@@ -344,16 +359,18 @@ class StoreReplica:
         nid: int = row.notification_id
         if nid in self._notifications:
             return
+        topic: str = row.topic
         originator_id = self._originator_id(row.originator_id)
-        notification = Notification(
-            originator_id, row.originator_version, row.topic, row.state, nid
-        )
-        self._notifications[nid] = notification
-        self._writers.setdefault(row.topic, set()).add(row.writer)
-        event = StoredEvent(originator_id, row.originator_version, row.topic, row.state)
-        self._events.setdefault(row.originator_id, _Stream()).add(event, nid)
-        ids = self._topics.setdefault(row.topic, [])
-        if not ids or nid > ids[-1]:
+        version: int = row.originator_version
+        state: bytes = row.state
+        event = StoredEvent(originator_id, version, topic, state)
+        self._notifications[nid] = event
+        self._add_writer(topic, row.writer)
+        _stream(self._events, row.originator_id).add(event, nid)
+        ids = self._topics.get(topic)
+        if ids is None:
+            self._topics[topic] = [nid]
+        elif nid > ids[-1]:
             ids.append(nid)
         else:
             bisect.insort(ids, nid)
@@ -366,6 +383,14 @@ class StoreReplica:
                     self._max_notification_id,
                 )
             self._max_notification_id = nid
+
+    def _add_writer(self, topic: str, writer: Identity) -> None:
+        # Kept as ints: hashing an int is much cheaper than hashing an Identity.
+        writers = self._writers.get(topic)
+        if writers is None:
+            self._writers[topic] = {writer.value}
+        else:
+            writers.add(writer.value)
 
     # --- ownership ----------------------------------------------------------------------
 
@@ -388,7 +413,7 @@ class StoreReplica:
     def topic_writers(self, topic: str) -> list[Identity]:
         """Who wrote the events and snapshots with ``topic`` held here."""
         with self._cond:
-            return sorted(self._writers.get(topic, ()), key=str)
+            return sorted((Identity(w) for w in self._writers.get(topic, ())), key=str)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -464,19 +489,24 @@ class StoreReplica:
         first = max(first, 1)
         if limit <= 0 or hi < first:
             return []
-        if not topics:
-            found = (
-                self._notifications.get(i) for i in range(first, min(hi, first + limit - 1) + 1)
-            )
-            return [n for n in found if n is not None]
-        ids: list[int] = []
-        for topic in set(topics):
-            topic_ids = self._topics.get(topic, [])
-            start = bisect.bisect_left(topic_ids, first)
-            end = bisect.bisect_right(topic_ids, hi, lo=start)
-            ids.extend(topic_ids[start : min(end, start + limit)])
-        ids.sort()
-        return [self._notifications[i] for i in ids[:limit]]
+        if topics:
+            ids: list[int] = []
+            for topic in set(topics):
+                topic_ids = self._topics.get(topic, [])
+                start = bisect.bisect_left(topic_ids, first)
+                end = bisect.bisect_right(topic_ids, hi, lo=start)
+                ids.extend(topic_ids[start : min(end, start + limit)])
+            ids.sort()
+            del ids[limit:]
+        else:
+            ids = [
+                i for i in range(first, min(hi, first + limit - 1) + 1) if i in self._notifications
+            ]
+        found = []
+        for i in ids:
+            e = self._notifications[i]
+            found.append(Notification(e.originator_id, e.originator_version, e.topic, e.state, i))
+        return found
 
     def select_notifications(
         self, first: int, limit: int, last: int | None, topics: Sequence[str]
@@ -705,6 +735,7 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
     SPACETIMEDB_TOKEN = "SPACETIMEDB_TOKEN"
     SPACETIMEDB_STORE = "SPACETIMEDB_STORE"
     SPACETIMEDB_TIMEOUT = "SPACETIMEDB_TIMEOUT"
+    SPACETIMEDB_COMPRESSION = "SPACETIMEDB_COMPRESSION"
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
     TRUSTED_TOPIC_MODULES = "TRUSTED_TOPIC_MODULES"
 
@@ -737,6 +768,13 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
             raise OSError(
                 f"{self.SPACETIMEDB_TIMEOUT} must be a number of seconds: {timeout!r}"
             ) from None
+        compression = self.env.get(self.SPACETIMEDB_COMPRESSION, "None").title()
+        if compression not in _COMPRESSIONS:
+            raise OSError(
+                f"{self.SPACETIMEDB_COMPRESSION} must be one of {', '.join(_COMPRESSIONS)}: "
+                f"{compression!r}"
+            )
+        self.compression = cast(CompressionName, compression)
         trusted = self.env.get(self.TRUSTED_TOPIC_MODULES, "")
         self.trusted_topic_modules = tuple(m.strip() for m in trusted.split(",") if m.strip())
         self._replica: StoreReplica | None = None
@@ -766,6 +804,7 @@ class Factory(InfrastructureFactory[SpacetimeTrackingRecorder]):
                         .with_uri(self.uri)
                         .with_database(self.database)
                         .with_token(self.token)
+                        .with_compression(self.compression)
                         .on_disconnect(closed)
                         .connect_threaded(self.timeout)
                     )
