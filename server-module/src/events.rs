@@ -14,7 +14,7 @@
 //! readers only read. Only members read a store's events, snapshots and tracking
 //! positions; which stores exist, who owns them and who their members are is public.
 //!
-//! - `stored_event`: the events, by store and notification id, and by store,
+//! - `stored_event`: the events, by store, and by store,
 //!   originator id and version (the aggregate's history), with the writer of each.
 //! - `stored_snapshot`: aggregate snapshots (no notification ids).
 //! - `event_tracking`: per store, the last notification id processed from each
@@ -50,11 +50,12 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Members of one store, its owner included.
 pub const MAX_STORE_MEMBERS: usize = 256;
 
-/// One recorded domain event.
+/// One recorded domain event. Two indexes, each kept up on every insert: no
+/// reducer or client query looks events up by notification id (replicas index
+/// them locally), so there is no (store, notification_id) index.
 #[spacetimedb::table(
     name = stored_event,
     public,
-    index(name = by_position, btree(columns = [store, notification_id])),
     index(name = by_stream, btree(columns = [store, originator_id, originator_version]))
 )]
 pub struct StoredEvent {
