@@ -12,6 +12,12 @@ files: WAL journal), the configuration that persists and can be shared between
 processes on one machine; the SpacetimeDB figures include the WebSocket round
 trip to a local server and the replica update.
 
+After the table, where a SpacetimeDB batch's time goes, from the same run: the
+reducer's host time on the server (as the server reports it), and the same
+``append_events`` call made on a bare connection with no replica (no subscription,
+nothing indexed on the client): the floor of this write path, whatever the store
+does on top of it.
+
     .venv/bin/python scripts/bench_store.py [--single N] [--batches N] [--history N] [--rounds N]
 """
 
@@ -31,6 +37,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, event
 from eventsourcing.persistence import StoredEvent
 
+from inner_universe.spacetime.connection import ConnectionBuilder
+from inner_universe.spacetime.events import EventContext, ReducerEvent
 from inner_universe.spacetime.server import LocalServer
 from inner_universe.universe import publish
 
@@ -100,7 +108,17 @@ def bench(env: dict[str, str], single: int, batches: int, history: int) -> dict[
             for _ in range(batches):
                 batch()
 
+        host_micros: list[int] = []
+        replica = getattr(recorder, "replica", None)  # None: SQLite
+        if replica is not None:
+
+            def on_append(_ctx: EventContext, event: ReducerEvent) -> None:
+                host_micros.append(event.duration.micros)
+
+            replica.connection.on_reducer("append_events", on_append)
         results["batch"] = batches * BATCH / timed(all_batches)
+        if host_micros:
+            results["batch_host_ms"] = statistics.median(host_micros) / 1000
 
         # One aggregate with a long history, written through the snapshotting app,
         # so its snapshots exist; the plain app on the same events ignores them.
@@ -114,7 +132,6 @@ def bench(env: dict[str, str], single: int, batches: int, history: int) -> dict[
             snapshotting.save(agent)
         # The plain app's SpacetimeDB replica receives those events a moment after they
         # commit: time its loads only once it holds them all, not a stale history.
-        replica = getattr(plain.recorder, "replica", None)  # None: SQLite, read directly
         if replica is not None:
             last = snapshotting.recorder.max_notification_id() or 0
             caught_up = replica.wait_for(
@@ -133,10 +150,38 @@ def bench(env: dict[str, str], single: int, batches: int, history: int) -> dict[
     return results
 
 
+def bare_batches(uri: str, database: str, batches: int) -> float:
+    """Events/s of ``append_events`` batches on a connection with no replica: the floor."""
+    connection = (
+        ConnectionBuilder()
+        .with_uri(uri)
+        .with_database(database)
+        .with_compression("None")  # as the store's connection
+        .connect_threaded()
+    )
+    try:
+
+        def batch() -> None:
+            oid = str(uuid4())
+            rows = [(oid, v, "bench.Event", b'{"n":1}') for v in range(1, BATCH + 1)]
+            connection.call_reducer("append_events", "bare", rows, None)
+
+        def all_batches() -> None:
+            for _ in range(batches):
+                batch()
+
+        for _ in range(10):  # warm up
+            batch()
+        return batches * BATCH / timed(all_batches)
+    finally:
+        connection.disconnect()
+
+
 def best_of(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The best figure of each measurement over the rounds: highest rate, shortest load."""
+    """The best figure of each measurement over the rounds: highest rate, shortest time."""
     return {
-        key: (min if key.startswith("load") else max)(run[key] for run in runs) for key in runs[0]
+        key: (max if key in ("single", "batch", "bare") else min)(run[key] for run in runs)
+        for key in runs[0]
     }
 
 
@@ -168,6 +213,7 @@ def main() -> None:
                 "SPACETIMEDB_TOKEN": token,
             }
             stdb_runs.append(bench(stdb_env, args.single, args.batches, args.history))
+            stdb_runs[-1]["bare"] = bare_batches(server.uri, database, args.batches)
             server.delete_database(database)
             sqlite_env = {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -193,6 +239,13 @@ def main() -> None:
         print(f"{name:42} {fmt.format(ours)} {fmt.format(theirs)}  {ratio:>5.2f}x")
     print("\nratio > 1: the SpacetimeDB store is faster (higher rate, or shorter load).")
     print(f"best of {args.rounds} rounds each; SpacetimeDB and SQLite rounds alternate.")
+
+    per_batch = 1000 * BATCH
+    print(f"\nwhere a SpacetimeDB batch of {BATCH} goes (ms per batch, best round):")
+    print(f"  insert_events through the store{per_batch / stdb['batch']:>30.2f}")
+    print(f"  append_events on a bare connection (no replica){per_batch / stdb['bare']:>13.2f}")
+    print(f"  of which the reducer on the server (median host time){stdb['batch_host_ms']:>7.2f}")
+    print(f"  SQLite's insert_events{per_batch / sqlite['batch']:>38.2f}")
 
 
 if __name__ == "__main__":

@@ -427,9 +427,16 @@ class StoreReplica:
 
     @staticmethod
     def _rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, int, str, bytes]]:
-        return [
-            (str(e.originator_id), e.originator_version, e.topic, e.state) for e in stored_events
-        ]
+        """The reducer's NewEvent tuples; each originator id is made text once per batch
+        (a batch usually holds one aggregate's events, and str(UUID) is not cheap)."""
+        texts: dict[UUID | str, str] = {}
+        rows = []
+        for e in stored_events:
+            text = texts.get(e.originator_id)
+            if text is None:
+                text = texts[e.originator_id] = str(e.originator_id)
+            rows.append((text, e.originator_version, e.topic, e.state))
+        return rows
 
     def append_events(
         self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None
