@@ -7,6 +7,7 @@ Select it the standard way::
     SPACETIMEDB_DATABASE=my-universe
     SPACETIMEDB_TOKEN=...            # optional: who appends (default: a new identity)
     SPACETIMEDB_STORE=...            # optional: the store name (default: the app's name)
+    SPACETIMEDB_COMPRESSION=...      # optional: None (default), Gzip or Brotli
     TRUSTED_TOPIC_MODULES=...        # optional: modules whose topics may be imported on read
 
 Ownership: a store belongs to the identity that opened it first (a replica opens
@@ -26,7 +27,8 @@ Writes go through the module's ``append_events`` / ``append_snapshots`` reducers
 (server-module/src/events.rs): one reducer call per batch, so a batch is atomic,
 and the module gives out the store's notification ids 1, 2, 3, ... without gaps.
 Reads never leave the process: each store is a live replica, kept by one
-SpacetimeDB subscription (``... WHERE store = '<name>'``) and indexed here by
+SpacetimeDB subscription to the store tables (the rows of every store this
+identity is a member of; the replica keeps its own store's) and indexed here by
 originator and by notification id. That makes loading an aggregate a local
 lookup and :meth:`SpacetimeApplicationRecorder.subscribe` a push: iterators
 wake when the subscription delivers a transaction, from this process or any
