@@ -66,8 +66,8 @@ impl Fail {
     }
 }
 
-/// A new, uninitialised instance of a slotted class; its fields are set with [`Slot::set`].
-/// A new, empty instance of `cls`, not tracked by the cyclic garbage collector.
+/// A new, empty instance of `cls`, not tracked by the cyclic garbage collector; its
+/// fields are filled with [`Slot::fill`].
 ///
 /// Everything the decoder builds is immutable (frozen row classes, tuples, ints,
 /// strings, Identities, Timestamps) and refers only to values built after it, so it
@@ -93,10 +93,10 @@ fn wrap<'py>(
     py: Python<'py>,
     cls: &Py<PyType>,
     slot: &Slot,
-    value: &Bound<'py, PyAny>,
+    value: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let obj = alloc(py, cls)?;
-    slot.set(&obj, value)?;
+    slot.fill(&obj, value);
     Ok(obj)
 }
 
@@ -422,7 +422,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         let obj = alloc(py, cls)?;
                         for (slot, &field) in slots.iter().zip(fields) {
                             let v = self.value(field)?;
-                            slot.set(&obj, &v)?;
+                            slot.fill(&obj, v);
                         }
                         obj
                     }
@@ -435,8 +435,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 let t = self.tag(payloads.len(), "sum")?;
                 let payload = self.value(payloads[t])?;
                 let obj = alloc(py, &classes.variant)?;
-                classes.variant_name.set(&obj, names[t].bind(py))?;
-                classes.variant_value.set(&obj, &payload)?;
+                classes
+                    .variant_name
+                    .fill(&obj, names[t].bind(py).clone().into_any());
+                classes.variant_value.fill(&obj, payload);
                 self.depth -= 1;
                 Ok(obj)
             }
@@ -459,7 +461,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     py,
                     &classes.connection_id,
                     &classes.connection_id_value,
-                    &v,
+                    v,
                 )?)
             }
             Node::Timestamp => {
@@ -467,7 +469,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     let v = fixed!(self, i64, "i64");
                     self.int(v)
                 }?;
-                Ok(wrap(py, &classes.timestamp, &classes.timestamp_micros, &v)?)
+                Ok(wrap(py, &classes.timestamp, &classes.timestamp_micros, v)?)
             }
             Node::TimeDuration => {
                 let v = {
@@ -478,7 +480,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     py,
                     &classes.time_duration,
                     &classes.time_duration_micros,
-                    &v,
+                    v,
                 )?)
             }
             Node::ScheduleAt => {
@@ -494,14 +496,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         py,
                         &classes.time_duration,
                         &classes.time_duration_micros,
-                        &micros,
+                        micros,
                     )?;
-                    classes.schedule_at_interval.set(&obj, &d)?;
-                    classes.schedule_at_time.set(&obj, &none)?;
+                    classes.schedule_at_interval.fill(&obj, d);
+                    classes.schedule_at_time.fill(&obj, none);
                 } else {
-                    let ts = wrap(py, &classes.timestamp, &classes.timestamp_micros, &micros)?;
-                    classes.schedule_at_interval.set(&obj, &none)?;
-                    classes.schedule_at_time.set(&obj, &ts)?;
+                    let ts = wrap(py, &classes.timestamp, &classes.timestamp_micros, micros)?;
+                    classes.schedule_at_interval.fill(&obj, none);
+                    classes.schedule_at_time.fill(&obj, ts);
                 }
                 Ok(obj)
             }
@@ -528,7 +530,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let classes = self.classes;
         let value = big_int(self.py, &raw, false)?;
-        let obj = wrap(self.py, &classes.identity, &classes.identity_value, &value)?;
+        let obj = wrap(self.py, &classes.identity, &classes.identity_value, value)?;
         self.last_identity = Some((raw, obj.clone()));
         Ok(obj)
     }
