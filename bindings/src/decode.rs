@@ -77,13 +77,31 @@ impl Fail {
 /// to still counts as referenced, so nothing is freed early).
 fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
     let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
-    // SAFETY: cls is a live type object; GenericAlloc returns a new reference or NULL,
-    // and only an object of a GC type (which GenericAlloc tracked) is untracked.
+    // SAFETY: cls is a live type object. For a GC type without items whose allocator is
+    // the generic one, `_PyObject_GC_New` makes what `PyType_GenericAlloc` would, minus
+    // the tracking, and leaves the fields uninitialised: they are zeroed here, as
+    // GenericAlloc does. Any other type gets GenericAlloc itself, untracked after.
+    // Both return a new reference or NULL.
     unsafe {
-        let obj = ffi::PyType_GenericAlloc(tp, 0);
-        if !obj.is_null() && ffi::PyType_IS_GC(tp) != 0 {
-            ffi::PyObject_GC_UnTrack(obj.cast());
-        }
+        let generic = (*tp)
+            .tp_alloc
+            .is_some_and(|f| std::ptr::fn_addr_eq(f, ffi::PyType_GenericAlloc as ffi::allocfunc));
+        let gc = ffi::PyType_IS_GC(tp) != 0;
+        let obj = if gc && generic && (*tp).tp_itemsize == 0 {
+            let obj = ffi::_PyObject_GC_New(tp);
+            if !obj.is_null() {
+                let header = std::mem::size_of::<ffi::PyObject>();
+                let size = (*tp).tp_basicsize as usize;
+                std::ptr::write_bytes(obj.cast::<u8>().add(header), 0, size - header);
+            }
+            obj
+        } else {
+            let obj = ffi::PyType_GenericAlloc(tp, 0);
+            if gc && !obj.is_null() {
+                ffi::PyObject_GC_UnTrack(obj.cast());
+            }
+            obj
+        };
         Bound::from_owned_ptr_or_err(py, obj)
     }
 }

@@ -127,7 +127,12 @@ impl Layout {
         data: &[u8],
         offsets: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let offsets: Vec<i128> = offsets.extract()?;
+        // Offsets are u64 on the wire: extracting them as such is the fast path; any
+        // other int (which can never match a position) still gets its own error below.
+        let offsets: Vec<i128> = match offsets.extract::<Vec<u64>>() {
+            Ok(offsets) => offsets.into_iter().map(i128::from).collect(),
+            Err(_) => offsets.extract()?,
+        };
         let mut values = Vec::with_capacity(offsets.len());
         let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
         for start in offsets {
