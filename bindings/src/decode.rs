@@ -139,6 +139,9 @@ pub struct Decoder<'a, 'py> {
     /// The last Identity decoded: rows of one table often repeat a few identities,
     /// and an Identity is immutable, so equal ones share one object.
     last_identity: Option<([u8; 32], Bound<'py, PyAny>)>,
+    /// The last Timestamp decoded: a row created and never changed has equal
+    /// `created_at` and `updated_at`, and a Timestamp is immutable, so they share one.
+    last_timestamp: Option<(i64, Bound<'py, PyAny>)>,
     /// Recently decoded short strings (roles, statuses, names repeat from row to row):
     /// equal ones share one immutable str, as Python shares interned strings.
     short_strings: Vec<Option<(ShortBytes, Bound<'py, PyAny>)>>,
@@ -179,6 +182,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             pos: 0,
             depth: 0,
             last_identity: None,
+            last_timestamp: None,
             short_strings: vec![None; SHORT_STRING_SLOTS],
         }
     }
@@ -482,13 +486,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     v,
                 )?)
             }
-            Node::Timestamp => {
-                let v = {
-                    let v = fixed!(self, i64, "i64");
-                    self.int(v)
-                }?;
-                Ok(wrap(py, &classes.timestamp, &classes.timestamp_micros, v)?)
-            }
+            Node::Timestamp => self.timestamp(),
             Node::TimeDuration => {
                 let v = {
                     let v = fixed!(self, i64, "i64");
@@ -535,6 +533,25 @@ impl<'a, 'py> Decoder<'a, 'py> {
             return malformed("value nested too deeply".into(), self.pos);
         }
         Ok(())
+    }
+
+    fn timestamp(&mut self) -> Result<Bound<'py, PyAny>> {
+        let micros = fixed!(self, i64, "i64");
+        if let Some((last, obj)) = &self.last_timestamp {
+            if *last == micros {
+                return Ok(obj.clone());
+            }
+        }
+        let classes = self.classes;
+        let value = self.int(micros)?;
+        let obj = wrap(
+            self.py,
+            &classes.timestamp,
+            &classes.timestamp_micros,
+            value,
+        )?;
+        self.last_timestamp = Some((micros, obj.clone()));
+        Ok(obj)
     }
 
     fn identity(&mut self) -> Result<Bound<'py, PyAny>> {
