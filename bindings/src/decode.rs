@@ -77,17 +77,19 @@ impl Fail {
 /// to still counts as referenced, so nothing is freed early).
 fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
     let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
-    // SAFETY: cls is a live type object. For a GC type without items whose allocator is
-    // the generic one, `_PyObject_GC_New` makes what `PyType_GenericAlloc` would, minus
-    // the tracking, and leaves the fields uninitialised: they are zeroed here, as
-    // GenericAlloc does. Any other type gets GenericAlloc itself, untracked after.
-    // Both return a new reference or NULL.
+    // SAFETY: cls is a live type object. For a GC type whose instances have fields only
+    // (no items, no instance dict) and whose allocator is the generic one,
+    // `_PyObject_GC_New` makes what `PyType_GenericAlloc` would, minus the tracking, and
+    // leaves the fields uninitialised: they are zeroed here, as GenericAlloc does. Any
+    // other type gets GenericAlloc itself, untracked after. Both return a new reference
+    // or NULL.
     unsafe {
         let generic = (*tp)
             .tp_alloc
             .is_some_and(|f| std::ptr::fn_addr_eq(f, ffi::PyType_GenericAlloc as ffi::allocfunc));
         let gc = ffi::PyType_IS_GC(tp) != 0;
-        let obj = if gc && generic && (*tp).tp_itemsize == 0 {
+        let fields_only = (*tp).tp_itemsize == 0 && (*tp).tp_dictoffset == 0;
+        let obj = if gc && generic && fields_only {
             let obj = ffi::_PyObject_GC_New(tp);
             if !obj.is_null() {
                 let header = std::mem::size_of::<ffi::PyObject>();
