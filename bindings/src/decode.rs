@@ -66,8 +66,8 @@ impl Fail {
     }
 }
 
-/// A new, uninitialised instance of a slotted class; its fields are set with [`Slot::set`].
-/// A new, empty instance of `cls`, not tracked by the cyclic garbage collector.
+/// A new, empty instance of `cls`, not tracked by the cyclic garbage collector; its
+/// fields are filled with [`Slot::fill`].
 ///
 /// Everything the decoder builds is immutable (frozen row classes, tuples, ints,
 /// strings, Identities, Timestamps) and refers only to values built after it, so it
@@ -77,13 +77,33 @@ impl Fail {
 /// to still counts as referenced, so nothing is freed early).
 fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
     let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
-    // SAFETY: cls is a live type object; GenericAlloc returns a new reference or NULL,
-    // and only an object of a GC type (which GenericAlloc tracked) is untracked.
+    // SAFETY: cls is a live type object. For a GC type whose instances have fields only
+    // (no items, no instance dict) and whose allocator is the generic one,
+    // `_PyObject_GC_New` makes what `PyType_GenericAlloc` would, minus the tracking, and
+    // leaves the fields uninitialised: they are zeroed here, as GenericAlloc does. Any
+    // other type gets GenericAlloc itself, untracked after. Both return a new reference
+    // or NULL.
     unsafe {
-        let obj = ffi::PyType_GenericAlloc(tp, 0);
-        if !obj.is_null() && ffi::PyType_IS_GC(tp) != 0 {
-            ffi::PyObject_GC_UnTrack(obj.cast());
-        }
+        let generic = (*tp)
+            .tp_alloc
+            .is_some_and(|f| std::ptr::fn_addr_eq(f, ffi::PyType_GenericAlloc as ffi::allocfunc));
+        let gc = ffi::PyType_IS_GC(tp) != 0;
+        let fields_only = (*tp).tp_itemsize == 0 && (*tp).tp_dictoffset == 0;
+        let obj = if gc && generic && fields_only {
+            let obj = ffi::_PyObject_GC_New(tp);
+            if !obj.is_null() {
+                let header = std::mem::size_of::<ffi::PyObject>();
+                let size = (*tp).tp_basicsize as usize;
+                std::ptr::write_bytes(obj.cast::<u8>().add(header), 0, size - header);
+            }
+            obj
+        } else {
+            let obj = ffi::PyType_GenericAlloc(tp, 0);
+            if gc && !obj.is_null() {
+                ffi::PyObject_GC_UnTrack(obj.cast());
+            }
+            obj
+        };
         Bound::from_owned_ptr_or_err(py, obj)
     }
 }
@@ -93,10 +113,10 @@ fn wrap<'py>(
     py: Python<'py>,
     cls: &Py<PyType>,
     slot: &Slot,
-    value: &Bound<'py, PyAny>,
+    value: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let obj = alloc(py, cls)?;
-    slot.set(&obj, value)?;
+    slot.fill(&obj, value);
     Ok(obj)
 }
 
@@ -121,6 +141,9 @@ pub struct Decoder<'a, 'py> {
     /// The last Identity decoded: rows of one table often repeat a few identities,
     /// and an Identity is immutable, so equal ones share one object.
     last_identity: Option<([u8; 32], Bound<'py, PyAny>)>,
+    /// The last Timestamp decoded: a row created and never changed has equal
+    /// `created_at` and `updated_at`, and a Timestamp is immutable, so they share one.
+    last_timestamp: Option<(i64, Bound<'py, PyAny>)>,
     /// Recently decoded short strings (roles, statuses, names repeat from row to row):
     /// equal ones share one immutable str, as Python shares interned strings.
     short_strings: Vec<Option<(ShortBytes, Bound<'py, PyAny>)>>,
@@ -161,6 +184,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             pos: 0,
             depth: 0,
             last_identity: None,
+            last_timestamp: None,
             short_strings: vec![None; SHORT_STRING_SLOTS],
         }
     }
@@ -422,7 +446,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         let obj = alloc(py, cls)?;
                         for (slot, &field) in slots.iter().zip(fields) {
                             let v = self.value(field)?;
-                            slot.set(&obj, &v)?;
+                            slot.fill(&obj, v);
                         }
                         obj
                     }
@@ -435,8 +459,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 let t = self.tag(payloads.len(), "sum")?;
                 let payload = self.value(payloads[t])?;
                 let obj = alloc(py, &classes.variant)?;
-                classes.variant_name.set(&obj, names[t].bind(py))?;
-                classes.variant_value.set(&obj, &payload)?;
+                classes
+                    .variant_name
+                    .fill(&obj, names[t].bind(py).clone().into_any());
+                classes.variant_value.fill(&obj, payload);
                 self.depth -= 1;
                 Ok(obj)
             }
@@ -459,16 +485,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     py,
                     &classes.connection_id,
                     &classes.connection_id_value,
-                    &v,
+                    v,
                 )?)
             }
-            Node::Timestamp => {
-                let v = {
-                    let v = fixed!(self, i64, "i64");
-                    self.int(v)
-                }?;
-                Ok(wrap(py, &classes.timestamp, &classes.timestamp_micros, &v)?)
-            }
+            Node::Timestamp => self.timestamp(),
             Node::TimeDuration => {
                 let v = {
                     let v = fixed!(self, i64, "i64");
@@ -478,7 +498,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     py,
                     &classes.time_duration,
                     &classes.time_duration_micros,
-                    &v,
+                    v,
                 )?)
             }
             Node::ScheduleAt => {
@@ -494,14 +514,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         py,
                         &classes.time_duration,
                         &classes.time_duration_micros,
-                        &micros,
+                        micros,
                     )?;
-                    classes.schedule_at_interval.set(&obj, &d)?;
-                    classes.schedule_at_time.set(&obj, &none)?;
+                    classes.schedule_at_interval.fill(&obj, d);
+                    classes.schedule_at_time.fill(&obj, none);
                 } else {
-                    let ts = wrap(py, &classes.timestamp, &classes.timestamp_micros, &micros)?;
-                    classes.schedule_at_interval.set(&obj, &none)?;
-                    classes.schedule_at_time.set(&obj, &ts)?;
+                    let ts = wrap(py, &classes.timestamp, &classes.timestamp_micros, micros)?;
+                    classes.schedule_at_interval.fill(&obj, none);
+                    classes.schedule_at_time.fill(&obj, ts);
                 }
                 Ok(obj)
             }
@@ -517,6 +537,25 @@ impl<'a, 'py> Decoder<'a, 'py> {
         Ok(())
     }
 
+    fn timestamp(&mut self) -> Result<Bound<'py, PyAny>> {
+        let micros = fixed!(self, i64, "i64");
+        if let Some((last, obj)) = &self.last_timestamp {
+            if *last == micros {
+                return Ok(obj.clone());
+            }
+        }
+        let classes = self.classes;
+        let value = self.int(micros)?;
+        let obj = wrap(
+            self.py,
+            &classes.timestamp,
+            &classes.timestamp_micros,
+            value,
+        )?;
+        self.last_timestamp = Some((micros, obj.clone()));
+        Ok(obj)
+    }
+
     fn identity(&mut self) -> Result<Bound<'py, PyAny>> {
         let start = self.need(32, "u256")?;
         let mut raw = [0u8; 32];
@@ -528,7 +567,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let classes = self.classes;
         let value = big_int(self.py, &raw, false)?;
-        let obj = wrap(self.py, &classes.identity, &classes.identity_value, &value)?;
+        let obj = wrap(self.py, &classes.identity, &classes.identity_value, value)?;
         self.last_identity = Some((raw, obj.clone()));
         Ok(obj)
     }

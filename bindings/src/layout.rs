@@ -131,50 +131,88 @@ pub enum Node {
 }
 
 /// One field of a slotted class (every class values are built with is a frozen
-/// dataclass with slots), set through its member descriptor.
+/// dataclass with slots): where in the instance its member descriptor keeps it.
 ///
 /// A frozen dataclass's `__init__` sets each field with `object.__setattr__`, which
-/// looks the descriptor up and calls its setter; calling the setter directly does the
-/// same work without the lookup.
+/// looks the descriptor up and calls its setter; the decoder only ever fills fields
+/// of instances it has just allocated, so it stores the value at the field's offset,
+/// which is all the setter would do for an empty field (see [`Slot::fill`]).
 pub struct Slot {
     pub name: Py<PyString>,
-    descriptor: Py<PyAny>,
-    set: ffi::descrsetfunc,
+    offset: usize,
 }
 
 impl Slot {
     pub fn new(cls: &Bound<'_, PyType>, name: &str) -> PyResult<Slot> {
         let name = PyString::intern(cls.py(), name);
         let descriptor = cls.getattr(&name)?;
-        let kind = descriptor.get_type().name()?;
-        // SAFETY: the descriptor is alive; GetSlot returns its type's setter or NULL.
-        let set =
-            unsafe { ffi::PyType_GetSlot(ffi::Py_TYPE(descriptor.as_ptr()), ffi::Py_tp_descr_set) };
-        if kind.to_str()? != "member_descriptor" || set.is_null() {
-            return Err(bad(format!(
+        let not_a_slot = || {
+            bad(format!(
                 "{}.{name} is not a slot (the class needs slots=True)",
-                cls.name()?
-            )));
+                cls.name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        };
+        if !descriptor
+            .get_type()
+            .is(py_member_descriptor_type(cls.py()))
+        {
+            return Err(not_a_slot());
+        }
+        // SAFETY: the descriptor is a member_descriptor (checked just above), whose C
+        // struct is a PyMemberDescrObject pointing at its class's PyMemberDef; pyo3
+        // types that pointer as a PyGetSetDef, hence the cast.
+        let member = unsafe {
+            let descr = descriptor.as_ptr().cast::<ffi::PyMemberDescrObject>();
+            &*(*descr).d_member.cast::<ffi::PyMemberDef>()
+        };
+        let readonly = member.flags & ffi::Py_READONLY != 0;
+        if member.type_code != ffi::Py_T_OBJECT_EX || readonly || member.offset <= 0 {
+            return Err(not_a_slot());
+        }
+        let basic_size = cls.getattr("__basicsize__")?.extract::<usize>()?;
+        let offset = member.offset as usize;
+        if offset + std::mem::size_of::<*mut ffi::PyObject>() > basic_size {
+            return Err(not_a_slot());
         }
         Ok(Slot {
             name: name.unbind(),
-            descriptor: descriptor.unbind(),
-            // SAFETY: a non-NULL Py_tp_descr_set slot is a descrsetfunc.
-            set: unsafe { std::mem::transmute::<*mut std::ffi::c_void, ffi::descrsetfunc>(set) },
+            offset,
         })
     }
 
-    /// Set this field of `obj`, an instance of the class the slot was taken from.
-    pub fn set(&self, obj: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        // SAFETY: all three objects are alive, and obj is an instance of the slot's class
-        // (the codec only sets slots on objects it allocated from that class).
-        let rc = unsafe { (self.set)(self.descriptor.as_ptr(), obj.as_ptr(), value.as_ptr()) };
-        if rc < 0 {
-            Err(PyErr::fetch(obj.py()))
-        } else {
-            Ok(())
+    /// Fill this field of `obj`, a new instance of the slot's class allocated by the
+    /// decoder, with `value` (the field takes over the reference).
+    ///
+    /// The field of a new instance is empty (NULL); were it not, the old value is released,
+    /// as the member descriptor's setter would.
+    pub fn fill(&self, obj: &Bound<'_, PyAny>, value: Bound<'_, PyAny>) {
+        // SAFETY: obj is an instance of the slot's class (the decoder only fills objects
+        // it allocated from that class), so `offset` lies inside it (checked against the
+        // class's basic size) and holds an object pointer or NULL.
+        unsafe {
+            let field = obj
+                .as_ptr()
+                .cast::<u8>()
+                .add(self.offset)
+                .cast::<*mut ffi::PyObject>();
+            let old = std::mem::replace(&mut *field, value.into_ptr());
+            ffi::Py_XDECREF(old);
         }
     }
+}
+
+/// The type of member descriptors (`type(SomeSlottedClass.field)`).
+fn py_member_descriptor_type(py: Python<'_>) -> &Bound<'_, PyType> {
+    static TYPE: pyo3::sync::GILOnceCell<Py<PyType>> = pyo3::sync::GILOnceCell::new();
+    TYPE.get_or_init(py, || {
+        // SAFETY: PyMemberDescr_Type is a static type object that lives forever.
+        unsafe {
+            Bound::from_borrowed_ptr(py, std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type).cast())
+                .downcast_into_unchecked::<PyType>()
+                .unbind()
+        }
+    })
+    .bind(py)
 }
 
 /// The Python classes values are built with, and their fields.

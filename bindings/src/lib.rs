@@ -10,6 +10,7 @@ mod decode;
 mod encode;
 mod layout;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -81,17 +82,13 @@ impl Layout {
         rows: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let rows: Vec<Bound<'py, PyBytes>> = rows.extract()?;
-        let mut values = Vec::with_capacity(rows.len());
         let mut d = Decoder::new(py, &self.nodes, &self.classes, b"");
-        for (i, row) in rows.iter().enumerate() {
-            d.reset(row.as_bytes());
-            let value = d
-                .value(self.root)
+        list_of(py, rows.len(), |i| {
+            d.reset(rows[i].as_bytes());
+            d.value(self.root)
                 .and_then(|v| d.expect_end().map(|_| v))
-                .map_err(|f| self.fail(py, f.prefixed(&format!("row {i}: "))))?;
-            values.push(value);
-        }
-        PyList::new(py, values)
+                .map_err(|f| self.fail(py, f.prefixed(&format!("row {i}: "))))
+        })
     }
 
     /// Decode rows packed in `data`, each `size` bytes long (a `FixedSize` hint).
@@ -101,23 +98,19 @@ impl Layout {
         data: &[u8],
         size: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut values = Vec::new();
         let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
-        if size > 0 {
-            let mut end = size;
-            while end <= d.len() {
-                values.push(d.value(self.root).map_err(|f| self.fail(py, f))?);
-                if d.pos != end {
-                    let fail = Fail::Decode {
-                        message: format!("row {} is not {size} bytes long", values.len() - 1),
-                        offset: Some(d.pos),
-                    };
-                    return Err(self.fail(py, fail));
-                }
-                end += size;
+        let count = d.len().checked_div(size).unwrap_or(0);
+        list_of(py, count, |i| {
+            let value = d.value(self.root).map_err(|f| self.fail(py, f))?;
+            if d.pos != (i + 1) * size {
+                let fail = Fail::Decode {
+                    message: format!("row {i} is not {size} bytes long"),
+                    offset: Some(d.pos),
+                };
+                return Err(self.fail(py, fail));
             }
-        }
-        PyList::new(py, values)
+            Ok(value)
+        })
     }
 
     /// Decode rows packed in `data` that start at `offsets` (a `RowOffsets` hint).
@@ -127,25 +120,29 @@ impl Layout {
         data: &[u8],
         offsets: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let offsets: Vec<i128> = offsets.extract()?;
-        let mut values = Vec::with_capacity(offsets.len());
+        // Offsets are u64 on the wire: extracting them as such is the fast path; any
+        // other int (which can never match a position) still gets its own error below.
+        let offsets: Vec<i128> = match offsets.extract::<Vec<u64>>() {
+            Ok(offsets) => offsets.into_iter().map(i128::from).collect(),
+            Err(_) => offsets.extract()?,
+        };
         let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
-        for start in offsets {
+        let values = list_of(py, offsets.len(), |i| {
+            let start = offsets[i];
             if d.pos as i128 != start {
                 let fail = Fail::Decode {
                     message: format!(
-                        "row {} should start at byte {start}, but the rows before it end at byte {}",
-                        values.len(),
+                        "row {i} should start at byte {start}, but the rows before it end at byte {}",
                         d.pos
                     ),
                     offset: None,
                 };
                 return Err(self.fail(py, fail));
             }
-            values.push(d.value(self.root).map_err(|f| self.fail(py, f))?);
-        }
+            d.value(self.root).map_err(|f| self.fail(py, f))
+        })?;
         d.expect_end().map_err(|f| self.fail(py, f))?;
-        PyList::new(py, values)
+        Ok(values)
     }
 
     /// The BSATN bytes of `value`, or None when the value is not in a canonical form
@@ -163,5 +160,25 @@ impl Layout {
             return None;
         }
         Some(PyBytes::new(py, &e.out))
+    }
+}
+
+/// A list of `len` items made by `item(0)`, `item(1)`, ... in order, built in place
+/// (a batch of rows is not collected first and copied into the list after).
+fn list_of<'py>(
+    py: Python<'py>,
+    len: usize,
+    mut item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: PyList_New returns a new list of `len` NULL items, or NULL with an error.
+    // Each item is stored once, in order, taking over its reference; a list dropped
+    // half-filled (an item failed) releases the items it holds and skips the NULLs.
+    unsafe {
+        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))?;
+        for i in 0..len {
+            let value = item(i)?;
+            ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, value.into_ptr());
+        }
+        Ok(list.downcast_into_unchecked())
     }
 }

@@ -149,6 +149,21 @@ def test_an_index_built_by_the_first_filter_follows_later_changes() -> None:
     assert table.filter("owner", Identity(99)) == []
 
 
+def test_a_unique_index_built_by_the_first_find_follows_later_changes() -> None:
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    old, other = agent(1, "shared-name"), agent(2, "b")
+    cache.apply({"agent": ([], [enc(old), enc(other)])})
+    assert table.find("name", "shared-name") == old  # builds the name index
+    assert table.find("id", 2) == other  # and the primary key's
+    renamed, taker = agent(1, "other", version=2), agent(3, "shared-name")
+    cache.apply({"agent": ([enc(old), enc(other)], [enc(renamed), enc(taker)])})
+    assert table.find("name", "shared-name") == taker
+    assert table.find("name", "other") == renamed
+    assert table.find("name", "b") is None and table.find("id", 2) is None
+    assert table.find("id", 3) == taker
+
+
 def test_replace_with_reports_only_what_changed_while_away() -> None:
     """After a reconnect the cache is rebuilt from fresh rows: only the difference fires."""
     cache = ClientCache(SCHEMA)

@@ -17,7 +17,7 @@ from inner_universe.errors import ArgumentError, DecodeError
 from inner_universe.spacetime import codec
 from inner_universe.spacetime.sats import RefType
 from inner_universe.spacetime.schema import ModuleSchema
-from inner_universe.spacetime.types import ConnectionId
+from inner_universe.spacetime.types import ConnectionId, Timestamp
 
 from .test_sats import same, values_for
 from .test_schema import OWNER, SCHEMA, T0, agent
@@ -106,6 +106,19 @@ def test_native_rows_are_not_tracked_by_the_cyclic_garbage_collector() -> None:
         row = decoded[0]
         assert not gc.is_tracked(row)
         assert not gc.is_tracked(row.owner) and not gc.is_tracked(row.created_at)
+
+
+@pytest.mark.skipif(codec.IMPLEMENTATION != "native", reason="the native codec's behaviour")
+def test_native_rows_share_equal_identities_and_timestamps_in_a_batch() -> None:
+    # A row created and never changed has equal created_at and updated_at; rows of one
+    # owner repeat its Identity. Immutable and equal, they are one object (memory).
+    later = Timestamp(T0.micros_since_epoch + 1)
+    rows = [agent(id=1), agent(id=2, updated_at=later)]
+    data, offsets = pack([AGENT.encode_row(r) for r in rows])
+    first, second = codec.decode_rows(AGENT, data, offsets)
+    assert [first, second] == rows
+    assert first.created_at is first.updated_at and second.updated_at == later
+    assert first.owner is second.owner == OWNER
 
 
 @dataclass(frozen=True)

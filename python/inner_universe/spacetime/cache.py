@@ -76,18 +76,21 @@ class TableCache:
         self._shared: dict[bytes, int] = {}
         # column name -> the row attribute holding it (keywords get a trailing "_")
         self._attr = {column: attribute_name(column) for column in schema.columns}
-        # column -> value -> key; unique columns (including the primary key)
-        self._unique: dict[str, dict[Any, bytes]] = {c: {} for c in schema.unique_columns}
+        # Lookups by column value. Each index is built by the first find() or filter()
+        # on its column and kept up to date from then on, so a big initial
+        # subscription does not pay, in time or memory, for indexes nobody reads.
+        # Unique columns (including the primary key), and those built so far
+        # (column -> value -> key):
+        self._unique_columns = set(schema.unique_columns)
         if schema.primary_key is not None:
-            self._unique.setdefault(schema.primary_key, {})
-        # Single-column btree/hash indexes that are not unique: the columns that have
-        # one, and (column -> value -> keys) those built so far. Each is built by the
-        # first filter() on its column and kept up to date from then on, so a big
-        # initial subscription does not pay for indexes nobody reads.
+            self._unique_columns.add(schema.primary_key)
+        self._unique: dict[str, dict[Any, bytes]] = {}
+        # Columns of single-column btree/hash indexes that are not unique, and those
+        # built so far (column -> value -> keys):
         self._indexable = {
             index.columns[0]
             for index in schema.indexes
-            if len(index.columns) == 1 and index.columns[0] not in self._unique
+            if len(index.columns) == 1 and index.columns[0] not in self._unique_columns
         }
         self._indexed: dict[str, dict[Any, dict[bytes, None]]] = {}
 
@@ -110,21 +113,24 @@ class TableCache:
             return iter(list(self._rows.values()))
 
     def find(self, column: str, value: Any) -> Any | None:
-        """The row whose unique ``column`` equals ``value``, or None."""
-        index = self._unique.get(column)
-        if index is None:
+        """The row whose unique ``column`` equals ``value``, or None (the column's index
+        is built by the first lookup)."""
+        if column not in self._unique_columns:
             raise SchemaError(
                 f"{self.name}.{column} is not a unique column; unique columns: "
-                f"{sorted(self._unique)}"
+                f"{sorted(self._unique_columns)}"
             )
         with self._lock:
+            index = self._unique.get(column)
+            if index is None:
+                index = self._build_unique_index(column)
             key = index.get(value)
             return None if key is None else self._rows[key]
 
     def filter(self, column: str, value: Any) -> list[Any]:
         """The rows whose ``column`` equals ``value``; uses an index when the column has one
         (a non-unique index is built by the first filter on its column)."""
-        if column in self._unique:
+        if column in self._unique_columns:
             row = self.find(column, value)
             return [] if row is None else [row]
         with self._lock:
@@ -156,6 +162,11 @@ class TableCache:
             index.update(zip(map(attrgetter(self._attr[column]), rows), keys, strict=True))
         for column, multi in self._indexed.items():
             _group(multi, keys, map(attrgetter(self._attr[column]), rows))
+
+    def _build_unique_index(self, column: str) -> dict[Any, bytes]:
+        values = map(attrgetter(self._attr[column]), self._rows.values())
+        index = self._unique[column] = dict(zip(values, self._rows.keys(), strict=True))
+        return index
 
     def _build_index(self, column: str) -> dict[Any, dict[bytes, None]]:
         index: dict[Any, dict[bytes, None]] = {}
