@@ -159,3 +159,29 @@ async def test_recorded_messages_are_private_and_carry_no_token(
     assert first.identity == conn.identity
     assert isinstance(first.connection_id, ConnectionId)
     assert isinstance(first.identity, Identity)
+
+
+@pytest.mark.integration
+async def test_answered_keepalive_pings_keep_the_connection(
+    universe_db: PublishedDatabase,
+) -> None:
+    """Many ping intervals and timeouts pass while pongs come back: nothing reconnects."""
+    losses: list[object] = []
+    conn = await (
+        ConnectionBuilder()
+        .with_uri(universe_db.uri)
+        .with_database(universe_db.name)
+        .with_keepalive(0.02, 0.1)
+        .on_reconnecting(lambda _conn, _attempt, error: losses.append(error))
+        .connect()
+    )
+    async with conn:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0  # 50 ping intervals, 10 pong timeouts
+        calls = 0
+        while loop.time() < end:
+            await conn.reducers.create_conversation(f"keepalive {calls}")
+            calls += 1
+        assert losses == []
+        assert conn.is_connected
+        assert calls > 0

@@ -394,8 +394,7 @@ class WebSocketTransport(asyncio.Protocol):
             error = ConnectionClosedError("the server sent a text frame on a binary protocol")
             self._fail(error, CloseCode.UNSUPPORTED_DATA)
         elif opcode is Opcode.PONG and frame.data == self._ping_payload:
-            self._ping_payload = None
-            self._schedule_ping()
+            self._pong_received()
 
     def _deliver(self, data: bytes) -> None:
         if self._record_to is not None:
@@ -427,6 +426,13 @@ class WebSocketTransport(asyncio.Protocol):
         self._ws.send_ping(self._ping_payload)
         self._write_pending()
         self._ping_timer = self._loop.call_later(self._ping_timeout, self._pong_late)
+
+    def _pong_received(self) -> None:
+        """The pong came in time: cancel its deadline, ping again an interval from now."""
+        self._ping_payload = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        self._schedule_ping()
 
     def _pong_late(self) -> None:
         late = ConnectionClosedError(
