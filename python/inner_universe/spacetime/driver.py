@@ -521,6 +521,10 @@ class DbConnection:
             self._forget(call)
             if future is not None and not future.done():
                 future.set_exception(failure)
+            elif future is not None and future.cancelled():
+                log.info(
+                    "call %s failed after its caller stopped waiting: %s", call.reducer, failure
+                )
             elif future is None or not isinstance(future.exception(), OutcomeUnknownError):
                 log.warning("resent call %s failed: %s", call.reducer, failure)
             return
