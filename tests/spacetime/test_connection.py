@@ -30,6 +30,7 @@ from inner_universe.spacetime.outbox import DurableOutbox, OutboxCall
 from inner_universe.spacetime.protocol import BARRIER_QUERY
 from inner_universe.spacetime.schema import CallKey, ModuleSchema
 from inner_universe.spacetime.transport import MemoryTransport
+from inner_universe.spacetime.types import TimeDuration, Timestamp
 
 DATA = Path(__file__).parents[1] / "data"
 SCHEMA = ModuleSchema.from_json(json.loads((DATA / "schema_inner_universe_v9.json").read_text()))
@@ -219,6 +220,33 @@ async def test_a_call_without_success_notification_resolves_once_handled() -> No
     answer = m.SubscriptionError(0, barrier.request_id, barrier.query_id.id, None, "parse error")
     transport.feed(m.encode_server_frame(answer, m.Compression.NONE))
     assert await asyncio.wait_for(call, 5) is None
+    await conn.disconnect()
+
+
+async def test_a_failure_of_a_call_its_caller_cancelled_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller stopped waiting; the failure that comes later must not break the link."""
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    call = conn.reducers.create_conversation("given up")
+    call.cancel()
+    assert conn.identity is not None and conn.connection_id is not None
+    rejected = m.TransactionUpdate(  # failed before the reducer ran: it names no request
+        status=m.Failed("the module rejected it"),
+        timestamp=Timestamp(0),
+        caller_identity=conn.identity,
+        caller_connection_id=conn.connection_id,
+        reducer_call=m.ReducerCallInfo("create_conversation", 0, b"", 0),
+        energy_quanta_used=m.EnergyQuanta(0),
+        total_host_execution_duration=TimeDuration(0),
+    )
+    transport.feed(m.encode_server_frame(rejected, m.Compression.NONE))
+    await conn.flush(5)  # the call is settled: forgotten
+    assert conn.is_connected
+    # (Other tests' abandoned futures may log while this one runs: look for ours only.)
+    raised = [r for r in caplog.records if r.getMessage().startswith("Exception in callback")]
+    assert raised == []
     await conn.disconnect()
 
 

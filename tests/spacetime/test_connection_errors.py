@@ -89,10 +89,9 @@ def live_async_failures(conn: DbConnection) -> list[tuple[str, Callable[[], Awai
         ("bad subscription", lambda: conn.subscribe("SELECT * FROM nowhere")),
         ("bad one-off query", lambda: conn.one_off_query("SELECT * FROM nowhere")),
         ("failing reducer", lambda: conn.reducers.create_conversation("")),
-        (
-            "a call with no time",
-            lambda: conn.reducers.with_options(timeout=1e-6).create_conversation("t"),
-        ),
+        # No "call with no time" here: a reply is handled in the turn it arrives, so on
+        # a live link it can beat a timeout shorter than the loop's timer resolution.
+        # test_connection.py times calls out deterministically (no answer, never sent).
     ]
 
 
@@ -129,7 +128,5 @@ def test_threaded_failures_are_inner_universe_errors(universe_db: PublishedDatab
             conn.one_off_query("SELECT * FROM nowhere")
         with pytest.raises(InnerUniverseError):
             conn.call_reducer("create_conversation", 1)
-        with pytest.raises(InnerUniverseError):
-            conn.reducers.with_options(timeout=1e-6).create_conversation("t")
         with pytest.raises(InnerUniverseError):
             conn.run_on_connection_thread(lambda: conn.flush(1))

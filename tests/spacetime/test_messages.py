@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from inner_universe.errors import DecodeError, EncodeError
 from inner_universe.spacetime import messages as m
+from inner_universe.spacetime.bsatn import BsatnWriter
 from inner_universe.spacetime.messages import (
     BsatnRowList,
     CompressableQueryUpdate,
@@ -161,6 +162,31 @@ def test_golden_call_reducer() -> None:
     flags = m.CallReducerFlags.NO_SUCCESS_NOTIFY
     no_notify = m.encode_client_message(m.CallReducer("add", b"", 1, flags))
     assert no_notify[-1] == 1
+
+
+@given(
+    st.text(max_size=12),
+    blobs,
+    st.integers(-1, 0x1_0000_0000),
+    st.sampled_from(m.CallReducerFlags),
+)
+def test_a_call_reducer_encodes_as_the_bsatn_writer_writes_it(
+    reducer: str, args: bytes, request_id: int, flags: m.CallReducerFlags
+) -> None:
+    """The joined fast path for calls: the writer's bytes, or the writer's error."""
+    msg = m.CallReducer(reducer, args, request_id, flags)
+    w = BsatnWriter()
+    try:
+        w.tag(0)
+        w.string(reducer)
+        w.bytes(args)
+        w.u32(request_id)
+        w.u8(flags)
+    except EncodeError:
+        with pytest.raises(EncodeError):
+            m.encode_client_message(msg)
+        return
+    assert m.encode_client_message(msg) == w.getvalue()
 
 
 def test_golden_subscribe_multi_and_unsubscribe_multi() -> None:

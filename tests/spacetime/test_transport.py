@@ -6,14 +6,19 @@ import asyncio
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from websockets.client import ClientProtocol
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
 from inner_universe.errors import ConnectionClosedError, MessageTooLargeError, UsageError
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, connect
-from inner_universe.spacetime.transport import REDACTED, redact_tokens
+from inner_universe.spacetime.transport import REDACTED, WebSocketTransport, redact_tokens
 from inner_universe.spacetime.types import ConnectionId, Identity
 from tests.conftest import PublishedDatabase
 
@@ -159,3 +164,99 @@ async def test_recorded_messages_are_private_and_carry_no_token(
     assert first.identity == conn.identity
     assert isinstance(first.connection_id, ConnectionId)
     assert isinstance(first.identity, Identity)
+
+
+@pytest.mark.integration
+async def test_answered_keepalive_pings_keep_the_connection(
+    universe_db: PublishedDatabase,
+) -> None:
+    """Many ping intervals and timeouts pass while pongs come back: nothing reconnects."""
+    losses: list[object] = []
+    conn = await (
+        ConnectionBuilder()
+        .with_uri(universe_db.uri)
+        .with_database(universe_db.name)
+        .with_keepalive(0.02, 0.1)
+        .on_reconnecting(lambda _conn, _attempt, error: losses.append(error))
+        .connect()
+    )
+    async with conn:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0  # 50 ping intervals, 10 pong timeouts
+        calls = 0
+        while loop.time() < end:
+            await conn.reducers.create_conversation(f"keepalive {calls}")
+            calls += 1
+        assert losses == []
+        assert conn.is_connected
+        assert calls > 0
+
+
+# --------------------------------------------------------------------------- unit, framing
+
+
+class _RecordingSocket(asyncio.Transport):
+    """Stands in for the TCP socket under a WebSocketTransport: records writes and closing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+def _open_link() -> tuple[WebSocketTransport, _RecordingSocket, list[bytes], list[Exception]]:
+    """A transport past its handshake on a recording socket, delivering to two lists."""
+    link = WebSocketTransport(ClientProtocol(parse_uri("ws://127.0.0.1:1/"), state=State.OPEN))
+    socket = _RecordingSocket()
+    link.connection_made(socket)
+    messages: list[bytes] = []
+    lost: list[Exception] = []
+    link.start(messages.append, lost.append)
+    return link, socket, messages, lost
+
+
+def _server_bytes(send: Callable[[ServerProtocol], None]) -> bytes:
+    server = ServerProtocol(state=State.OPEN)
+    send(server)
+    return b"".join(server.data_to_send())
+
+
+async def test_a_fragmented_message_is_delivered_whole_and_in_order() -> None:
+    link, _socket, messages, lost = _open_link()
+
+    def fragments(server: ServerProtocol) -> None:
+        server.send_binary(b"one")
+        server.send_binary(b"tw", fin=False)
+        server.send_continuation(b"o-", fin=False)
+        server.send_continuation(b"parts", fin=True)
+        server.send_binary(b"three")
+
+    data = _server_bytes(fragments)
+    for i in range(len(data)):  # byte by byte: every split point of the stream
+        link.data_received(data[i : i + 1])
+    assert messages == [b"one", b"two-parts", b"three"]
+    assert lost == []
+
+
+async def test_a_text_frame_ends_the_link_with_a_typed_error() -> None:
+    link, socket, messages, lost = _open_link()
+    link.data_received(_server_bytes(lambda server: server.send_text(b"hello")))
+    assert messages == []
+    assert socket.writes and socket.closed  # a close frame went out, then the socket closed
+    link.connection_lost(None)
+    assert len(lost) == 1
+    assert isinstance(lost[0], ConnectionClosedError)
+    assert "text frame" in str(lost[0])
+    assert not link.send_now(b"after")

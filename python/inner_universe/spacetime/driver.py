@@ -1,12 +1,13 @@
 """The asyncio driver: one :class:`DbConnection`, across as many sockets as it takes.
 
 A connection outlives its sockets. Each socket is a :class:`_Session`: a
-transport, a fresh sans-I/O :class:`ClientProtocol`, a receive task feeding
-server messages to the protocol and dispatching its events (the cache applies
-each transaction whole, then callbacks fire, then waiting calls resume), and a
-send task. Calls pipeline: a message is written in the caller's turn when nothing
-is queued ahead of it and the socket can take it without waiting; otherwise it
-queues, in order, for the send task, which waits out backpressure.
+transport, a fresh sans-I/O :class:`ClientProtocol`, and a send task. The
+transport hands each server message to the protocol in the turn its bytes arrive,
+and the protocol's events are dispatched there and then (the cache applies each
+transaction whole, then callbacks fire, then waiting calls resume). Calls
+pipeline: a message is written in the caller's turn when nothing is queued ahead
+of it and the socket can take it without waiting; otherwise it queues, in order,
+for the send task, which waits out backpressure.
 
 When a socket dies (closed, reset, or silent past the keepalive timeout) a
 supervisor reopens one with backoff (:class:`ReconnectPolicy`), as the same
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import random
 import time
@@ -311,10 +313,10 @@ class DbConnection:
             )
         session = _Session(transport, settings.max_message_size)
         self._session = session
-        session.tasks = [
-            self._loop.create_task(self._receive_loop(session), name="spacetimedb-receive"),
-            self._loop.create_task(self._send_loop(session), name="spacetimedb-send"),
-        ]
+        session.tasks = [self._loop.create_task(self._send_loop(session), name="spacetimedb-send")]
+        transport.start(
+            functools.partial(self._received, session), functools.partial(self._lose, session)
+        )
         try:
             await asyncio.wait_for(asyncio.shield(session.identified), timeout)
             await asyncio.wait_for(self._resync(session), timeout)
@@ -519,6 +521,10 @@ class DbConnection:
             self._forget(call)
             if future is not None and not future.done():
                 future.set_exception(failure)
+            elif future is not None and future.cancelled():
+                log.info(
+                    "call %s failed after its caller stopped waiting: %s", call.reducer, failure
+                )
             elif future is None or not isinstance(future.exception(), OutcomeUnknownError):
                 log.warning("resent call %s failed: %s", call.reducer, failure)
             return
@@ -637,24 +643,33 @@ class DbConnection:
         except ConnectionClosedError as exc:
             await self._end_session(session, exc)
 
-    async def _receive_loop(self, session: _Session) -> None:
+    def _received(self, session: _Session, message: bytes) -> None:
+        """One server message, in the turn it arrived: protocol, cache, callbacks, calls."""
+        if session.ended.done():
+            return
         try:
-            while True:
-                message = await session.transport.recv()
-                session.protocol.receive_message(message)
-                for event in session.protocol.events_received():
-                    self._dispatch(session, event)
-                self._flush(session)
-        except ConnectionClosedError as exc:
-            await self._end_session(session, exc)
+            session.protocol.receive_message(message)
+            for event in session.protocol.events_received():
+                self._dispatch(session, event)
+            self._flush(session)
         except InnerUniverseError as exc:  # undecodable or illegal server message
             log.error("closing the socket: %s", exc)
-            await self._end_session(session, exc)
+            self._lose(session, exc)
+
+    def _lose(self, session: _Session, error: Exception) -> None:
+        """End the session now; its transport closes in a task of its own."""
+        if self._release(session, error):
+            session.tasks.append(self._loop.create_task(self._close_transport(session)))
 
     async def _end_session(self, session: _Session, error: Exception | None) -> None:
         """The socket is gone: requeue or fail what waited on it, close the transport."""
+        if self._release(session, error):
+            await self._close_transport(session)
+
+    def _release(self, session: _Session, error: Exception | None) -> bool:
+        """Requeue or fail what waited on the session; False if it had already ended."""
         if session.ended.done():
-            return
+            return False
         session.ended.set_result(error)
         session.protocol.close()
         session.outgoing.put_nowait(None)
@@ -685,6 +700,9 @@ class DbConnection:
         if not session.identified.done():
             session.identified.set_exception(lost)
             session.identified.exception()
+        return True
+
+    async def _close_transport(self, session: _Session) -> None:
         try:
             await session.transport.close()
         except Exception:  # the link may already be gone
@@ -793,8 +811,7 @@ class DbConnection:
 
     def _subscription_rejected(self, session: _Session, event: p.SubscriptionRejected) -> None:
         if event.fatal or event.query_id is None:
-            error = SubscriptionRejectedError(event.message)
-            self._loop.create_task(self._end_session(session, error))
+            self._lose(session, SubscriptionRejectedError(event.message))
             return
         handle = session.queries.pop(event.query_id, None)
         if handle is None:

@@ -68,7 +68,7 @@ is taken not to be the rejected one (see :meth:`ClientProtocol._pairing`).
 from __future__ import annotations
 
 import enum
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
@@ -330,7 +330,10 @@ class ClientProtocol:
         self._next_query_id = 1
         self._next_message_id = 1
         self._next_ordinal = 1
-        self._calls: dict[int, _PendingCall] = {}  # request id -> call, in call order
+        # request id -> call, in call order. Ordered, not a dict: calls finish oldest
+        # first, and a dict's iteration steps over every slot its deletions left at the
+        # front, so finding the oldest pending call grew with the calls answered.
+        self._calls: OrderedDict[int, _PendingCall] = OrderedDict()
         self._by_key: dict[CallKey, int] = {}  # key -> request id
         self._held: deque[_HeldError] = deque()  # route-B errors not placed yet, in order
         self._queries: dict[QueryId, QueryState] = {}

@@ -23,22 +23,25 @@ import dataclasses
 import logging
 import os
 import re
+import ssl
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeAlias
 
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import CloseCode
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import WebSocketURI, parse_uri
 
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
     ConnectRefusedError,
     DecodeError,
+    InnerUniverseError,
     MessageTooLargeError,
     UsageError,
 )
@@ -49,7 +52,9 @@ __all__ = [
     "REDACTED",
     "SUBPROTOCOL",
     "CompressionName",
+    "LostHandler",
     "MemoryTransport",
+    "MessageHandler",
     "Transport",
     "WebSocketTransport",
     "redact_tokens",
@@ -91,17 +96,30 @@ _WS_LOGGER = logging.getLogger("websockets.client.inner_universe")
 _WS_LOGGER.addFilter(_RedactTokens())
 
 
-class Transport(Protocol):
-    """What the connection driver needs from a link to the server."""
+#: Takes each whole server message, in the event-loop turn its last bytes arrived.
+MessageHandler: TypeAlias = Callable[[bytes], None]
+#: Told once why the link ended (ConnectionClosedError, MessageTooLargeError).
+LostHandler: TypeAlias = Callable[[InnerUniverseError], None]
 
-    async def send(self, data: bytes) -> None: ...
+
+class Transport(Protocol):
+    """What the connection driver needs from a link to the server.
+
+    Incoming messages are pushed, not pulled: after :meth:`start` the transport hands
+    each whole server message to ``on_message`` in the turn its bytes arrive (no task
+    in between), and calls ``on_lost`` once when the link ends.
+    """
+
+    def start(self, on_message: MessageHandler, on_lost: LostHandler) -> None:
+        """Begin delivering; what arrived before is delivered first, in order."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data``, waiting while the link is full; ConnectionClosedError once closed."""
+        ...
 
     def send_now(self, data: bytes) -> bool:
         """Write ``data`` in the caller's turn if that cannot wait; False: use :meth:`send`."""
-        ...
-
-    async def recv(self) -> bytes:
-        """The next whole server message; raises ConnectionClosedError when the link ends."""
         ...
 
     async def close(self) -> None: ...
@@ -134,8 +152,15 @@ def subscribe_url(
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
-class WebSocketTransport:
-    """A ``websockets`` client connection speaking ``v1.bsatn.spacetimedb``.
+class WebSocketTransport(asyncio.Protocol):
+    """A WebSocket client speaking ``v1.bsatn.spacetimedb`` on an asyncio socket.
+
+    websockets' sans-I/O :class:`~websockets.client.ClientProtocol` does the framing,
+    the handshake's HTTP and the closing handshake; this class does the I/O it leaves
+    to its user: the socket (ws:// or wss://), the opening and closing timeouts,
+    keepalive pings, flow control. Each message reaches the driver in the turn its
+    bytes arrive, and each write goes to the socket in the caller's turn: no task,
+    queue, future or lock per message.
 
     Args:
         record_to: if given, every message received is also appended to files in
@@ -145,19 +170,36 @@ class WebSocketTransport:
 
     def __init__(
         self,
-        ws: ClientConnection,
+        ws: ClientProtocol,
+        *,
         record_to: Path | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        ping_interval: float = 2.0,
+        ping_timeout: float = 2.0,
     ) -> None:
+        self._loop = asyncio.get_running_loop()
         self._ws = ws
         self._record_to = record_to
-        self._max_frame_size = max_frame_size
         self._recorded = 0
-        # The synchronous write path uses websockets' sans-I/O protocol under the asyncio
-        # connection, as its own send() does; a websockets without these keeps send() only.
-        self._writes_now = all(
-            hasattr(ws, name) for name in ("protocol", "send_data", "paused", "send_in_progress")
-        )
+        self._max_frame_size = max_frame_size
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        # A dead peer never answers the closing handshake either: do not wait long.
+        self._close_timeout = min(1.0, ping_timeout)
+        self._socket: asyncio.Transport | None = None
+        self._handshake: asyncio.Future[None] = self._loop.create_future()
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+        self._error: InnerUniverseError | None = None  # why the link ended, once it has
+        self._failure: InnerUniverseError | None = None  # an end this side chose
+        self._on_message: MessageHandler | None = None
+        self._on_lost: LostHandler | None = None
+        self._early: list[bytes] = []  # messages that arrived before start()
+        self._fragments: list[bytes] = []  # a fragmented message so far
+        self._paused = False  # the socket's write buffer is above its high-water mark
+        self._drained: asyncio.Future[None] | None = None
+        self._ping_payload: bytes | None = None  # the ping waiting for its pong
+        self._ping_timer: asyncio.TimerHandle | None = None  # next ping, or the pong's deadline
+        self._close_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(
@@ -175,24 +217,30 @@ class WebSocketTransport:
 
         ``max_frame_size`` caps one incoming message as it arrives on the wire.
         """
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         if record_to is not None:
             record_to.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            ws = await ws_connect(
-                url,
-                subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                additional_headers=headers,
-                max_size=max_frame_size,
-                compression=None,
-                logger=_WS_LOGGER,
-                open_timeout=open_timeout,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                # A dead peer never answers the closing handshake either: do not wait 10 s.
-                close_timeout=min(1.0, ping_timeout),
-            )
+            uri = parse_uri(url)
+        except InvalidURI as exc:
+            raise UsageError(f"not a WebSocket URL: {exc}") from None
+        ws = ClientProtocol(
+            uri,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            max_size=max_frame_size,
+            logger=_WS_LOGGER,
+        )
+        link = cls(
+            ws,
+            record_to=record_to,
+            max_frame_size=max_frame_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        try:
+            async with asyncio.timeout(open_timeout):
+                await link._connect(uri, token)
         except InvalidStatus as exc:
+            link._abort()
             body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
             raise ConnectRefusedError(
                 f"the server refused the connection to {url}: HTTP "
@@ -200,60 +248,225 @@ class WebSocketTransport:
                 exc.response.status_code,
             ) from None
         except (OSError, InvalidHandshake, TimeoutError) as exc:
+            link._abort()
             raise ConnectError(f"could not connect to {url}: {exc}") from None
         if ws.subprotocol != SUBPROTOCOL:
-            await ws.close()
+            await link.close()
             raise ConnectError(f"the server did not accept the {SUBPROTOCOL} subprotocol")
-        return cls(ws, record_to, max_frame_size)
+        link._schedule_ping()
+        return link
+
+    async def _connect(self, uri: WebSocketURI, token: str | None) -> None:
+        """Open the socket and complete the opening handshake."""
+        context = ssl.create_default_context() if uri.secure else None
+        await self._loop.create_connection(
+            lambda: self,
+            uri.host,
+            uri.port,
+            ssl=context,
+            server_hostname=uri.host if context is not None else None,
+        )
+        request = self._ws.connect()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        self._ws.send_request(request)
+        self._write_pending()
+        await self._handshake
+
+    # --- the driver's side ----------------------------------------------------------------
+
+    def start(self, on_message: MessageHandler, on_lost: LostHandler) -> None:
+        self._on_message, self._on_lost = on_message, on_lost
+        early, self._early = self._early, []
+        for data in early:
+            on_message(data)
+        if self._error is not None:
+            on_lost(self._error)
 
     async def send(self, data: bytes) -> None:
-        try:
-            await self._ws.send(data)
-        except ConnectionClosed as exc:
-            raise ConnectionClosedError(f"connection closed: {exc}") from None
+        while self._paused and self._error is None:
+            if self._drained is None:
+                self._drained = self._loop.create_future()
+            await asyncio.shield(self._drained)
+        if not self.send_now(data):
+            raise self._error or ConnectionClosedError("connection closed: the link is closing")
 
     def send_now(self, data: bytes) -> bool:
         """Write ``data`` now unless :meth:`send` would have to wait or fail.
 
-        What ``ClientConnection.send`` does when it need not wait: frame the message
-        and hand it to the socket. It declines (False) while the connection is not
-        open (send() then raises the closing error), while the write buffer is above
-        its high-water mark (send() then waits for it to drain), and during a
-        fragmented send; the caller then uses send(), after anything already queued.
+        It declines (False) while the connection is not open (send() then raises the
+        closing error) and while the write buffer is above its high-water mark (send()
+        then waits for it to drain).
         """
-        ws = self._ws
-        if (
-            not self._writes_now
-            or ws.protocol.state is not State.OPEN
-            or ws.paused
-            or ws.send_in_progress is not None
-        ):
+        if self._paused or self._ws.state is not State.OPEN:
             return False
-        ws.protocol.send_binary(data)
-        ws.send_data()
+        self._ws.send_binary(data)
+        self._write_pending()
         return True
 
-    async def recv(self) -> bytes:
+    async def close(self) -> None:
+        """The closing handshake, or an abort once ``close_timeout`` has passed."""
+        if self._socket is None or self._lost.done():
+            return
+        if self._ws.state is State.OPEN:
+            self._ws.send_close()
+            self._write_pending()
+        else:
+            self._socket.close()
         try:
-            message = await self._ws.recv()
-        except ConnectionClosed as exc:
-            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
-                raise MessageTooLargeError(
-                    f"the server sent a message larger than the limit of "
-                    f"{self._max_frame_size} bytes (raise it with "
-                    "ConnectionBuilder.with_limits(max_frame_size=...))",
-                    self._max_frame_size,
-                ) from None
-            raise ConnectionClosedError(f"connection closed: {exc}") from None
-        if isinstance(message, str):
-            raise ConnectionClosedError("the server sent a text frame on a binary protocol")
+            await asyncio.wait_for(asyncio.shield(self._lost), self._close_timeout)
+        except TimeoutError:
+            self._abort()
+            await self._lost
+
+    # --- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._socket = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._ws.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> None:
+        self._ws.receive_eof()
+        self._process()  # returning None: asyncio closes the socket
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ws.receive_eof()  # idempotent; the protocol is CLOSED now
+        for timer in (self._ping_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._error = error = self._failure or self._closing_error()
+        if not self._handshake.done():
+            self._handshake.set_exception(
+                exc or ConnectionError("the server closed the connection during the handshake")
+            )
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._lost.set_result(None)
+        if self._on_lost is not None:
+            self._on_lost(error)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None:
+            self._drained.set_result(None)
+            self._drained = None
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Act on what the sans-I/O protocol parsed: answers first, then the frames."""
+        events = self._ws.events_received()
+        self._write_pending()  # pongs, the closing handshake's echo
+        for event in events:
+            if isinstance(event, Frame):
+                self._frame(event)
+            elif not self._handshake.done():  # the handshake's response
+                failure = self._ws.handshake_exc
+                if failure is None:
+                    self._handshake.set_result(None)
+                else:
+                    self._handshake.set_exception(failure)
+        if self._ws.close_expected() and self._close_timer is None:
+            self._close_timer = self._loop.call_later(self._close_timeout, self._abort)
+
+    def _frame(self, frame: Frame) -> None:
+        if self._failure is not None:
+            return
+        opcode = frame.opcode
+        if opcode is Opcode.BINARY:
+            if frame.fin:
+                self._deliver(bytes(frame.data))
+            else:
+                self._fragments = [bytes(frame.data)]
+        elif opcode is Opcode.CONT:
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), []
+                self._deliver(data)
+        elif opcode is Opcode.TEXT:
+            error = ConnectionClosedError("the server sent a text frame on a binary protocol")
+            self._fail(error, CloseCode.UNSUPPORTED_DATA)
+        elif opcode is Opcode.PONG and frame.data == self._ping_payload:
+            self._pong_received()
+
+    def _deliver(self, data: bytes) -> None:
         if self._record_to is not None:
             self._recorded += 1
-            _write_private(self._record_to / f"{self._recorded:04d}.bin", _without_token(message))
-        return message
+            _write_private(self._record_to / f"{self._recorded:04d}.bin", _without_token(data))
+        if self._on_message is None:
+            self._early.append(data)
+        else:
+            self._on_message(data)
 
-    async def close(self) -> None:
-        await self._ws.close()
+    def _write_pending(self) -> None:
+        socket = self._socket
+        assert socket is not None
+        for data in self._ws.data_to_send():
+            if data:
+                socket.write(data)
+            elif socket.can_write_eof():  # websockets' SEND_EOF: half-close
+                socket.write_eof()
+            else:
+                socket.close()
+
+    def _schedule_ping(self) -> None:
+        self._ping_timer = self._loop.call_later(self._ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        if self._ws.state is not State.OPEN:
+            return
+        self._ping_payload = os.urandom(4)
+        self._ws.send_ping(self._ping_payload)
+        self._write_pending()
+        self._ping_timer = self._loop.call_later(self._ping_timeout, self._pong_late)
+
+    def _pong_received(self) -> None:
+        """The pong came in time: cancel its deadline, ping again an interval from now."""
+        self._ping_payload = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        self._schedule_ping()
+
+    def _pong_late(self) -> None:
+        late = ConnectionClosedError(
+            f"connection closed: keepalive ping timeout (no pong within {self._ping_timeout} s)"
+        )
+        self._fail(late, CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    def _fail(self, error: InnerUniverseError, code: CloseCode, reason: str = "") -> None:
+        """End the link for ``error``: a close frame if it can still go, then the socket."""
+        if self._failure is not None or self._lost.done():
+            return
+        self._failure = error
+        if self._ws.state is State.OPEN:
+            self._ws.fail(code, reason)
+            self._write_pending()
+        assert self._socket is not None
+        self._socket.close()  # after what is buffered; aborted if that does not drain
+        self._close_timer = self._loop.call_later(self._close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if self._socket is not None:
+            self._socket.abort()
+
+    def _closing_error(self) -> InnerUniverseError:
+        close = self._ws.close_exc
+        sent = self._ws.close_sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+            return MessageTooLargeError(
+                f"the server sent a message larger than the limit of "
+                f"{self._max_frame_size} bytes (raise it with "
+                "ConnectionBuilder.with_limits(max_frame_size=...))",
+                self._max_frame_size,
+            )
+        return ConnectionClosedError(f"connection closed: {close}")
 
 
 def _without_token(frame: bytes) -> bytes:
@@ -276,23 +489,35 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 class MemoryTransport:
-    """An in-memory link: the test plays the server with :meth:`feed` and reads :attr:`sent`."""
+    """An in-memory link: the test plays the server with :meth:`feed` and reads :attr:`sent`.
+
+    Messages fed are delivered in a later turn of the loop, in order, as a socket's are.
+    """
 
     def __init__(self, on_send: Callable[[bytes], None] | None = None) -> None:
         self.sent: list[bytes] = []
-        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._on_send = on_send
         self.closed = False
         #: Make :meth:`send_now` decline, as a socket with a full write buffer does.
         self.hold_writes = False
+        self._pending: list[bytes | None] = []  # fed before start(); None: the end
+        self._on_message: MessageHandler | None = None
+        self._on_lost: LostHandler | None = None
+        self._ended = False
 
     def feed(self, data: bytes) -> None:
         """Deliver one server message to the client."""
-        self._incoming.put_nowait(data)
+        self._push(data)
 
     def feed_close(self) -> None:
         """Make the server end the link."""
-        self._incoming.put_nowait(None)
+        self._push(None)
+
+    def start(self, on_message: MessageHandler, on_lost: LostHandler) -> None:
+        self._on_message, self._on_lost = on_message, on_lost
+        pending, self._pending = self._pending, []
+        for item in pending:
+            self._push(item)
 
     async def send(self, data: bytes) -> None:
         if self.closed:
@@ -310,13 +535,23 @@ class MemoryTransport:
             self._on_send(data)
         return True
 
-    async def recv(self) -> bytes:
-        message = await self._incoming.get()
-        if message is None:
-            self.closed = True
-            raise ConnectionClosedError("memory transport closed by the server side")
-        return message
-
     async def close(self) -> None:
         self.closed = True
-        self._incoming.put_nowait(None)
+        self._push(None)
+
+    def _push(self, item: bytes | None) -> None:
+        if self._on_message is None:
+            self._pending.append(item)
+        else:
+            asyncio.get_running_loop().call_soon(self._deliver, item)
+
+    def _deliver(self, item: bytes | None) -> None:
+        if self._ended:
+            return
+        if item is not None:
+            assert self._on_message is not None
+            self._on_message(item)
+            return
+        self.closed = self._ended = True
+        assert self._on_lost is not None
+        self._on_lost(ConnectionClosedError("memory transport closed by the server side"))
