@@ -100,10 +100,26 @@ def peak_bytes_while(action: Callable[[], object]) -> tuple[BaseException | None
     return error, peak - before
 
 
+def lying_trailer(size: int) -> Callable[[], bytes]:
+    """The 200 MB row frame with a gzip trailer that announces ``size`` bytes.
+
+    The decoder uses the announced size as a hint for decompressing in one call.
+    """
+
+    def build() -> bytes:
+        return valid_huge_row_frame()[:-4] + u32le(size)
+
+    return build
+
+
 BOMBS = {
     "brotli bomb": brotli_bomb,
     "nested gzip bomb": nested_gzip_bomb,
     "valid 200 MB row in a small gzip frame": valid_huge_row_frame,
+    "gzip bomb whose trailer announces 1 KB": lying_trailer(1000),
+    "gzip bomb whose trailer announces just under the limit": lying_trailer(
+        DEFAULT_MAX_MESSAGE_SIZE - 2 * MiB
+    ),
 }
 
 

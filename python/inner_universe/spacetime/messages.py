@@ -601,6 +601,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 _OUTPUT_STEP = 1024 * 1024
 #: Compressed input is fed in slices this big, so no step copies the rest of a large frame.
 _INPUT_STEP = 64 * 1024
+#: The shortest gzip member: a 10-byte header, an empty deflate stream, an 8-byte trailer.
+_GZIP_MIN_SIZE = 20
 
 
 class _Budget:
@@ -634,6 +636,9 @@ class _Budget:
         """Decompress a gzip or brotli ``payload``, spending what it produces."""
         chunks: list[bytes] = []
         if compression is Compression.GZIP:
+            whole = self._gunzip_whole(payload)
+            if whole is not None:
+                return whole
             self._gunzip(payload, chunks)
         else:
             self._unbrotli(payload, chunks)
@@ -642,6 +647,33 @@ class _Budget:
     def _keep(self, piece: bytes, chunks: list[bytes]) -> None:
         self.spend(len(piece))
         chunks.append(piece)
+
+    def _gunzip_whole(self, payload: bytes) -> bytes | None:
+        """``payload`` decompressed in one call, into one buffer, when it is one gzip
+        member that ends within the size its trailer announces and that size is within
+        what is left; otherwise None, having spent nothing (:meth:`_gunzip` then
+        decompresses it in steps, or raises the error).
+
+        The announced size (the trailer's last 4 bytes) is only a hint that bounds the
+        call: what a lying trailer costs is one wasted call. That call's output is built
+        in blocks joined at the end (about twice its size at the peak, as the steps'
+        chunks joined after), so it is kept a step under what is left: a lying trailer
+        costs no more memory than an honest message at the limit.
+        """
+        if len(payload) < _GZIP_MIN_SIZE:
+            return None
+        size = int.from_bytes(payload[-4:], "little")
+        if size > self.left - _OUTPUT_STEP:
+            return None
+        stream = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+        try:
+            whole = stream.decompress(payload, size + 1)  # + 1: a longer member shows
+        except zlib.error:
+            return None
+        if not stream.eof or stream.unused_data or len(whole) != size:
+            return None
+        self.spend(size)
+        return whole
 
     def _gunzip(self, payload: bytes, chunks: list[bytes]) -> None:
         """Every gzip member in ``payload`` (as :func:`gzip.decompress`), in bounded steps."""
