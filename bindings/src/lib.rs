@@ -22,6 +22,7 @@ use layout::{Classes, Node};
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(split_rows, m)?)?;
     m.add_class::<Layout>()?;
     Ok(())
 }
@@ -34,6 +35,31 @@ fn build_profile() -> &'static str {
     } else {
         "release"
     }
+}
+
+/// The rows of `data` that start at `offsets` (a `RowOffsets` hint), one byte string
+/// each: a row ends where the next starts, the last at the end of `data`.
+///
+/// The caller validates the offsets first (`BsatnRowList.validate`, for its errors);
+/// offsets that are out of order or out of range are still refused here, with a
+/// ValueError, never read past.
+#[pyfunction]
+fn split_rows<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    offsets: Vec<u64>,
+) -> PyResult<Bound<'py, PyList>> {
+    let size = data.len() as u64;
+    list_of(py, offsets.len(), |i| {
+        let start = offsets[i];
+        let end = offsets.get(i + 1).copied().unwrap_or(size);
+        if start > end || end > size {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "row {i} spans bytes {start}..{end} of a {size}-byte row list"
+            )));
+        }
+        Ok(PyBytes::new(py, &data[start as usize..end as usize]).into_any())
+    })
 }
 
 /// One SATS type compiled for the native codec.

@@ -226,6 +226,21 @@ def test_row_lists_of_the_module_tables_agree(data: st.DataObject) -> None:
             )
 
 
+@SETTINGS
+@given(st.lists(st.binary(max_size=12), max_size=8))
+def test_row_lists_split_into_the_same_row_bytes(rows: list[bytes]) -> None:
+    blob, offsets = pack(rows)
+    assert NATIVE.split_rows(blob, offsets) == PYTHON.split_rows(blob, offsets) == rows
+    assert all(type(row) is bytes for row in NATIVE.split_rows(blob, offsets))
+
+
+@pytest.mark.parametrize("offsets", [[0, 5, 3], [0, 11], [2**64 - 1]])
+def test_native_split_refuses_offsets_out_of_order_or_range(offsets: list[int]) -> None:
+    """Callers validate first; the native side still never reads past its data."""
+    with pytest.raises(ValueError, match="row list"):
+        NATIVE.split_rows(bytes(10), offsets)
+
+
 def test_fixed_size_rows_with_an_invalid_bool_fail_at_the_same_byte() -> None:
     flag = FLAG
     data = bytes.fromhex("01000000010200000002")

@@ -26,6 +26,7 @@ import importlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 from types import ModuleType
 from typing import Any, Final, Literal, Protocol
 from weakref import WeakKeyDictionary
@@ -46,6 +47,7 @@ __all__ = [
     "encode_args",
     "encode_row",
     "select_implementation",
+    "split_rows",
 ]
 
 PURE_PYTHON_ENV: Final = "INNER_UNIVERSE_PURE_PYTHON"
@@ -105,6 +107,14 @@ def decode_row_list(table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
             return _codec.decode_each(table, rows)
     except DecodeError as exc:
         raise _in_table(table, exc) from None
+
+
+def split_rows(data: bytes, offsets: Sequence[int]) -> list[bytes]:
+    """The rows of a ``RowOffsets`` row list, one byte string each (the cache's keys).
+
+    ``offsets`` must be validated first (``BsatnRowList.validate`` raises the errors).
+    """
+    return _codec.split_rows(data, offsets)
 
 
 def decode_row(table: TableSchema, data: bytes) -> Any:
@@ -189,6 +199,7 @@ class _Codec(Protocol):
         self, table: TableSchema, data: bytes, offsets: Sequence[int]
     ) -> list[Any]: ...
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]: ...
+    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]: ...
     def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
     def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes: ...
@@ -251,6 +262,9 @@ class _PythonCodec:
             raise err from None
         return values
 
+    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]:
+        return [data[start:end] for start, end in pairwise((*offsets, len(data)))]
+
     def decode_row(self, table: TableSchema, data: bytes) -> Any:
         return table.decode_row(data)
 
@@ -274,6 +288,7 @@ class _NativeCodec:
 
     def __init__(self, native: ModuleType) -> None:
         self._new_layout = native.Layout
+        self._split_rows = native.split_rows
         self._layouts: WeakKeyDictionary[TableSchema | ReducerSchema, Any] = WeakKeyDictionary()
 
     def layout(self, schema: TableSchema | ReducerSchema) -> Any:
@@ -298,6 +313,10 @@ class _NativeCodec:
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
         values: list[Any] = self.layout(table).decode_each(rows)
         return values
+
+    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]:
+        rows: list[bytes] = self._split_rows(data, offsets)
+        return rows
 
     def decode_row(self, table: TableSchema, data: bytes) -> Any:
         return self.layout(table).decode(data)

@@ -34,11 +34,11 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from types import ModuleType
 from typing import Final, TypeAlias
 
 from ..errors import DecodeError, EncodeError, MessageTooLargeError
+from . import codec
 from .bsatn import BsatnReader, BsatnWriter
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
@@ -205,7 +205,7 @@ class BsatnRowList:
             case FixedSize(n):
                 return [data[i : i + n] for i in range(0, len(data), n)] if n else []
             case RowOffsets(offsets):
-                return [data[start:end] for start, end in pairwise((*offsets, len(data)))]
+                return codec.split_rows(data, offsets)
 
     def __len__(self) -> int:
         match self.size_hint:
