@@ -10,6 +10,8 @@ mod decode;
 mod encode;
 mod layout;
 
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -46,20 +48,46 @@ fn build_profile() -> &'static str {
 #[pyfunction]
 fn split_rows<'py>(
     py: Python<'py>,
-    data: &[u8],
+    data: &Bound<'py, PyAny>,
     offsets: Vec<u64>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let size = data.len() as u64;
-    list_of(py, offsets.len(), |i| {
-        let start = offsets[i];
-        let end = offsets.get(i + 1).copied().unwrap_or(size);
-        if start > end || end > size {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "row {i} spans bytes {start}..{end} of a {size}-byte row list"
-            )));
-        }
-        Ok(PyBytes::new(py, &data[start as usize..end as usize]).into_any())
+    with_bytes(data, |data| {
+        let size = data.len() as u64;
+        list_of(py, offsets.len(), |i| {
+            let start = offsets[i];
+            let end = offsets.get(i + 1).copied().unwrap_or(size);
+            if start > end || end > size {
+                return Err(PyValueError::new_err(format!(
+                    "row {i} spans bytes {start}..{end} of a {size}-byte row list"
+                )));
+            }
+            Ok(PyBytes::new(py, &data[start as usize..end as usize]).into_any())
+        })
     })
+}
+
+/// Run `read` on the bytes of `data`: a bytes object, or a read-only contiguous
+/// buffer of bytes (a row list's memoryview into the message it came in, which
+/// spares copying the rows out of it).
+fn with_bytes<T>(data: &Bound<'_, PyAny>, read: impl FnOnce(&[u8]) -> PyResult<T>) -> PyResult<T> {
+    if let Ok(bytes) = data.downcast::<PyBytes>() {
+        return read(bytes.as_bytes());
+    }
+    let buffer = PyBuffer::<u8>::get(data)?;
+    if !buffer.readonly() || !buffer.is_c_contiguous() {
+        return Err(PyTypeError::new_err(
+            "row data must be bytes or a read-only contiguous buffer of bytes",
+        ));
+    }
+    if buffer.item_count() == 0 {
+        return read(&[]);
+    }
+    // SAFETY: `buffer` keeps the exporter's memory alive and unmoved until it drops,
+    // after `read` returns; it is read-only (nothing writes it meanwhile), C-contiguous,
+    // and holds `item_count` u8 items from `buf_ptr`.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.item_count()) };
+    read(bytes)
 }
 
 /// One SATS type compiled for the native codec.
@@ -77,6 +105,58 @@ struct Layout {
 impl Layout {
     fn fail(&self, py: Python<'_>, fail: Fail) -> PyErr {
         fail.into_pyerr(py, &self.classes.decode_error)
+    }
+
+    fn decode_fixed_in<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        size: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
+        let count = d.len().checked_div(size).unwrap_or(0);
+        list_of(py, count, |i| {
+            let value = d.value(self.root).map_err(|f| self.fail(py, f))?;
+            if d.pos != (i + 1) * size {
+                let fail = Fail::Decode {
+                    message: format!("row {i} is not {size} bytes long"),
+                    offset: Some(d.pos),
+                };
+                return Err(self.fail(py, fail));
+            }
+            Ok(value)
+        })
+    }
+
+    fn decode_offsets_in<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        offsets: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        // Offsets are u64 on the wire: extracting them as such is the fast path; any
+        // other int (which can never match a position) still gets its own error below.
+        let offsets: Vec<i128> = match offsets.extract::<Vec<u64>>() {
+            Ok(offsets) => offsets.into_iter().map(i128::from).collect(),
+            Err(_) => offsets.extract()?,
+        };
+        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
+        let values = list_of(py, offsets.len(), |i| {
+            let start = offsets[i];
+            if d.pos as i128 != start {
+                let fail = Fail::Decode {
+                    message: format!(
+                        "row {i} should start at byte {start}, but the rows before it end at byte {}",
+                        d.pos
+                    ),
+                    offset: None,
+                };
+                return Err(self.fail(py, fail));
+            }
+            d.value(self.root).map_err(|f| self.fail(py, f))
+        })?;
+        d.expect_end().map_err(|f| self.fail(py, f))?;
+        Ok(values)
     }
 }
 
@@ -121,54 +201,20 @@ impl Layout {
     fn decode_fixed<'py>(
         &self,
         py: Python<'py>,
-        data: &[u8],
+        data: &Bound<'py, PyAny>,
         size: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
-        let count = d.len().checked_div(size).unwrap_or(0);
-        list_of(py, count, |i| {
-            let value = d.value(self.root).map_err(|f| self.fail(py, f))?;
-            if d.pos != (i + 1) * size {
-                let fail = Fail::Decode {
-                    message: format!("row {i} is not {size} bytes long"),
-                    offset: Some(d.pos),
-                };
-                return Err(self.fail(py, fail));
-            }
-            Ok(value)
-        })
+        with_bytes(data, |data| self.decode_fixed_in(py, data, size))
     }
 
     /// Decode rows packed in `data` that start at `offsets` (a `RowOffsets` hint).
     fn decode_offsets<'py>(
         &self,
         py: Python<'py>,
-        data: &[u8],
+        data: &Bound<'py, PyAny>,
         offsets: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        // Offsets are u64 on the wire: extracting them as such is the fast path; any
-        // other int (which can never match a position) still gets its own error below.
-        let offsets: Vec<i128> = match offsets.extract::<Vec<u64>>() {
-            Ok(offsets) => offsets.into_iter().map(i128::from).collect(),
-            Err(_) => offsets.extract()?,
-        };
-        let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
-        let values = list_of(py, offsets.len(), |i| {
-            let start = offsets[i];
-            if d.pos as i128 != start {
-                let fail = Fail::Decode {
-                    message: format!(
-                        "row {i} should start at byte {start}, but the rows before it end at byte {}",
-                        d.pos
-                    ),
-                    offset: None,
-                };
-                return Err(self.fail(py, fail));
-            }
-            d.value(self.root).map_err(|f| self.fail(py, f))
-        })?;
-        d.expect_end().map_err(|f| self.fail(py, f))?;
-        Ok(values)
+        with_bytes(data, |data| self.decode_offsets_in(py, data, offsets))
     }
 
     /// The BSATN bytes of `value`, or None when the value is not in a canonical form

@@ -194,10 +194,11 @@ def test_row_lists_of_the_module_tables_agree(data: st.DataObject) -> None:
     encoded = [PYTHON.encode_row(table, r) for r in rows]
     assert [NATIVE.encode_row(table, r) for r in rows] == encoded
     blob, offsets = pack(encoded)
-    agree(
-        outcome(NATIVE.decode_offsets, table, blob, offsets),
-        outcome(PYTHON.decode_offsets, table, blob, offsets),
-    )
+    for data_of_rows in (blob, memoryview(blob)):
+        agree(
+            outcome(NATIVE.decode_offsets, table, data_of_rows, offsets),
+            outcome(PYTHON.decode_offsets, table, data_of_rows, offsets),
+        )
     agree(outcome(NATIVE.decode_each, table, encoded), outcome(PYTHON.decode_each, table, encoded))
     # Corrupt one byte, or cut the data short: both fail (or not) the same way.
     if blob:
@@ -232,6 +233,8 @@ def test_row_lists_split_into_the_same_row_bytes(rows: list[bytes]) -> None:
     blob, offsets = pack(rows)
     assert NATIVE.split_rows(blob, offsets) == PYTHON.split_rows(blob, offsets) == rows
     assert all(type(row) is bytes for row in NATIVE.split_rows(blob, offsets))
+    view = memoryview(blob)  # how a decoded row list holds its data
+    assert NATIVE.split_rows(view, offsets) == PYTHON.split_rows(view, offsets) == rows
 
 
 @pytest.mark.parametrize("offsets", [[0, 5, 3], [0, 11], [2**64 - 1]])

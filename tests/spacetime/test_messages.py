@@ -544,6 +544,22 @@ def test_fixed_size_split() -> None:
     assert BsatnRowList(RowOffsets(()), b"").rows() == []
 
 
+def test_a_decoded_row_list_views_its_message_without_copying() -> None:
+    """The rows of a (big) row list are not copied out of their message: its
+    rows_data is a read-only view, equal to the bytes, and its rows are bytes."""
+    frame = one_off_with(offsets_list([0, 1, 1, 4], b"abcdefg"))
+    msg = m.decode_server_message(frame)
+    assert isinstance(msg, m.OneOffQueryResponse)
+    rows = msg.tables[0].rows
+    assert isinstance(rows.rows_data, memoryview)
+    assert rows.rows_data.readonly
+    assert rows.rows_data.obj is frame
+    assert rows == BsatnRowList(RowOffsets((0, 1, 1, 4)), b"abcdefg")
+    assert rows.rows() == [b"a", b"", b"bcd", b"efg"]
+    assert all(type(row) is bytes for row in rows.rows())
+    assert BsatnRowList(FixedSize(2), memoryview(b"abcd")).rows() == [b"ab", b"cd"]
+
+
 @pytest.mark.parametrize(
     ("row_list", "match"),
     [

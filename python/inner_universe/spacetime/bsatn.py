@@ -94,6 +94,12 @@ class BsatnReader:
         start = self._need(n, what)
         return self._buf[start : start + n]
 
+    def view(self, n: int, what: str = "bytes") -> memoryview:
+        """Read exactly ``n`` raw bytes as a read-only view of the input (no copy: the
+        view keeps the whole input alive)."""
+        start = self._need(n, what)
+        return memoryview(self._buf)[start : start + n]
+
     def u8(self) -> int:
         start = self._need(1, "u8")
         return self._buf[start]

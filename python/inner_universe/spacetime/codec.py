@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
 from types import ModuleType
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeAlias
 from weakref import WeakKeyDictionary
 
 from ..errors import DecodeError
@@ -52,6 +52,9 @@ __all__ = [
 
 PURE_PYTHON_ENV: Final = "INNER_UNIVERSE_PURE_PYTHON"
 
+#: Packed row data: bytes, or a read-only view of the message it came in.
+Data: TypeAlias = bytes | memoryview
+
 
 def select_implementation(
     environ: Mapping[str, str] = os.environ,
@@ -71,7 +74,7 @@ def select_implementation(
 # ------------------------------------------------------------------ the public API
 
 
-def decode_rows(table: TableSchema, rows_data: bytes, size_hint: Any) -> list[Any]:
+def decode_rows(table: TableSchema, rows_data: Data, size_hint: Any) -> list[Any]:
     """Decode the rows of a ``BsatnRowList`` of ``table`` in one call.
 
     ``size_hint`` is its ``RowSizeHint``: an int for ``FixedSize(n)``, a sequence of
@@ -109,7 +112,7 @@ def decode_row_list(table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
         raise _in_table(table, exc) from None
 
 
-def split_rows(data: bytes, offsets: Sequence[int]) -> list[bytes]:
+def split_rows(data: Data, offsets: Sequence[int]) -> list[bytes]:
     """The rows of a ``RowOffsets`` row list, one byte string each (the cache's keys).
 
     ``offsets`` must be validated first (``BsatnRowList.validate`` raises the errors).
@@ -176,7 +179,7 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _decode_fixed_size(table: TableSchema, data: bytes, size: int) -> list[Any]:
+def _decode_fixed_size(table: TableSchema, data: Data, size: int) -> list[Any]:
     if size <= 0:
         if data:
             raise DecodeError(f"row size hint {size} with {len(data)} bytes of rows")
@@ -194,12 +197,12 @@ class _Codec(Protocol):
 
     name: Literal["python", "native"]
 
-    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]: ...
+    def decode_fixed(self, table: TableSchema, data: Data, size: int) -> list[Any]: ...
     def decode_offsets(
-        self, table: TableSchema, data: bytes, offsets: Sequence[int]
+        self, table: TableSchema, data: Data, offsets: Sequence[int]
     ) -> list[Any]: ...
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]: ...
-    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]: ...
+    def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]: ...
     def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
     def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes: ...
@@ -214,7 +217,7 @@ class _PythonCodec:
 
     name: Literal["python", "native"] = "python"
 
-    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]:
+    def decode_fixed(self, table: TableSchema, data: Data, size: int) -> list[Any]:
         layout = table.fixed_layout
         if layout is not None:  # fast path: one struct call per row
             build = layout.build
@@ -236,7 +239,7 @@ class _PythonCodec:
                 raise DecodeError(f"row {len(rows) - 1} is not {size} bytes long", reader.pos)
         return rows
 
-    def decode_offsets(self, table: TableSchema, data: bytes, offsets: Sequence[int]) -> list[Any]:
+    def decode_offsets(self, table: TableSchema, data: Data, offsets: Sequence[int]) -> list[Any]:
         reader = BsatnReader(data)
         decode = table.decode_row_at
         rows: list[Any] = []
@@ -262,7 +265,8 @@ class _PythonCodec:
             raise err from None
         return values
 
-    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]:
+    def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]:
+        data = bytes(data)  # no copy when it is bytes already
         return [data[start:end] for start, end in pairwise((*offsets, len(data)))]
 
     def decode_row(self, table: TableSchema, data: bytes) -> Any:
@@ -302,11 +306,11 @@ class _NativeCodec:
             layout = self._layouts[schema] = self._new_layout(nodes, CLASSES)
         return layout
 
-    def decode_fixed(self, table: TableSchema, data: bytes, size: int) -> list[Any]:
+    def decode_fixed(self, table: TableSchema, data: Data, size: int) -> list[Any]:
         rows: list[Any] = self.layout(table).decode_fixed(data, size)
         return rows
 
-    def decode_offsets(self, table: TableSchema, data: bytes, offsets: Sequence[int]) -> list[Any]:
+    def decode_offsets(self, table: TableSchema, data: Data, offsets: Sequence[int]) -> list[Any]:
         rows: list[Any] = self.layout(table).decode_offsets(data, offsets)
         return rows
 
@@ -314,7 +318,7 @@ class _NativeCodec:
         values: list[Any] = self.layout(table).decode_each(rows)
         return values
 
-    def split_rows(self, data: bytes, offsets: Sequence[int]) -> list[bytes]:
+    def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]:
         rows: list[bytes] = self._split_rows(data, offsets)
         return rows
 

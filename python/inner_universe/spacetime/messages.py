@@ -154,10 +154,15 @@ RowSizeHint: TypeAlias = FixedSize | RowOffsets
 
 @dataclass(frozen=True, slots=True)
 class BsatnRowList:
-    """A packed list of BSATN rows: ``rows_data`` split by ``size_hint``."""
+    """A packed list of BSATN rows: ``rows_data`` split by ``size_hint``.
+
+    A decoded row list's ``rows_data`` is a read-only memoryview into the message it
+    came in (the rows of a big subscription are not copied out of it); it compares
+    equal to the same bytes.
+    """
 
     size_hint: RowSizeHint
-    rows_data: bytes
+    rows_data: bytes | memoryview
 
     @classmethod
     def from_rows(cls, rows: Iterable[bytes], fixed_size: int | None = None) -> BsatnRowList:
@@ -203,7 +208,8 @@ class BsatnRowList:
         data = self.rows_data
         match self.size_hint:
             case FixedSize(n):
-                return [data[i : i + n] for i in range(0, len(data), n)] if n else []
+                raw = bytes(data)  # no copy when it is bytes already
+                return [raw[i : i + n] for i in range(0, len(raw), n)] if n else []
             case RowOffsets(offsets):
                 return codec.split_rows(data, offsets)
 
@@ -794,7 +800,7 @@ def _read_row_list(r: BsatnReader) -> BsatnRowList:
     else:
         n = r.length("row offsets")
         hint = RowOffsets(struct.unpack(f"<{n}Q", r.take(8 * n, "row offsets")))
-    rows = BsatnRowList(hint, r.bytes())
+    rows = BsatnRowList(hint, r.view(r.length("bytes"), "bytes payload"))
     rows.validate()
     return rows
 
