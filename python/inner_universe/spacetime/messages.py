@@ -156,8 +156,8 @@ RowSizeHint: TypeAlias = FixedSize | RowOffsets
 class BsatnRowList:
     """A packed list of BSATN rows: ``rows_data`` split by ``size_hint``.
 
-    A decoded row list's ``rows_data`` is a read-only memoryview into the message it
-    came in (the rows of a big subscription are not copied out of it); it compares
+    A decoded row list's ``rows_data`` may be a read-only memoryview into the message
+    it came in (the rows of a big subscription are not copied out of it); it compares
     equal to the same bytes.
     """
 
