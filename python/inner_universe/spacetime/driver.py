@@ -837,13 +837,9 @@ class DbConnection:
         if tx.light or tx.reducer_name is None:
             return None
         assert tx.caller_identity is not None and tx.timestamp is not None
-        try:
-            args = codec.decode_args(self.schema.reducer(tx.reducer_name), tx.reducer_args or b"")
-        except InnerUniverseError:
-            args = {}  # a reducer this schema does not know (e.g. the module was updated)
         event = ReducerEvent(
             reducer=tx.reducer_name,
-            args=args,
+            args=functools.partial(self._decode_args, tx.reducer_name, tx.reducer_args or b""),
             caller_identity=tx.caller_identity,
             caller_connection_id=tx.caller_connection_id,
             timestamp=tx.timestamp,
@@ -855,6 +851,13 @@ class DbConnection:
         )
         self._last_tx = (tx, event)
         return event
+
+    def _decode_args(self, reducer: str, data: bytes) -> dict[str, Any]:
+        """A ReducerEvent's arguments, decoded when first read (most are never read)."""
+        try:
+            return codec.decode_args(self.schema.reducer(reducer), data)
+        except InnerUniverseError:
+            return {}  # a reducer this schema does not know (e.g. the module was updated)
 
     def _transaction(self, tx: p.TransactionApplied) -> None:
         reducer_event = self._reducer_event(tx)
