@@ -51,7 +51,7 @@ class OutboxCall:
     was_sent: bool = False  # sent on some socket: it may have taken effect
     acked_at: float = 0.0  # wall-clock seconds
     future: asyncio.Future[Any] | None = field(default=None, repr=False)
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    deadline: float | None = field(default=None, repr=False)  # loop time; None: not timed
 
     def key(self) -> CallKey | None:
         """The key at the front of ``args`` (None for a call that is not deduplicated)."""
