@@ -181,6 +181,8 @@ async def test_calls_time_out_in_deadline_order_whatever_order_they_were_made() 
         await slow
     assert expired == ["fast", "slow"] and not any(call.done() for call in many)
     await conn.disconnect()
+    outcomes = await asyncio.gather(*many, return_exceptions=True)
+    assert all(isinstance(outcome, OutcomeUnknownError) for outcome in outcomes)
 
 
 async def test_a_call_that_could_not_be_sent_times_out_as_not_sent() -> None:

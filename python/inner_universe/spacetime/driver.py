@@ -816,7 +816,11 @@ class DbConnection:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: _Session, event: p.ProtocolEvent) -> None:
-        match event:
+        match event:  # the commonest first: a reducer call's transaction and its result
+            case p.TransactionApplied():
+                self._transaction(event)
+            case p.ReducerResult():
+                self._reducer_result(session, event)
             case p.Identified():
                 self.identity, self.token = event.identity, event.token
                 self.connection_id = event.connection_id
@@ -829,10 +833,6 @@ class DbConnection:
                 self._subscription_ended(session, event)
             case p.SubscriptionRejected():
                 self._subscription_rejected(session, event)
-            case p.TransactionApplied():
-                self._transaction(event)
-            case p.ReducerResult():
-                self._reducer_result(session, event)
             case p.StrayFailure():
                 log.warning(
                     "a failure of reducer %s matched no call: %s", event.reducer, event.message
