@@ -266,11 +266,15 @@ class TableUpdate:
         )
 
     def delete_rows(self) -> list[bytes]:
-        """Deleted rows of every query update, in order."""
+        """Deleted rows of every query update, in order (a new list)."""
+        if len(self.updates) == 1:  # the common case: rows() builds a new list already
+            return self.updates[0].update.deletes.rows()
         return [row for cqu in self.updates for row in cqu.update.deletes.rows()]
 
     def insert_rows(self) -> list[bytes]:
-        """Inserted rows of every query update, in order."""
+        """Inserted rows of every query update, in order (a new list)."""
+        if len(self.updates) == 1:
+            return self.updates[0].update.inserts.rows()
         return [row for cqu in self.updates for row in cqu.update.inserts.rows()]
 
 
@@ -287,9 +291,12 @@ class DatabaseUpdate:
         """Per table name, (deleted rows, inserted rows), merging repeated ``TableUpdate``s."""
         changes: dict[str, tuple[list[bytes], list[bytes]]] = {}
         for table in self.tables:
-            deletes, inserts = changes.setdefault(table.table_name, ([], []))
-            deletes += table.delete_rows()
-            inserts += table.insert_rows()
+            merged = changes.get(table.table_name)
+            if merged is None:
+                changes[table.table_name] = (table.delete_rows(), table.insert_rows())
+            else:
+                merged[0].extend(table.delete_rows())
+                merged[1].extend(table.insert_rows())
         return changes
 
 
