@@ -165,6 +165,26 @@ async def test_a_sent_call_without_an_answer_times_out_as_outcome_unknown() -> N
     await conn.disconnect()
 
 
+async def test_calls_time_out_in_deadline_order_whatever_order_they_were_made() -> None:
+    transport = MemoryTransport()
+    conn = await opened(transport)
+    expired: list[str] = []
+    slow = conn.reducers.with_options(timeout=0.3).create_conversation("slow")
+    many = [conn.reducers.with_options(timeout=5).create_conversation(f"{i}") for i in range(100)]
+    fast = conn.reducers.with_options(timeout=0.05).create_conversation("fast")
+    for name, call in (("slow", slow), ("fast", fast)):
+        call.add_done_callback(lambda _, name=name: expired.append(name))
+    with pytest.raises(OutcomeUnknownError):
+        await fast
+    assert expired == ["fast"] and not slow.done()
+    with pytest.raises(OutcomeUnknownError):
+        await slow
+    assert expired == ["fast", "slow"] and not any(call.done() for call in many)
+    await conn.disconnect()
+    outcomes = await asyncio.gather(*many, return_exceptions=True)
+    assert all(isinstance(outcome, OutcomeUnknownError) for outcome in outcomes)
+
+
 async def test_a_call_that_could_not_be_sent_times_out_as_not_sent() -> None:
     transport = MemoryTransport()
     builder = offline_builder(transport).with_reconnect(ReconnectPolicy(initial_delay=0.01))

@@ -32,10 +32,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import heapq
 import logging
 import random
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 from ..errors import (
     ArgumentError,
@@ -89,6 +91,8 @@ log = logging.getLogger(__name__)
 
 #: The table where the module records the key of every call that took effect.
 RECEIPT_TABLE = "call_receipt"
+ExpireCallback: TypeAlias = Callable[[OutboxCall, float], None]
+
 #: At most this many acknowledged calls are kept for the ack window (bounded memory).
 MAX_ACKED_CALLS = 100_000
 
@@ -110,6 +114,72 @@ class _Session:
         self.discard_rows: set[QueryId] = set()  # cancelled before applied: rows never shown
         self.one_offs: dict[bytes, asyncio.Future[p.OneOffQueryResult]] = {}
         self.tasks: list[asyncio.Task[None]] = []
+
+
+class _Deadlines:
+    """Every call's timeout on one loop timer, armed for the earliest deadline.
+
+    A timer per call (``call_later``, then ``cancel`` when the answer comes, as it
+    almost always does) cost more than the rest of settling a call. A settled call's
+    entry stays in the heap until it comes due or most of the heap is settled.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: ExpireCallback) -> None:
+        self._loop = loop
+        self._expire = expire
+        self._heap: list[tuple[float, int, OutboxCall, float]] = []  # deadline, seq, call, timeout
+        self._settled = 0  # entries whose call no longer waits for its deadline
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, call: OutboxCall, timeout: float) -> None:
+        """Expire ``call`` in ``timeout`` seconds unless :meth:`remove` comes first."""
+        deadline = call.deadline = self._loop.time() + timeout
+        heapq.heappush(self._heap, (deadline, call.seq, call, timeout))
+        if self._timer is None or deadline < self._timer.when():
+            self._arm()
+
+    def remove(self, call: OutboxCall) -> None:
+        """``call`` no longer expires (its outcome is known)."""
+        if call.deadline is None:
+            return
+        call.deadline = None
+        self._settled += 1
+        if self._settled > 64 and 2 * self._settled > len(self._heap):
+            self._heap = [entry for entry in self._heap if entry[2].deadline is not None]
+            heapq.heapify(self._heap)
+            self._settled = 0
+
+    def clear(self) -> None:
+        """No call expires any more (the connection is closed)."""
+        for _, _, call, _ in self._heap:
+            call.deadline = None
+        self._heap.clear()
+        self._settled = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._heap[0][0], self._sweep) if self._heap else None
+
+    def _sweep(self) -> None:
+        assert self._timer is not None
+        # The loop runs a timer up to its clock's resolution early: what the timer was
+        # armed for is due, whatever time() says.
+        now = max(self._loop.time(), self._timer.when())
+        self._timer = None
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, call, timeout = heapq.heappop(heap)
+            if call.deadline is None:
+                self._settled -= 1
+                continue
+            call.deadline = None
+            self._expire(call, timeout)
+        if heap:
+            self._arm()
 
 
 class DbConnection:
@@ -145,6 +215,7 @@ class DbConnection:
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._deadlines = _Deadlines(self._loop, self._expire)
         for call in outbox.load():  # calls a killed predecessor left unsettled
             self._track(call)
 
@@ -456,7 +527,7 @@ class DbConnection:
         call.future = self._loop.create_future()
         self._outbox.add(call)
         self._track(call)
-        call.timer = self._loop.call_later(options.timeout, self._expire, call, options.timeout)
+        self._deadlines.add(call, options.timeout)
         session = self._session
         if session is not None and session.ready and not session.ended.done():
             self._send_call(session, call)
@@ -514,8 +585,7 @@ class DbConnection:
         failure: Exception | None = None,
     ) -> None:
         """A call's outcome is known: resolve its future (once) and update the outbox."""
-        if call.timer is not None:
-            call.timer.cancel()
+        self._deadlines.remove(call)
         future = call.future
         if failure is not None:
             self._forget(call)
@@ -543,8 +613,7 @@ class DbConnection:
         self._prune_acked()
 
     def _forget(self, call: OutboxCall) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
+        self._deadlines.remove(call)
         self._calls.pop(call.seq, None)
         self._outbox.remove(call)
         self._unsettled.discard(call.seq)
@@ -722,9 +791,8 @@ class DbConnection:
         closed = ConnectionClosedError(
             f"the connection was closed: {error}" if error else "the connection was closed"
         )
+        self._deadlines.clear()
         for call in list(self._calls.values()):
-            if call.timer is not None:
-                call.timer.cancel()
             future = call.future
             if future is not None and not future.done():
                 if not call.was_sent:
@@ -748,7 +816,11 @@ class DbConnection:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: _Session, event: p.ProtocolEvent) -> None:
-        match event:
+        match event:  # the commonest first: a reducer call's transaction and its result
+            case p.TransactionApplied():
+                self._transaction(event)
+            case p.ReducerResult():
+                self._reducer_result(session, event)
             case p.Identified():
                 self.identity, self.token = event.identity, event.token
                 self.connection_id = event.connection_id
@@ -761,10 +833,6 @@ class DbConnection:
                 self._subscription_ended(session, event)
             case p.SubscriptionRejected():
                 self._subscription_rejected(session, event)
-            case p.TransactionApplied():
-                self._transaction(event)
-            case p.ReducerResult():
-                self._reducer_result(session, event)
             case p.StrayFailure():
                 log.warning(
                     "a failure of reducer %s matched no call: %s", event.reducer, event.message
@@ -837,13 +905,9 @@ class DbConnection:
         if tx.light or tx.reducer_name is None:
             return None
         assert tx.caller_identity is not None and tx.timestamp is not None
-        try:
-            args = codec.decode_args(self.schema.reducer(tx.reducer_name), tx.reducer_args or b"")
-        except InnerUniverseError:
-            args = {}  # a reducer this schema does not know (e.g. the module was updated)
         event = ReducerEvent(
             reducer=tx.reducer_name,
-            args=args,
+            args=functools.partial(self._decode_args, tx.reducer_name, tx.reducer_args or b""),
             caller_identity=tx.caller_identity,
             caller_connection_id=tx.caller_connection_id,
             timestamp=tx.timestamp,
@@ -855,6 +919,13 @@ class DbConnection:
         )
         self._last_tx = (tx, event)
         return event
+
+    def _decode_args(self, reducer: str, data: bytes) -> dict[str, Any]:
+        """A ReducerEvent's arguments, decoded when first read (most are never read)."""
+        try:
+            return codec.decode_args(self.schema.reducer(reducer), data)
+        except InnerUniverseError:
+            return {}  # a reducer this schema does not know (e.g. the module was updated)
 
     def _transaction(self, tx: p.TransactionApplied) -> None:
         reducer_event = self._reducer_event(tx)

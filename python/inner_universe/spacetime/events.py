@@ -9,7 +9,8 @@ being reconciled after a reconnect (what changed while the connection was away).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
@@ -29,12 +30,41 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
 class ReducerEvent:
-    """A reducer ran: by whom, with what, and whether it committed."""
+    """A reducer ran: by whom, with what, and whether it committed.
+
+    Immutable, compared and shown like a frozen dataclass of these fields. ``args``
+    may be given as a function that decodes them: they are then decoded when first
+    read (most callers never read them, and a batch call's are costly to decode).
+    """
+
+    __slots__ = (
+        "_args",
+        "caller_connection_id",
+        "caller_identity",
+        "committed",
+        "duration",
+        "energy_used",
+        "error",
+        "reducer",
+        "request_id",
+        "timestamp",
+    )
+    __match_args__ = (
+        "reducer",
+        "args",
+        "caller_identity",
+        "caller_connection_id",
+        "timestamp",
+        "committed",
+        "error",
+        "energy_used",
+        "duration",
+        "request_id",
+    )
 
     reducer: str
-    args: dict[str, Any]
+    _args: dict[str, Any] | Callable[[], dict[str, Any]]
     caller_identity: Identity
     caller_connection_id: ConnectionId | None
     timestamp: Timestamp
@@ -43,6 +73,64 @@ class ReducerEvent:
     energy_used: int
     duration: TimeDuration
     request_id: int
+
+    def __init__(
+        self,
+        reducer: str,
+        args: dict[str, Any] | Callable[[], dict[str, Any]],
+        caller_identity: Identity,
+        caller_connection_id: ConnectionId | None,
+        timestamp: Timestamp,
+        committed: bool,
+        error: str | None,
+        energy_used: int,
+        duration: TimeDuration,
+        request_id: int,
+    ) -> None:
+        fill = object.__setattr__
+        fill(self, "reducer", reducer)
+        fill(self, "_args", args)
+        fill(self, "caller_identity", caller_identity)
+        fill(self, "caller_connection_id", caller_connection_id)
+        fill(self, "timestamp", timestamp)
+        fill(self, "committed", committed)
+        fill(self, "error", error)
+        fill(self, "energy_used", energy_used)
+        fill(self, "duration", duration)
+        fill(self, "request_id", request_id)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The call's arguments by parameter name (decoded on first access)."""
+        args = self._args
+        if callable(args):
+            args = args()
+            object.__setattr__(self, "_args", args)
+        return args
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ReducerEvent)
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # args is a dict, as with the dataclass
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"ReducerEvent({fields})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[ReducerEvent], tuple[Any, ...]]:
+        return (ReducerEvent, self._values())
 
 
 @dataclass(frozen=True, slots=True)

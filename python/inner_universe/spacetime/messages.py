@@ -272,11 +272,15 @@ class TableUpdate:
         )
 
     def delete_rows(self) -> list[bytes]:
-        """Deleted rows of every query update, in order."""
+        """Deleted rows of every query update, in order (a new list)."""
+        if len(self.updates) == 1:  # the common case: rows() builds a new list already
+            return self.updates[0].update.deletes.rows()
         return [row for cqu in self.updates for row in cqu.update.deletes.rows()]
 
     def insert_rows(self) -> list[bytes]:
-        """Inserted rows of every query update, in order."""
+        """Inserted rows of every query update, in order (a new list)."""
+        if len(self.updates) == 1:
+            return self.updates[0].update.inserts.rows()
         return [row for cqu in self.updates for row in cqu.update.inserts.rows()]
 
 
@@ -293,9 +297,12 @@ class DatabaseUpdate:
         """Per table name, (deleted rows, inserted rows), merging repeated ``TableUpdate``s."""
         changes: dict[str, tuple[list[bytes], list[bytes]]] = {}
         for table in self.tables:
-            deletes, inserts = changes.setdefault(table.table_name, ([], []))
-            deletes += table.delete_rows()
-            inserts += table.insert_rows()
+            merged = changes.get(table.table_name)
+            if merged is None:
+                changes[table.table_name] = (table.delete_rows(), table.insert_rows())
+            else:
+                merged[0].extend(table.delete_rows())
+                merged[1].extend(table.insert_rows())
         return changes
 
 
@@ -1133,6 +1140,26 @@ def _lean_row_list(data: bytes, pos: int) -> tuple[BsatnRowList, int]:
     return rows, pos
 
 
+# The caller of the last transaction decoded, by its 48 wire bytes: a client mostly
+# receives its own calls' replies, so the same two immutable objects serve them all.
+_last_caller: tuple[bytes, tuple[Identity, ConnectionId]] = (b"", (Identity(0), ConnectionId(0)))
+
+
+def _caller(raw: bytes) -> tuple[Identity, ConnectionId]:
+    """The Identity and ConnectionId in these 48 bytes (shared with the last reply's)."""
+    global _last_caller
+    if len(raw) != 48:
+        raise IndexError
+    last_raw, caller = _last_caller
+    if raw != last_raw:
+        caller = (
+            Identity(int.from_bytes(raw[:32], "little")),
+            ConnectionId(int.from_bytes(raw[32:], "little")),
+        )
+        _last_caller = (raw, caller)
+    return caller
+
+
 def _lean_transaction_update(data: bytes) -> TransactionUpdate | None:
     if data[0] != Compression.NONE or data[1] != 1:  # not a bare TransactionUpdate
         return None
@@ -1164,8 +1191,7 @@ def _lean_transaction_update(data: bytes) -> TransactionUpdate | None:
     else:
         return None
     (micros,) = _I64.unpack_from(data, pos)
-    identity = int.from_bytes(data[pos + 8 : pos + 40], "little")
-    connection_id = int.from_bytes(data[pos + 40 : pos + 56], "little")
+    caller = _caller(data[pos + 8 : pos + 56])
     reducer_name, pos = _lean_string(data, pos + 56)
     (reducer_id,) = _LEN.unpack_from(data, pos)
     args, pos = _lean_bytes(data, pos + 4)
@@ -1177,8 +1203,8 @@ def _lean_transaction_update(data: bytes) -> TransactionUpdate | None:
     return TransactionUpdate(
         status=status,
         timestamp=Timestamp(micros),
-        caller_identity=Identity(identity),
-        caller_connection_id=ConnectionId(connection_id),
+        caller_identity=caller[0],
+        caller_connection_id=caller[1],
         reducer_call=ReducerCallInfo(reducer_name, reducer_id, args, request_id),
         energy_quanta_used=EnergyQuanta(energy),
         total_host_execution_duration=TimeDuration(duration),

@@ -51,11 +51,14 @@ class OutboxCall:
     was_sent: bool = False  # sent on some socket: it may have taken effect
     acked_at: float = 0.0  # wall-clock seconds
     future: asyncio.Future[Any] | None = field(default=None, repr=False)
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    deadline: float | None = field(default=None, repr=False)  # loop time; None: not timed
+    _key: CallKey | None = field(default=None, init=False, repr=False, compare=False)
 
     def key(self) -> CallKey | None:
         """The key at the front of ``args`` (None for a call that is not deduplicated)."""
-        return key_in_args(self.args) if self.keyed else None
+        if self._key is None and self.keyed:
+            self._key = key_in_args(self.args)  # args never change: read once
+        return self._key
 
 
 class MemoryOutbox:

@@ -377,10 +377,11 @@ class ClientProtocol:
         self._check_open("call a reducer")
         request_id = self._allocate_request_id()
         flags = CallReducerFlags(flags)
-        self._queue(m.CallReducer(reducer, bytes(args), request_id, flags))
+        args = bytes(args)
+        self._queue(m.CallReducer(reducer, args, request_id, flags))
         notify = flags == CallReducerFlags.FULL_UPDATE
         self._calls[request_id] = _PendingCall(
-            self._ordinal(), request_id, reducer, bytes(args), key, notify
+            self._ordinal(), request_id, reducer, args, key, notify
         )
         if key is not None:
             self._by_key[key] = request_id
