@@ -9,7 +9,10 @@ fails loudly with the setup command that provides it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,17 @@ from inner_universe.testing import PublishedDatabase, publish_fresh, until
 # pytest-xdist's workers inherit COLUMNS=80, and rich fixes a console's width from it when
 # the console is made (the CLI's, at import): the command tests set their own per call.
 os.environ.pop("COLUMNS", None)
+
+# Nothing the suite runs may read or write the user's own identities or server state:
+# test servers reuse ports, so a token stored for one under the real config folder would
+# be offered to a later server that never issued it (HTTP 401). Each process of the run
+# (each xdist worker, and the CLI processes it starts) gets folders of its own.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="iu-home-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
+os.environ["XDG_CONFIG_HOME"] = str(_SESSION_HOME / "config")
+os.environ["XDG_DATA_HOME"] = str(_SESSION_HOME / "data")
+for _explicit in ("INNER_UNIVERSE_CONFIG_DIR", "INNER_UNIVERSE_DATA_DIR"):
+    os.environ.pop(_explicit, None)
 
 pytest_plugins = ["inner_universe.testing.plugin"]
 

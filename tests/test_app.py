@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import stat
 from pathlib import Path
@@ -12,13 +14,14 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from inner_universe.app import OFFLINE_MODEL, Universe, register_service
-from inner_universe.errors import InvalidStateError, ServerError, UsageError
+from inner_universe.errors import ConnectRefusedError, InvalidStateError, ServerError, UsageError
 from inner_universe.features.chat import ProvidersFailedError
 from inner_universe.features.chat.inserts import OwnInserts
 from inner_universe.features.delegation import TaskContext, Worker
 from inner_universe.home import find_running, load_identity, token_file
 from inner_universe.nerv.bus import BusEvent
 from inner_universe.spacetime.connection import DbConnection, ThreadedConnection, connect
+from inner_universe.spacetime.types import Identity
 from tests.conftest import PublishedDatabase, until
 from tests.features.chat.test_provider_health_live import fail_with_cooldown
 from tests.features.knowledge.test_imports import loaded_after
@@ -84,6 +87,27 @@ def test_sync_use_and_the_stored_identity(universe_db: PublishedDatabase, user_h
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with Universe(universe_db.uri, universe_db.name) as again:
         assert again.identity == first  # the same identity comes back
+
+
+def forged_token(identity: Identity) -> str:
+    """A token in SpacetimeDB's shape, naming ``identity``, signed by no server's key."""
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"hex_identity": identity.to_hex(), "sub": "forged", "iss": "localhost"}
+    signature = base64.urlsafe_b64encode(bytes(64)).rstrip(b"=").decode()
+    return f"{part({'alg': 'ES256', 'typ': 'JWT'})}.{part(claims)}.{signature}"
+
+
+def test_an_identity_another_server_issued_is_refused_with_what_to_do(
+    universe_db: PublishedDatabase, user_home: Path
+) -> None:
+    path = token_file(universe_db.uri).save(forged_token(Identity(0xC200 << 240)))
+    with pytest.raises(ConnectRefusedError, match="was not issued by this server") as refused:
+        Universe(universe_db.uri, universe_db.name).open_sync()
+    assert refused.value.status == 401 and f"rm {path}" in str(refused.value)
+    assert path.is_file()  # the stored identity is the user's to remove, not ours
 
 
 def test_without_a_uri_it_starts_the_local_server_or_reuses_it(user_home: Path) -> None:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .errors import InvalidStateError, ServerError, UsageError
+from .errors import ConnectRefusedError, InvalidStateError, ServerError, UsageError
 from .home import (
     DEFAULT_DATABASE,
     LOCAL,
@@ -55,6 +55,7 @@ from .home import (
     load_identity,
     save_identity,
     start_local_server,
+    token_file,
 )
 from .nerv.adapters import attach_event_bus, attach_projector
 from .nerv.bus import EventBus
@@ -152,6 +153,7 @@ class Universe:
         self._closers: list[tuple[str, Any]] = []
         self._builder_hooks: list[Callable[[ConnectionBuilder], object]] = []
         self._mints_identity = False
+        self._uses_stored_identity = False
         """The next connection has no stored identity yet: store the one the server mints."""
 
     # --- where and who ------------------------------------------------------------------
@@ -221,6 +223,7 @@ class Universe:
             stored = load_identity(self.server_key)
             token = stored.token if stored else None
             self._mints_identity = stored is None
+            self._uses_stored_identity = stored is not None
         builder = ConnectionBuilder().with_uri(self.uri).with_database(self.database)
         builder.with_token(token)  # the SDK reconnects by itself (its default policy)
         for hook in self._builder_hooks:
@@ -236,11 +239,30 @@ class Universe:
             assert conn.identity is not None and conn.token is not None
             save_identity(self.server_key, Credentials(conn.identity, conn.token))
 
+    def _refused(self, exc: ConnectRefusedError) -> ConnectRefusedError:
+        """``exc``, or what to do when the server refused the identity stored for it.
+
+        Tokens are stored per server address; one stored for a server that ran on this
+        address before (or before its keys were reset) is refused with HTTP 401.
+        """
+        if exc.status != 401 or not self._uses_stored_identity:
+            return exc
+        path = token_file(self.server_key).path
+        return ConnectRefusedError(
+            f"{exc}\nThe identity stored for {self.server_key} in {path} was not issued by "
+            "this server (another server used this address before, or its keys were reset). "
+            f"Remove that file to be given a new identity here: rm {path}",
+            exc.status,
+        )
+
     async def open(self) -> Universe:
         """Find or start the server and connect (asyncio use)."""
         await asyncio.to_thread(self._find_or_start_server)
         try:
-            self._connection = await self._builder().connect()
+            try:
+                self._connection = await self._builder().connect()
+            except ConnectRefusedError as exc:
+                raise self._refused(exc) from None
             self._connected()
         except BaseException:
             await asyncio.to_thread(self._stop_server)
@@ -251,7 +273,10 @@ class Universe:
         """Find or start the server and connect on a background loop (synchronous use)."""
         self._find_or_start_server()
         try:
-            self._connection = self._builder().connect_threaded()
+            try:
+                self._connection = self._builder().connect_threaded()
+            except ConnectRefusedError as exc:
+                raise self._refused(exc) from None
             self._connected()
         except BaseException:
             self._stop_server()
@@ -289,7 +314,10 @@ class Universe:
             self.running = await asyncio.to_thread(find_running)
             if self.running is None:
                 raise ServerError("no local server is running (yet)")
-        self._connection = await self._builder().connect()
+        try:
+            self._connection = await self._builder().connect()
+        except ConnectRefusedError as exc:
+            raise self._refused(exc) from None
         self._connected()
 
     def _close_next_service(self) -> Any:
