@@ -47,7 +47,10 @@ def test_mypy_strict_rejects_wrong_types(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.py"
     wrong.write_text(
         "from inner_universe.spacetime import DbConnection\n"
+        "from inner_universe.spacetime.events import ReducerEvent\n"
         "from inner_universe.universe.bindings import Module\n\n\n"
+        "def g(event: ReducerEvent) -> None:\n"
+        '    event.reducer = "another"\n\n\n'
         "async def f(conn: DbConnection) -> str:\n"
         "    universe = Module(conn)\n"
         '    await universe.reducers.post_message("1", "user", "x")\n'
@@ -61,4 +64,5 @@ def test_mypy_strict_rejects_wrong_types(tmp_path: Path) -> None:
     assert 'Argument 1 to "post_message" of "Reducers" has incompatible type "str"' in out
     assert 'Item "None" of "Agent | None" has no attribute "version"' in out
     assert 'Incompatible return value type (got "int", expected "str")' in out
-    assert "Found 3 errors" in out
+    assert 'Property "reducer" defined in "ReducerEvent" is read-only' in out
+    assert "Found 4 errors" in out

@@ -63,16 +63,28 @@ class ReducerEvent:
         "request_id",
     )
 
-    reducer: str
     _args: dict[str, Any] | Callable[[], dict[str, Any]]
-    caller_identity: Identity
-    caller_connection_id: ConnectionId | None
-    timestamp: Timestamp
-    committed: bool
-    error: str | None
-    energy_used: int
-    duration: TimeDuration
-    request_id: int
+
+    if TYPE_CHECKING:  # read-only to type checkers too, as a frozen dataclass's fields are
+
+        @property
+        def reducer(self) -> str: ...
+        @property
+        def caller_identity(self) -> Identity: ...
+        @property
+        def caller_connection_id(self) -> ConnectionId | None: ...
+        @property
+        def timestamp(self) -> Timestamp: ...
+        @property
+        def committed(self) -> bool: ...
+        @property
+        def error(self) -> str | None: ...
+        @property
+        def energy_used(self) -> int: ...
+        @property
+        def duration(self) -> TimeDuration: ...
+        @property
+        def request_id(self) -> int: ...
 
     def __init__(
         self,
