@@ -1120,7 +1120,14 @@ def _lean_string(data: bytes, pos: int) -> tuple[str, int]:
     return raw.decode("utf-8"), end
 
 
+# An empty row list as the server sends it (no row offsets, no row data): the deletes of
+# most transactions. It decodes to the shared, equal ``_EMPTY_ROWS``.
+_NO_ROWS: Final = b"\x01" + bytes(8)
+
+
 def _lean_row_list(data: bytes, pos: int) -> tuple[BsatnRowList, int]:
+    if data[pos : pos + 9] == _NO_ROWS:
+        return _EMPTY_ROWS, pos + 9
     hint: RowSizeHint
     if data[pos] == 0:
         hint = FixedSize(_FIXED.unpack_from(data, pos + 1)[0])
