@@ -17,7 +17,9 @@ the SDK's own work; a socket's cost (the same for both) is not in either.
 CPU time of this process, pipelined (``--calls`` calls, then all awaited) and
 sequential (a quarter as many, each awaited), best and median of ``--rounds``.
 Compare two checkouts by running the script of one with ``PYTHONPATH`` pointing at
-the other's ``python/`` directory, alternating.
+the other's ``python/`` directory, alternating. The native codec is built into each
+checkout by ``scripts/setup`` and is not in git: a copy of the code without it runs the
+pure-Python codec, so check the codec the first line names.
 
     .venv/bin/python scripts/bench_replay_calls.py [--calls N] [--rounds N]
 """
@@ -32,6 +34,8 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from bench_common import machine
 
 from inner_universe.errors import ConnectError
 from inner_universe.spacetime import messages as m
@@ -217,6 +221,7 @@ async def main(calls: int, rounds: int) -> None:
     def us(values: list[float]) -> str:
         return f"best {min(values) * 1e6:6.1f} us, median {statistics.median(values) * 1e6:6.1f} us"
 
+    print(machine())
     print(f"{calls} pipelined, {seq} sequential calls, {rounds} rounds; CPU per call")
     print(f"  SDK, pipelined     {us(figures['sdk'])}")
     print(f"  minimal, pipelined {us(figures['raw'])}")
