@@ -226,7 +226,7 @@ pub fn delete_agent(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Result<
     }
     let agent = owned_by_caller(ctx, ctx.db.agent().id().find(id), id)?;
     let bytes = quotas::signed(agent.bytes() + state_of(ctx, id).len());
-    quotas::charge(ctx, agent.owner, Quota::Agents, -1, -bytes)?;
+    quotas::release(ctx, agent.owner, Quota::Agents, 1, bytes);
     ctx.db.agent_state().agent_id().delete(id);
     ctx.db.agent().id().delete(id);
     log::info!("agent {id} '{}' deleted", agent.name);

@@ -393,7 +393,7 @@ pub fn delete_conversation(ctx: &ReducerContext, call_key: CallKey, id: u64) -> 
     }
     let conversation = owned_by_caller(ctx, ctx.db.conversation().id().find(id), id)?;
     let bytes = quotas::signed(conversation.title.len());
-    quotas::charge(ctx, conversation.owner, Quota::Conversations, -1, -bytes)?;
+    quotas::release(ctx, conversation.owner, Quota::Conversations, 1, bytes);
     ctx.db
         .conversation_participant()
         .conversation_id()
@@ -417,7 +417,7 @@ fn delete_message_batch(ctx: &ReducerContext, conversation_id: u64) -> Result<us
     let mut deleted = 0;
     for message in batch.into_iter().take(MESSAGE_DELETE_BATCH) {
         let bytes = quotas::signed(message.content.len());
-        quotas::charge(ctx, message.author, Quota::Messages, -1, -bytes)?;
+        quotas::release(ctx, message.author, Quota::Messages, 1, bytes);
         crate::streams::forget_message(ctx, message.id)?;
         messages.id().delete(message.id);
         deleted += 1;
@@ -567,7 +567,7 @@ pub fn delete_message(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Resul
         return Err(format!("message {id} belongs to another identity"));
     }
     let bytes = quotas::signed(message.content.len());
-    quotas::charge(ctx, message.author, Quota::Messages, -1, -bytes)?;
+    quotas::release(ctx, message.author, Quota::Messages, 1, bytes);
     crate::streams::forget_message(ctx, id)?;
     ctx.db.message().id().delete(id);
     Ok(())

@@ -161,7 +161,7 @@ pub fn delete_document(ctx: &ReducerContext, call_key: CallKey, id: u64) -> Resu
     }
     let document = owned_by_caller(ctx, ctx.db.document().id().find(id), id)?;
     let bytes = quotas::signed(document.bytes());
-    quotas::charge(ctx, document.owner, Quota::Documents, -1, -bytes)?;
+    quotas::release(ctx, document.owner, Quota::Documents, 1, bytes);
     ctx.db.document().id().delete(id);
     crate::chunks::remove_for_document(ctx, id);
     Ok(())

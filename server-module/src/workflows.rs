@@ -276,6 +276,15 @@ fn cancel_dependants(ctx: &ReducerContext, workflow_id: u64, position: u32) {
     }
 }
 
+/// Every step of the workflow.
+fn steps_of(ctx: &ReducerContext, workflow_id: u64) -> Vec<WorkflowStep> {
+    ctx.db
+        .workflow_step()
+        .workflow_id()
+        .filter(workflow_id)
+        .collect()
+}
+
 /// Waiting steps of the workflow that need the step at `position`.
 fn dependants(ctx: &ReducerContext, workflow_id: u64, position: u32) -> Vec<WorkflowStep> {
     ctx.db
@@ -350,12 +359,7 @@ pub fn cancel_workflow(
         error: format!("cancelled: {reason}"),
         ..workflow
     });
-    let steps: Vec<WorkflowStep> = ctx
-        .db
-        .workflow_step()
-        .workflow_id()
-        .filter(workflow_id)
-        .collect();
+    let steps = steps_of(ctx, workflow_id);
     for step in steps {
         if step.status == READY {
             if let Some(task) = ctx.db.task().id().find(step.task_id) {
@@ -398,12 +402,7 @@ pub fn forget_workflow(
             "workflow {workflow_id} is running; only a finished workflow can be forgotten"
         ));
     }
-    let steps: Vec<WorkflowStep> = ctx
-        .db
-        .workflow_step()
-        .workflow_id()
-        .filter(workflow_id)
-        .collect();
+    let steps = steps_of(ctx, workflow_id);
     let mut payloads = 0;
     for step in steps {
         payloads += step.spec.payload.len();
