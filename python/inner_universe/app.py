@@ -255,14 +255,17 @@ class Universe:
             exc.status,
         )
 
+    async def _connect(self) -> DbConnection:
+        try:
+            return await self._builder().connect()
+        except ConnectRefusedError as exc:
+            raise self._refused(exc) from None
+
     async def open(self) -> Universe:
         """Find or start the server and connect (asyncio use)."""
         await asyncio.to_thread(self._find_or_start_server)
         try:
-            try:
-                self._connection = await self._builder().connect()
-            except ConnectRefusedError as exc:
-                raise self._refused(exc) from None
+            self._connection = await self._connect()
             self._connected()
         except BaseException:
             await asyncio.to_thread(self._stop_server)
@@ -314,10 +317,7 @@ class Universe:
             self.running = await asyncio.to_thread(find_running)
             if self.running is None:
                 raise ServerError("no local server is running (yet)")
-        try:
-            self._connection = await self._builder().connect()
-        except ConnectRefusedError as exc:
-            raise self._refused(exc) from None
+        self._connection = await self._connect()
         self._connected()
 
     def _close_next_service(self) -> Any:
