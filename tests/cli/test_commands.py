@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import stat
 from pathlib import Path
 
@@ -96,8 +97,12 @@ def test_no_server_running(user_home: Path) -> None:
 
 
 def test_up_without_a_built_module_names_the_setup_script(user_home: Path, tmp_path: Path) -> None:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     result = CliRunner().invoke(app, ["up"], env={"INNER_UNIVERSE_CACHE": str(tmp_path)})
     assert_one_line_error(result, "not built", "scripts/setup")
+    # A failed start puts the signal handlers back (they would turn a later SIGTERM into a
+    # KeyboardInterrupt wherever the process happened to be).
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
 
 def test_logs_only_with_v(universe_db: PublishedDatabase, user_home: Path) -> None:

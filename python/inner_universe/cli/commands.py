@@ -129,20 +129,22 @@ def up(
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    server, state = start_local_server(target.database, port=port, clear=clear)
-    try:
-        out.print(f"{state.uri}  database {state.database!r}  module {state.module_hash}")
-        out.print(
-            f"data in {state.data_dir}; Ctrl-C or `inner-universe down` stops it", style="dim"
-        )
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    try:  # the handlers are put back however this ends, a failed start included
+        server, state = start_local_server(target.database, port=port, clear=clear)
+        try:
+            out.print(f"{state.uri}  database {state.database!r}  module {state.module_hash}")
+            out.print(
+                f"data in {state.data_dir}; Ctrl-C or `inner-universe down` stops it", style="dim"
+            )
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for sig in previous:  # a second Ctrl-C must not cut the stop short
+                signal.signal(sig, signal.SIG_IGN)
+            server.stop()
+            forget_running(state.pid)
     finally:
-        for sig in previous:  # a second Ctrl-C must not cut the stop short
-            signal.signal(sig, signal.SIG_IGN)
-        server.stop()
-        forget_running(state.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out.print("stopped")
