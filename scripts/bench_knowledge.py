@@ -48,10 +48,10 @@ from inner_universe.features.knowledge import (
     split,
 )
 from inner_universe.features.knowledge.embedding import passage_text, vector_to_bytes
-from inner_universe.features.knowledge.rows import ChunkRow, DocumentRow
 from inner_universe.spacetime import EventContext, LocalServer, connect
 from inner_universe.spacetime.types import Identity, Timestamp
 from inner_universe.universe import publish
+from inner_universe.universe.bindings import Chunk, Document
 
 MODES = ("vector", "lexical", "hybrid")
 OWNER = Identity(1)
@@ -120,10 +120,13 @@ def synthetic_chunks(
 
 def live_index(embedder: WordLlamaEmbedder, texts: list[str], vectors: np.ndarray) -> LiveIndex:
     index = LiveIndex(embedder)
-    documents = [DocumentRow(d, OWNER, f"doc {d}", "", b"") for d in range(1, len(texts) // 50 + 2)]
+    documents = [
+        Document(d, OWNER, f"doc {d}", "", b"", False, Timestamp(0), Timestamp(0))
+        for d in range(1, len(texts) // 50 + 2)
+    ]
     rows = [
-        ChunkRow(i + 1, i // 50 + 1, i % 50, text, 0, len(text), vector_to_bytes(vector),
-                 embedder.name, embedder.dimension, OWNER, Timestamp(0))
+        Chunk(i + 1, i // 50 + 1, i % 50, text, 0, len(text), vector_to_bytes(vector),
+              embedder.name, embedder.dimension, False, OWNER, OWNER, Timestamp(0))
         for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
     ]  # fmt: skip
     for start in range(0, len(rows), 1000):  # as transactions of 1,000 chunks arrive

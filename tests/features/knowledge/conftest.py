@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from inner_universe.features.knowledge import ChunkerConfig, LiveIndex, WordLlamaEmbedder
-from inner_universe.features.knowledge.rows import ChunkRow, DocumentRow
 from inner_universe.features.knowledge.rows import document_rows as rows
 from inner_universe.spacetime.types import Identity, Timestamp
+from inner_universe.universe.bindings import Chunk, Document
 
 ALICE = Identity(0xA11CE)
 BOB = Identity(0xB0B)
@@ -29,7 +29,7 @@ def document_rows(
     private: bool = False,
     metadata: dict[str, object] | None = None,
     first_chunk_id: int = 1,
-) -> tuple[DocumentRow, list[ChunkRow]]:
+) -> tuple[Document, list[Chunk]]:
     """Small chunks (200 characters), so short test texts have several."""
     return rows(
         embedder,
@@ -46,7 +46,7 @@ def document_rows(
 
 
 def filled_index(
-    embedder: WordLlamaEmbedder, documents: list[tuple[DocumentRow, list[ChunkRow]]]
+    embedder: WordLlamaEmbedder, documents: list[tuple[Document, list[Chunk]]]
 ) -> LiveIndex:
     index = LiveIndex(embedder)
     for document, chunks in documents:

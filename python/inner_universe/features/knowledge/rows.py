@@ -1,4 +1,4 @@
-"""Rows shaped like the module's, to fill a :class:`LiveIndex` without a server.
+"""The module's rows (its generated row classes), to fill a :class:`LiveIndex` without a server.
 
 The evaluation set and the benchmarks measure the search code on a known corpus;
 they build the same document and chunk rows that ingestion would store (same
@@ -7,47 +7,17 @@ splitter, same embedding input) and hand them to :meth:`LiveIndex.apply`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgpack
 
 from ...spacetime.types import Identity, Timestamp
+from ...universe.bindings import Chunk, Document
 from .chunking import ChunkerConfig, split
 from .embedding import Embedder, passage_text, vector_to_bytes
 from .formats import MARKDOWN
 
-__all__ = ["ChunkRow", "DocumentRow", "document_rows"]
+__all__ = ["document_rows"]
 
 EPOCH = Timestamp(0)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    """The fields of the module's ``document`` row that the index reads."""
-
-    id: int
-    owner: Identity
-    title: str
-    content: str
-    metadata: bytes
-    private: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """The fields of the module's ``chunk`` row."""
-
-    id: int
-    document_id: int
-    position: int
-    text: str
-    start_char: int
-    end_char: int
-    embedding: bytes
-    model: str
-    dimension: int
-    ingested_by: Identity
-    created_at: Timestamp
 
 
 def document_rows(
@@ -63,13 +33,22 @@ def document_rows(
     private: bool = False,
     metadata: dict[str, object] | None = None,
     created_at: Timestamp = EPOCH,
-) -> tuple[DocumentRow, list[ChunkRow]]:
+) -> tuple[Document, list[Chunk]]:
     """A document row and its chunk rows (ids from ``first_chunk_id``), as ingestion makes them."""
     passages = split(text, fmt, chunking)
     vectors = embedder.embed([passage_text(title, p.heading, p.text) for p in passages])
-    document = DocumentRow(document_id, owner, title, text, msgpack.packb(metadata or {}), private)
+    document = Document(
+        document_id,
+        owner,
+        title,
+        text,
+        msgpack.packb(metadata or {}),
+        private,
+        created_at,
+        created_at,
+    )
     chunks = [
-        ChunkRow(
+        Chunk(
             id=first_chunk_id + p.position,
             document_id=document_id,
             position=p.position,
@@ -79,6 +58,8 @@ def document_rows(
             embedding=vector_to_bytes(vector),
             model=embedder.name,
             dimension=embedder.dimension,
+            private=private,
+            owner=owner,
             ingested_by=owner,
             created_at=created_at,
         )
