@@ -357,8 +357,8 @@ class StoreReplica:
         self._writers: dict[str, set[int]] = {}  # topic -> Identity.value of its writers
         self._closed = False
         self._ids: dict[str, UUID | str] = {}
+        self._owner: Identity | None = None
         connection.on_transaction(self._on_transaction)
-        quoted = f"'{self.store}'"  # safe: check_store_name allows no quote characters
         try:
             # Claim the store if it is new: it belongs to whoever opens it first.
             connection.call_reducer("open_store", self.store)
@@ -367,7 +367,6 @@ class StoreReplica:
             # such a join with a WHERE clause of its own, so the replica receives
             # every store it is a member of and keeps the rows of this one.
             self._subscription = connection.subscribe(
-                f"SELECT * FROM event_log WHERE store = {quoted}",
                 "SELECT * FROM event_run",
                 "SELECT * FROM stored_event",
                 "SELECT * FROM stored_snapshot",
@@ -378,7 +377,7 @@ class StoreReplica:
             if isinstance(exc, InnerUniverseError):
                 raise OperationalError(
                     f"cannot follow store {self.store!r}: {exc} (is the Inner Universe module, "
-                    "with its stored_event tables, published to this database?)"
+                    "with its event store tables, published to this database?)"
                 ) from exc
             raise
 
@@ -486,11 +485,21 @@ class StoreReplica:
 
     @property
     def owner(self) -> Identity:
-        """The identity the store belongs to (the first to open it)."""
-        log_row = self.connection.db.event_log.find("store", self.store)
-        if log_row is None:  # pragma: no cover - opened and subscribed in __init__
-            raise OperationalError(f"store {self.store!r} has no log row in the replica")
-        return cast(Identity, log_row.owner)
+        """The identity the store belongs to (the first to open it; that never changes).
+
+        Asked of the server once, with a one-off query: the replica does not follow the
+        store's ``event_log`` row, which every append changes.
+        """
+        if self._owner is None:
+            query = f"SELECT * FROM event_log WHERE store = '{self.store}'"  # no quotes in it
+            try:
+                rows = self.connection.one_off_query(query)["event_log"]
+            except (InnerUniverseError, TimeoutError) as exc:
+                raise _translate(exc) from exc
+            if not rows:  # pragma: no cover - __init__ opened the store
+                raise OperationalError(f"store {self.store!r} has no log row")
+            self._owner = cast(Identity, rows[0].owner)
+        return self._owner
 
     def set_member(self, identity: Identity, *, writer: bool = True) -> None:
         """Admit ``identity`` as a writer (or, with ``writer=False``, a reader). Owner only."""
