@@ -387,12 +387,14 @@ pub fn append_events(
             .map(|e| e.originator_version)
             .collect();
         // A run holding a version in lo..=hi ends at or after lo, and (being at
-        // most a batch long) before hi + MAX_BATCH_EVENTS.
+        // most a batch long) before hi + MAX_BATCH_EVENTS. The originator's runs
+        // are disjoint ranges, in order: after one that starts beyond hi, so do all.
         let ends = lo..=hi.saturating_add(MAX_BATCH_EVENTS as u64);
         for run in runs.filter((store.as_str(), id, ends)) {
-            if run.first_version <= hi {
-                found.extend(run.first_version.max(lo)..=run.last_version.min(hi));
+            if run.first_version > hi {
+                break;
             }
+            found.extend(run.first_version.max(lo)..=run.last_version.min(hi));
         }
         found
     })?;

@@ -285,6 +285,8 @@ class TestStoreSemantics(OnFreshDatabase):
             (6, a, 5),
         ]
         assert [n.id for n in recorder.select_notifications(4, 3, stop=5)] == [4, 5]
+        # From the middle of a run whose only "x" comes before the start.
+        assert [n.id for n in recorder.select_notifications(2, 1, topics=["x"])] == [3]
         # Another identity's replica, admitted as a reader, reads the same log.
         other = self.replica()
         assert other.connection.identity is not None

@@ -602,13 +602,13 @@ class StoreReplica:
         end = bisect.bisect_right(starts, hi)
         if topics:
             wanted = set(topics)
-            # Each run listed under a wanted topic holds at least one such event:
-            # `limit` runs per topic are enough.
+            # Each run listed under a wanted topic holds at least one such event, and
+            # only the first may hold it before `first`: `limit + 1` runs per topic do.
             chosen: set[int] = set()
             for topic in wanted:
                 ids = self._topics.get(topic, [])
                 lo = bisect.bisect_left(ids, starts[begin]) if starts else 0
-                chosen.update(ids[lo : min(bisect.bisect_right(ids, hi, lo=lo), lo + limit)])
+                chosen.update(ids[lo : min(bisect.bisect_right(ids, hi, lo=lo), lo + limit + 1)])
             indexes = [bisect.bisect_left(starts, nid) for nid in sorted(chosen)]
         else:
             wanted = set()
