@@ -600,6 +600,8 @@ class StoreReplica:
         starts = self._run_starts
         begin = max(bisect.bisect_right(starts, first) - 1, 0)
         end = bisect.bisect_right(starts, hi)
+        indexes: Sequence[int] = range(begin, end)  # stopped early, once `limit` are found
+        wanted: set[str] = set()
         if topics:
             wanted = set(topics)
             # Each run listed under a wanted topic holds at least one such event, and
@@ -610,9 +612,6 @@ class StoreReplica:
                 lo = bisect.bisect_left(ids, starts[begin]) if starts else 0
                 chosen.update(ids[lo : min(bisect.bisect_right(ids, hi, lo=lo), lo + limit + 1)])
             indexes = [bisect.bisect_left(starts, nid) for nid in sorted(chosen)]
-        else:
-            wanted = set()
-            indexes = list(range(begin, end))
         found: list[Notification] = []
         for i in indexes:
             run = self._runs[i]
