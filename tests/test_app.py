@@ -150,8 +150,9 @@ def test_an_event_sourced_application_on_the_temporal_store(
         counter.increment()
         counters.save(counter)
         assert counters.repository.get(counter.id).count == 1
-        rows = universe.connection.one_off_query("SELECT * FROM stored_event")["stored_event"]
-        assert {row.store for row in rows} == {"counters"} and len(rows) == 2
+        rows = universe.connection.one_off_query("SELECT * FROM event_run")["event_run"]
+        assert {row.store for row in rows} == {"counters"}
+        assert sum(len(row.states) for row in rows) == 2
         token = universe.connection.token
         assert token is not None
         assert my_sessions(token) == 2  # the Universe's connection and the application's

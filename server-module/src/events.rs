@@ -14,8 +14,11 @@
 //! readers only read. Only members read a store's events, snapshots and tracking
 //! positions; which stores exist, who owns them and who their members are is public.
 //!
-//! - `stored_event`: the events, by store, and by store,
-//!   originator id and version (the aggregate's history), with the writer of each.
+//! - `event_run`: the events, as runs of consecutive events of one originator
+//!   (usually one run per saved aggregate), by store, and by store, originator id
+//!   and last version, with the writer of each run.
+//! - `stored_event`: events written by an earlier module, one row each; still
+//!   read, and still checked for conflicts, but no longer written.
 //! - `stored_snapshot`: aggregate snapshots (no notification ids).
 //! - `event_tracking`: per store, the last notification id processed from each
 //!   upstream application; it never goes backwards, and never beyond the end of
@@ -50,9 +53,9 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Members of one store, its owner included.
 pub const MAX_STORE_MEMBERS: usize = 256;
 
-/// One recorded domain event. Two indexes, each kept up on every insert: no
-/// reducer or client query looks events up by notification id (replicas index
-/// them locally), so there is no (store, notification_id) index.
+/// One domain event, as earlier modules recorded them (now written as [`EventRun`]s).
+/// Kept so a database written by an earlier module upgrades in place: its
+/// events stay readable, and new appends are checked against them.
 #[spacetimedb::table(
     name = stored_event,
     public,
@@ -72,6 +75,41 @@ pub struct StoredEvent {
     /// The mapper's bytes (transcoded, maybe compressed and encrypted); opaque here.
     pub state: Vec<u8>,
     /// The identity that appended the event.
+    pub writer: Identity,
+}
+
+/// A run of recorded events: consecutive events of one batch from one originator,
+/// with consecutive versions `first_version..=last_version` and consecutive
+/// notification ids from `first_notification_id`. `append_events` writes one run
+/// per aggregate a batch saves (a save is usually one run), not one row per event:
+/// the server's cost of a transaction grows with its rows, not its bytes.
+///
+/// An originator's runs hold disjoint sets of versions, and each run's versions
+/// are a range, so its runs are disjoint ranges: ordered by `last_version`, the
+/// first run ending at or after a version is the only one that can hold it.
+/// Events written by an earlier module, one row each, stay in `stored_event`.
+#[spacetimedb::table(
+    name = event_run,
+    public,
+    index(name = by_stream_end, btree(columns = [store, originator_id, last_version]))
+)]
+pub struct EventRun {
+    /// Indexed on its own for the visibility filter's join (see [`StoredEvent`]).
+    #[index(btree)]
+    pub store: String,
+    /// The notification id of the run's first event; the next ones follow.
+    pub first_notification_id: u64,
+    pub originator_id: String,
+    pub first_version: u64,
+    pub last_version: u64,
+    /// The events' topics and states, in version order: `topics[i]` and
+    /// `states[i]` are version `first_version + i`. Two flat arrays rather than
+    /// an array of structs: a client decodes them into strings and bytes only,
+    /// with no object per event around them.
+    pub topics: Vec<String>,
+    /// The mapper's bytes of each event (transcoded, maybe compressed and encrypted).
+    pub states: Vec<Vec<u8>>,
+    /// The identity that appended the events.
     pub writer: Identity,
 }
 
@@ -140,6 +178,13 @@ pub struct StoreMember {
 const EVENTS_OF_THEIR_STORES_MEMBERS: Filter = Filter::Sql(
     "SELECT stored_event.* FROM stored_event JOIN event_store_member \
      ON stored_event.store = event_store_member.store \
+     WHERE event_store_member.identity = :sender",
+);
+
+#[client_visibility_filter]
+const EVENT_RUNS_OF_THEIR_STORES_MEMBERS: Filter = Filter::Sql(
+    "SELECT event_run.* FROM event_run JOIN event_store_member \
+     ON event_run.store = event_store_member.store \
      WHERE event_store_member.identity = :sender",
 );
 
@@ -334,31 +379,71 @@ pub fn append_events(
         return Ok(());
     }
     charge(ctx, &events)?;
-    let stream = ctx.db.stored_event().by_stream();
+    let singles = ctx.db.stored_event().by_stream();
+    let runs = ctx.db.event_run().by_stream_end();
     check_new("event", &store, &events, |id, lo, hi| {
-        stream
+        let mut found: Vec<u64> = singles
             .filter((store.as_str(), id, lo..=hi))
             .map(|e| e.originator_version)
-            .collect()
+            .collect();
+        // A run holding a version in lo..=hi ends at or after lo, and (being at
+        // most a batch long) before hi + MAX_BATCH_EVENTS. The originator's runs
+        // are disjoint ranges, in order: after one that starts beyond hi, so do all.
+        let ends = lo..=hi.saturating_add(MAX_BATCH_EVENTS as u64);
+        for run in runs.filter((store.as_str(), id, ends)) {
+            if run.first_version > hi {
+                break;
+            }
+            found.extend(run.first_version.max(lo)..=run.last_version.min(hi));
+        }
+        found
     })?;
-    let mut last = log.last_notification_id;
-    for event in events {
-        last += 1;
-        ctx.db.stored_event().insert(StoredEvent {
-            store: store.clone(),
-            notification_id: last,
-            originator_id: event.originator_id,
-            originator_version: event.originator_version,
-            topic: event.topic,
-            state: event.state,
-            writer: ctx.sender,
-        });
+    let first = log.last_notification_id + 1;
+    let last = log.last_notification_id + events.len() as u64;
+    for run in into_runs(&store, first, events, ctx.sender) {
+        ctx.db.event_run().insert(run);
     }
     ctx.db.event_log().store().update(EventLog {
         last_notification_id: last,
         ..log
     });
     Ok(())
+}
+
+/// A checked batch as runs, numbered from notification id `first` in batch order:
+/// each event joins the run before it if that run is its originator's and ends
+/// at the version just before its own, and starts a new run otherwise.
+fn into_runs(store: &str, first: u64, events: Vec<NewEvent>, writer: Identity) -> Vec<EventRun> {
+    let mut runs: Vec<EventRun> = Vec::new();
+    for (notification_id, event) in (first..).zip(events) {
+        let NewEvent {
+            originator_id,
+            originator_version: version,
+            topic,
+            state,
+        } = event;
+        match runs.last_mut() {
+            Some(run)
+                if run.originator_id == originator_id
+                    && run.last_version.checked_add(1) == Some(version) =>
+            {
+                run.last_version = version;
+                run.topics.push(topic);
+                run.states.push(state);
+            }
+            _ => runs.push(EventRun {
+                store: store.to_owned(),
+                first_notification_id: notification_id,
+                originator_id,
+                first_version: version,
+                last_version: version,
+                topics: vec![topic],
+                states: vec![state],
+                writer,
+            }),
+        }
+    }
+    runs
 }
 
 /// Records a batch of snapshots, all or nothing; writers only. An existing
@@ -572,6 +657,48 @@ mod tests {
         assert_eq!(batch(&[event("a", 10)]), Ok(()));
         assert!(batch(&[event("", 10)]).is_err());
         assert!(batch(&[event("a", MAX_PAYLOAD_BYTES + 1)]).is_err());
+    }
+
+    #[test]
+    fn a_batch_is_split_into_runs_of_consecutive_versions_of_one_originator() {
+        let event = |id: &str, version: u64| NewEvent {
+            originator_id: id.into(),
+            originator_version: version,
+            topic: format!("t{version}"),
+            state: vec![],
+        };
+        let batch = vec![
+            event("a", 1),
+            event("a", 2),
+            event("a", 3),
+            event("b", 1),
+            event("a", 4),
+            event("a", 6),
+        ];
+        let runs = into_runs("s", 10, batch, Identity::ZERO);
+        let shape: Vec<(u64, &str, u64, u64, usize)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.first_notification_id,
+                    r.originator_id.as_str(),
+                    r.first_version,
+                    r.last_version,
+                    r.states.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (10, "a", 1, 3, 3),
+                (13, "b", 1, 1, 1),
+                (14, "a", 4, 4, 1),
+                (15, "a", 6, 6, 1),
+            ]
+        );
+        assert_eq!(runs[0].topics, ["t1", "t2", "t3"]);
+        assert_eq!(runs[0].topics.len(), runs[0].states.len());
     }
 
     #[test]

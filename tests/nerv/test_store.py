@@ -254,6 +254,79 @@ class TestStoreSemantics(OnFreshDatabase):
         assert recorder.insert_events([*sparse, StoredEvent(a, 4, "t", b"")]) == [4, 5, 6]
         assert [e.originator_version for e in recorder.select_events(a)] == [1, 2, 3, 4, 1000]
 
+    def test_a_batch_is_stored_as_runs_and_read_event_by_event(self) -> None:
+        replica = self.replica()
+        recorder = SpacetimeApplicationRecorder(replica)
+        a, b = uuid4(), uuid4()
+        batch = [(a, 1, "x"), (a, 2, "y"), (b, 1, "x"), (a, 3, "y"), (b, 2, "x"), (a, 5, "x")]
+        events = [StoredEvent(oid, v, topic, f"{oid}/{v}".encode()) for oid, v, topic in batch]
+        assert recorder.insert_events(events) == [1, 2, 3, 4, 5, 6]
+        # One row per run of consecutive versions of one originator: a1-2, b1, a3, b2, a5.
+        [result] = self.db.server.sql(self.db.name, "SELECT * FROM event_run WHERE store = 'test'")
+        assert len(result["rows"]) == 5
+        # Versions interleaved with the stored ones but distinct: no conflict.
+        assert recorder.insert_events([StoredEvent(a, v, "y", b"") for v in (4, 6)]) == [7, 8]
+        assert [e.originator_version for e in recorder.select_events(a)] == [1, 2, 3, 4, 5, 6]
+        assert [e.originator_version for e in recorder.select_events(a, gt=1, lte=4)] == [2, 3, 4]
+        newest = recorder.select_events(a, desc=True, limit=3)
+        assert [e.originator_version for e in newest] == [6, 5, 4]
+        assert recorder.select_events(a, gt=2, limit=1) == [
+            StoredEvent(a, 3, "y", f"{a}/3".encode())
+        ]
+        # A batch overlapping a stored run anywhere fails whole.
+        for versions in ((7, 8, 2), (0, 1), (7, 5)):
+            with pytest.raises(IntegrityError, match=f"version {versions[-1]} of originator {a}"):
+                recorder.insert_events([StoredEvent(a, v, "x", b"") for v in versions])
+        assert recorder.max_notification_id() == 8
+        notifications = recorder.select_notifications(2, 4, topics=["x"])
+        assert [(n.id, n.originator_id, n.originator_version) for n in notifications] == [
+            (3, b, 1),
+            (5, b, 2),
+            (6, a, 5),
+        ]
+        assert [n.id for n in recorder.select_notifications(4, 3, stop=5)] == [4, 5]
+        # From the middle of a run whose only "x" comes before the start.
+        assert [n.id for n in recorder.select_notifications(2, 1, topics=["x"])] == [3]
+        # Another identity's replica, admitted as a reader, reads the same log.
+        other = self.replica()
+        assert other.connection.identity is not None
+        replica.set_member(other.connection.identity, writer=False)
+        assert other.wait_for(lambda: other.max_notification_id() == 8, timeout=10)
+        assert other.select_notifications(1, 10, None, ()) == recorder.select_notifications(1, 10)
+
+    def test_events_of_an_earlier_module_are_read_with_new_ones(self) -> None:
+        # A database written by a module before event runs holds one stored_event row
+        # per event. Write such rows as the database owner, as that module would have.
+        replica = self.replica()
+        recorder = SpacetimeApplicationRecorder(replica)
+        assert replica.connection.identity is not None
+        writer = f"0x{replica.connection.identity.to_hex()}"
+        old = uuid4()
+        for version in (1, 2, 3):
+            self.db.server.sql(
+                self.db.name,
+                "INSERT INTO stored_event (store, notification_id, originator_id, "
+                "originator_version, topic, state, writer) VALUES "
+                f"('test', {version}, '{old}', {version}, 't{version}', 0x0{version}, {writer})",
+            )
+        self.db.server.sql(
+            self.db.name, "UPDATE event_log SET last_notification_id = 3 WHERE store = 'test'"
+        )
+        assert replica.wait_for(lambda: recorder.max_notification_id() == 3, timeout=10)
+        with pytest.raises(IntegrityError, match=f"version 3 of originator {old}"):
+            recorder.insert_events([StoredEvent(old, v, "t", b"") for v in (3, 4)])
+        assert recorder.insert_events([StoredEvent(old, v, "t", b"") for v in (4, 5)]) == [4, 5]
+        read = recorder.select_events(old, gt=1, lte=4)
+        assert read == [
+            StoredEvent(old, 2, "t2", b"\x02"),
+            StoredEvent(old, 3, "t3", b"\x03"),
+            StoredEvent(old, 4, "t", b""),
+        ]
+        assert [(n.id, n.originator_version) for n in recorder.select_notifications(1, 10)] == [
+            (i, i) for i in range(1, 6)
+        ]
+        assert replica.topic_writers("t1") == [replica.connection.identity]
+
     def test_bad_input_is_a_data_error_naming_the_field(self) -> None:
         from eventsourcing.persistence import DataError
 

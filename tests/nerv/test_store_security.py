@@ -137,13 +137,14 @@ def test_a_stranger_cannot_read_a_store(fresh_db: PublishedDatabase) -> None:
         )
         owner.append_snapshots([StoredEvent(uuid4(), 1, "t:Snap", b"secret")])
         with _connect(fresh_db) as stranger:
-            for table in ("stored_event", "stored_snapshot", "event_tracking"):
+            tables = ("event_run", "stored_event", "stored_snapshot", "event_tracking")
+            for table in tables:
                 query = f"SELECT * FROM {table} WHERE store = 'diary'"
                 assert stranger.one_off_query(query)[table] == []
                 # (Store tables are subscribed to without WHERE: see store.py.)
                 stranger.subscribe(f"SELECT * FROM {table}")
                 assert stranger.db[table].count() == 0
-        [result] = fresh_db.server.sql(fresh_db.name, "SELECT * FROM stored_event")
+        [result] = fresh_db.server.sql(fresh_db.name, "SELECT * FROM event_run")
         assert len(result["rows"]) == 1  # it is there; the stranger just cannot see it
     finally:
         owner.close()

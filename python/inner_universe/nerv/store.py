@@ -48,7 +48,6 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any, Literal, TypeVar, cast, get_origin
 from uuid import UUID
@@ -210,48 +209,112 @@ def _translate(exc: Exception) -> PersistenceError:
     return OperationalError(str(exc) or type(exc).__name__)
 
 
-@dataclass(slots=True)
+class _Run:
+    """Consecutive events of one originator, held as the row that brought them.
+
+    ``topics[i]`` and ``states[i]`` are version ``first_version + i``, with
+    notification id ``first_notification_id + i`` (an ``event_run`` row's arrays,
+    or one-element ones for a ``stored_event`` row of an earlier module). Their
+    :class:`StoredEvent` records are made on first read and kept: appending builds
+    no per-event objects.
+    """
+
+    __slots__ = (
+        "_events",
+        "first_notification_id",
+        "first_version",
+        "originator_id",
+        "states",
+        "topics",
+    )
+
+    def __init__(
+        self,
+        first_notification_id: int,
+        originator_id: UUID | str,
+        first_version: int,
+        topics: Sequence[str],
+        states: Sequence[bytes],
+    ) -> None:
+        self.first_notification_id = first_notification_id
+        self.originator_id = originator_id
+        self.first_version = first_version
+        self.topics = topics
+        self.states = states
+        self._events: list[StoredEvent] | None = None
+
+    @property
+    def last_version(self) -> int:
+        return self.first_version + len(self.states) - 1
+
+    @property
+    def last_notification_id(self) -> int:
+        return self.first_notification_id + len(self.states) - 1
+
+    def events(self) -> list[StoredEvent]:
+        events = self._events
+        if events is None:
+            oid, first = self.originator_id, self.first_version
+            events = self._events = [
+                StoredEvent(oid, first + i, topic, state)
+                for i, (topic, state) in enumerate(zip(self.topics, self.states, strict=True))
+            ]
+        return events
+
+
 class _Stream:
-    """One originator's records, ordered by version (for bisecting gt/lte)."""
+    """One originator's runs, ordered by version; they never overlap (the module
+    rejects a version already stored), so their first versions bisect gt/lte."""
 
-    versions: list[int] = field(default_factory=list)
-    events: list[StoredEvent] = field(default_factory=list)
-    notification_ids: list[int] = field(default_factory=list)
+    __slots__ = ("firsts", "runs")
 
-    def add(self, event: StoredEvent, notification_id: int) -> None:
-        version = event.originator_version
-        if not self.versions or version > self.versions[-1]:
-            i = len(self.versions)  # the usual case: appended in version order
+    def __init__(self) -> None:
+        self.firsts: list[int] = []
+        self.runs: list[_Run] = []
+
+    def add(self, run: _Run) -> bool:
+        """Hold ``run``; False if it is already held (e.g. delivered again)."""
+        first = run.first_version
+        if not self.runs or first > self.runs[-1].last_version:
+            i = len(self.runs)  # the usual case: appended in version order
         else:
-            i = bisect.bisect_left(self.versions, version)
-            if i < len(self.versions) and self.versions[i] == version:
-                return  # already held (e.g. a resubscription delivered it again)
-        self.versions.insert(i, version)
-        self.events.insert(i, event)
-        self.notification_ids.insert(i, notification_id)
+            i = bisect.bisect_left(self.firsts, first)
+            if i < len(self.firsts) and self.firsts[i] == first:
+                return False
+        self.firsts.insert(i, first)
+        self.runs.insert(i, run)
+        return True
+
+    def run_holding(self, version: int) -> _Run | None:
+        i = bisect.bisect_right(self.firsts, version) - 1
+        if i >= 0 and version <= self.runs[i].last_version:
+            return self.runs[i]
+        return None
 
     def select(
         self, gt: int | None, lte: int | None, desc: bool, limit: int | None
     ) -> list[StoredEvent]:
-        lo = 0 if gt is None else bisect.bisect_right(self.versions, gt)
-        hi = len(self.versions) if lte is None else bisect.bisect_right(self.versions, lte)
-        if hi <= lo:
+        if limit is not None and limit <= 0:
             return []
-        if limit is not None:
+        start = 0 if gt is None else max(bisect.bisect_right(self.firsts, gt) - 1, 0)
+        end = len(self.runs) if lte is None else bisect.bisect_right(self.firsts, lte)
+        indexes = range(end - 1, start - 1, -1) if desc else range(start, end)
+        selected: list[StoredEvent] = []
+        for i in indexes:
+            run = self.runs[i]
+            events = run.events()
+            lo = 0 if gt is None else max(gt + 1 - run.first_version, 0)
+            hi = len(events) if lte is None else min(lte + 1 - run.first_version, len(events))
+            if hi <= lo:
+                continue
+            part = events[lo:hi]
             if desc:
-                lo = max(lo, hi - limit)
-            else:
-                hi = min(hi, lo + limit)
-        selected = self.events[lo:hi]
-        if desc:
-            selected.reverse()
+                part.reverse()
+            selected += part
+            if limit is not None and len(selected) >= limit:
+                del selected[limit:]
+                break
         return selected
-
-    def notification_id(self, version: int) -> int | None:
-        i = bisect.bisect_left(self.versions, version)
-        if i < len(self.versions) and self.versions[i] == version:
-            return self.notification_ids[i]
-        return None
 
 
 def _stream(streams: dict[str, _Stream], originator_id: str) -> _Stream:
@@ -283,18 +346,19 @@ class StoreReplica:
         self.originator_id_type = originator_id_type
         self._owns_connection = owns_connection
         self._cond = threading.Condition(threading.RLock())
-        # Each event once, by notification id; a Notification is made when one is read.
-        self._notifications: dict[int, StoredEvent] = {}
+        # The runs of events, in notification order (by their first notification ids).
+        self._run_starts: list[int] = []
+        self._runs: list[_Run] = []
         self._max_notification_id = 0
-        self._topics: dict[str, list[int]] = {}
+        self._topics: dict[str, list[int]] = {}  # topic -> first notification ids of its runs
         self._events: dict[str, _Stream] = {}
         self._snapshots: dict[str, _Stream] = {}
         self._tracking: dict[str, int] = {}
         self._writers: dict[str, set[int]] = {}  # topic -> Identity.value of its writers
         self._closed = False
         self._ids: dict[str, UUID | str] = {}
+        self._owner: Identity | None = None
         connection.on_transaction(self._on_transaction)
-        quoted = f"'{self.store}'"  # safe: check_store_name allows no quote characters
         try:
             # Claim the store if it is new: it belongs to whoever opens it first.
             connection.call_reducer("open_store", self.store)
@@ -303,7 +367,7 @@ class StoreReplica:
             # such a join with a WHERE clause of its own, so the replica receives
             # every store it is a member of and keeps the rows of this one.
             self._subscription = connection.subscribe(
-                f"SELECT * FROM event_log WHERE store = {quoted}",
+                "SELECT * FROM event_run",
                 "SELECT * FROM stored_event",
                 "SELECT * FROM stored_snapshot",
                 "SELECT * FROM event_tracking",
@@ -313,7 +377,7 @@ class StoreReplica:
             if isinstance(exc, InnerUniverseError):
                 raise OperationalError(
                     f"cannot follow store {self.store!r}: {exc} (is the Inner Universe module, "
-                    "with its stored_event tables, published to this database?)"
+                    "with its event store tables, published to this database?)"
                 ) from exc
             raise
 
@@ -333,58 +397,81 @@ class StoreReplica:
     def _on_transaction(self, ctx: EventContext) -> None:
         diff = ctx.diff
         store = self.store
-        events = [r for r in diff["stored_event"].inserts if r.store == store]
+        # (first notification id, originator id as text, first version, topics, states, writer)
+        received = [
+            (
+                r.first_notification_id,
+                r.originator_id,
+                r.first_version,
+                r.topics,
+                r.states,
+                r.writer,
+            )
+            for r in diff["event_run"].inserts
+            if r.store == store
+        ]
+        received += [  # events an earlier module wrote, one row each
+            (
+                r.notification_id,
+                r.originator_id,
+                r.originator_version,
+                (r.topic,),
+                (r.state,),
+                r.writer,
+            )
+            for r in diff["stored_event"].inserts
+            if r.store == store
+        ]
         snapshots = [r for r in diff["stored_snapshot"].inserts if r.store == store]
         tracking = [r for r in diff["event_tracking"].inserts if r.store == store]
-        if not (events or snapshots or tracking):
+        if not (received or snapshots or tracking):
             return
         with self._cond:
-            events.sort(key=lambda r: r.notification_id)
-            for row in events:
-                self._add_event(row)
+            received.sort(key=lambda r: r[0])
+            for first, originator_id, version, topics, states, writer in received:
+                run = _Run(first, self._originator_id(originator_id), version, topics, states)
+                if _stream(self._events, originator_id).add(run):
+                    self._add_run(run, writer)
             for row in snapshots:
                 self._add_writer(row.topic, row.writer)
-                snapshot = StoredEvent(
-                    self._originator_id(row.originator_id),
-                    row.originator_version,
-                    row.topic,
-                    row.state,
-                )
-                _stream(self._snapshots, row.originator_id).add(snapshot, 0)
+                oid = self._originator_id(row.originator_id)
+                snapshot = _Run(0, oid, row.originator_version, (row.topic,), (row.state,))
+                _stream(self._snapshots, row.originator_id).add(snapshot)
             for row in tracking:
                 current = self._tracking.get(row.application_name)
                 if current is None or row.notification_id > current:
                     self._tracking[row.application_name] = row.notification_id
             self._cond.notify_all()
 
-    def _add_event(self, row: Any) -> None:
-        nid: int = row.notification_id
-        if nid in self._notifications:
-            return
-        topic: str = row.topic
-        originator_id = self._originator_id(row.originator_id)
-        version: int = row.originator_version
-        state: bytes = row.state
-        event = StoredEvent(originator_id, version, topic, state)
-        self._notifications[nid] = event
-        self._add_writer(topic, row.writer)
-        _stream(self._events, row.originator_id).add(event, nid)
-        ids = self._topics.get(topic)
-        if ids is None:
-            self._topics[topic] = [nid]
-        elif nid > ids[-1]:
-            ids.append(nid)
+    def _add_run(self, run: _Run, writer: Identity) -> None:
+        """Index a run (new to its originator's stream) by notification id and topic."""
+        first = run.first_notification_id
+        starts = self._run_starts
+        if not starts or first > starts[-1]:
+            starts.append(first)
+            self._runs.append(run)
         else:
-            bisect.insort(ids, nid)
-        if nid > self._max_notification_id:
-            if nid != self._max_notification_id + 1:
+            i = bisect.bisect_left(starts, first)
+            starts.insert(i, first)
+            self._runs.insert(i, run)
+        for topic in set(run.topics):
+            self._add_writer(topic, writer)
+            ids = self._topics.get(topic)
+            if ids is None:
+                self._topics[topic] = [first]
+            elif first > ids[-1]:
+                ids.append(first)
+            else:
+                bisect.insort(ids, first)
+        if run.last_notification_id > self._max_notification_id:
+            if first != self._max_notification_id + 1:
                 log.warning(
                     "store %s: notification %d follows %d (a gap)",
                     self.store,
-                    nid,
+                    first,
                     self._max_notification_id,
                 )
-            self._max_notification_id = nid
+            self._max_notification_id = run.last_notification_id
 
     def _add_writer(self, topic: str, writer: Identity) -> None:
         # Kept as ints: hashing an int is much cheaper than hashing an Identity.
@@ -398,11 +485,21 @@ class StoreReplica:
 
     @property
     def owner(self) -> Identity:
-        """The identity the store belongs to (the first to open it)."""
-        log_row = self.connection.db.event_log.find("store", self.store)
-        if log_row is None:  # pragma: no cover - opened and subscribed in __init__
-            raise OperationalError(f"store {self.store!r} has no log row in the replica")
-        return cast(Identity, log_row.owner)
+        """The identity the store belongs to (the first to open it; that never changes).
+
+        Asked of the server once, with a one-off query: the replica does not follow the
+        store's ``event_log`` row, which every append changes.
+        """
+        if self._owner is None:
+            query = f"SELECT * FROM event_log WHERE store = '{self.store}'"  # no quotes in it
+            try:
+                rows = self.connection.one_off_query(query)["event_log"]
+            except (InnerUniverseError, TimeoutError) as exc:
+                raise _translate(exc) from exc
+            if not rows:  # pragma: no cover - __init__ opened the store
+                raise OperationalError(f"store {self.store!r} has no log row")
+            self._owner = cast(Identity, rows[0].owner)
+        return self._owner
 
     def set_member(self, identity: Identity, *, writer: bool = True) -> None:
         """Admit ``identity`` as a writer (or, with ``writer=False``, a reader). Owner only."""
@@ -446,7 +543,8 @@ class StoreReplica:
         """Record a batch (and a tracking position) atomically; returns the new notification ids.
 
         The ids come from the replica: the call returns only after its transaction
-        is applied here, so each new event is found by (originator id, version).
+        is applied here. The module numbers a batch's events consecutively in batch
+        order, so the first event's id, found by (originator id, version), gives them all.
         """
         rows = self._rows(stored_events)
         position = (
@@ -455,15 +553,16 @@ class StoreReplica:
         if not rows and position is None:
             return []
         self._call("append_events", self.store, rows, position)
+        if not rows:
+            return []
+        originator_id, version, _, _ = rows[0]
         with self._cond:
-            ids: list[int] = []
-            for originator_id, version, _, _ in rows:
-                stream = self._events.get(originator_id)
-                nid = None if stream is None else stream.notification_id(version)
-                if nid is None:  # pragma: no cover - the SDK guarantees read-your-writes
-                    raise ProgrammingError(f"event {originator_id} v{version} not in the replica")
-                ids.append(nid)
-            return ids
+            stream = self._events.get(originator_id)
+            run = None if stream is None else stream.run_holding(version)
+        if run is None:  # pragma: no cover - the SDK guarantees read-your-writes
+            raise ProgrammingError(f"event {originator_id} v{version} not in the replica")
+        first = run.first_notification_id + version - run.first_version
+        return list(range(first, first + len(rows)))
 
     def append_snapshots(self, stored_events: Sequence[StoredEvent]) -> None:
         rows = self._rows(stored_events)
@@ -498,23 +597,38 @@ class StoreReplica:
         first = max(first, 1)
         if limit <= 0 or hi < first:
             return []
+        starts = self._run_starts
+        begin = max(bisect.bisect_right(starts, first) - 1, 0)
+        end = bisect.bisect_right(starts, hi)
+        indexes: Sequence[int] = range(begin, end)  # stopped early, once `limit` are found
+        wanted: set[str] = set()
         if topics:
-            ids: list[int] = []
-            for topic in set(topics):
-                topic_ids = self._topics.get(topic, [])
-                start = bisect.bisect_left(topic_ids, first)
-                end = bisect.bisect_right(topic_ids, hi, lo=start)
-                ids.extend(topic_ids[start : min(end, start + limit)])
-            ids.sort()
-            del ids[limit:]
-        else:
-            ids = [
-                i for i in range(first, min(hi, first + limit - 1) + 1) if i in self._notifications
-            ]
-        found = []
-        for i in ids:
-            e = self._notifications[i]
-            found.append(Notification(e.originator_id, e.originator_version, e.topic, e.state, i))
+            wanted = set(topics)
+            # Each run listed under a wanted topic holds at least one such event, and
+            # only the first may hold it before `first`: `limit + 1` runs per topic do.
+            chosen: set[int] = set()
+            for topic in wanted:
+                ids = self._topics.get(topic, [])
+                lo = bisect.bisect_left(ids, starts[begin]) if starts else 0
+                chosen.update(ids[lo : min(bisect.bisect_right(ids, hi, lo=lo), lo + limit + 1)])
+            indexes = [bisect.bisect_left(starts, nid) for nid in sorted(chosen)]
+        found: list[Notification] = []
+        for i in indexes:
+            run = self._runs[i]
+            nid = run.first_notification_id
+            oid, version, topics, states = (
+                run.originator_id,
+                run.first_version,
+                run.topics,
+                run.states,
+            )
+            for k in range(max(first - nid, 0), min(hi - nid + 1, len(states))):
+                topic = topics[k]
+                if wanted and topic not in wanted:
+                    continue
+                found.append(Notification(oid, version + k, topic, states[k], nid + k))
+                if len(found) == limit:
+                    return found
         return found
 
     def select_notifications(

@@ -48,6 +48,8 @@ __all__ = [
     "DocumentTable",
     "EventLog",
     "EventLogTable",
+    "EventRun",
+    "EventRunTable",
     "EventStoreMemberTable",
     "EventTracking",
     "EventTrackingTable",
@@ -251,6 +253,21 @@ class EventLog:
     last_notification_id: int
     owner: Identity
     created_at: Timestamp
+
+
+@register_row_class("EventRun")
+@dataclass(frozen=True, slots=True)
+class EventRun:
+    """A row of table event_run."""
+
+    store: str
+    first_notification_id: int
+    originator_id: str
+    first_version: int
+    last_version: int
+    topics: tuple[str, ...]
+    states: tuple[bytes, ...]
+    writer: Identity
 
 
 @register_row_class("EventTracking")
@@ -1105,6 +1122,36 @@ class EventLogTable:
         return callback
 
 
+class EventRunTable:
+    """Table event_run: the rows this client has, and their callbacks."""
+
+    def __init__(self, handle: TableHandle) -> None:
+        self.handle = handle
+
+    def __len__(self) -> int:
+        return self.handle.count()
+
+    def __iter__(self) -> Iterator[EventRun]:
+        return cast(Iterator[EventRun], self.handle.iter())
+
+    def filter_by_store(self, store: str) -> list[EventRun]:
+        return cast(list[EventRun], self.handle.filter("store", store))
+
+    def on_insert(
+        self,
+        callback: Callable[[EventContext, EventRun], object],
+    ) -> Callable[[EventContext, EventRun], object]:
+        self.handle.on_insert(callback)
+        return callback
+
+    def on_delete(
+        self,
+        callback: Callable[[EventContext, EventRun], object],
+    ) -> Callable[[EventContext, EventRun], object]:
+        self.handle.on_delete(callback)
+        return callback
+
+
 class EventStoreMemberTable:
     """Table event_store_member: the rows this client has, and their callbacks."""
 
@@ -1880,6 +1927,7 @@ class Tables:
         self.delegation_rule = DelegationRuleTable(conn.db["delegation_rule"])
         self.document = DocumentTable(conn.db["document"])
         self.event_log = EventLogTable(conn.db["event_log"])
+        self.event_run = EventRunTable(conn.db["event_run"])
         self.event_store_member = EventStoreMemberTable(conn.db["event_store_member"])
         self.event_tracking = EventTrackingTable(conn.db["event_tracking"])
         self.inbox_message = InboxMessageTable(conn.db["inbox_message"])
