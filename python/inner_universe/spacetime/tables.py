@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import NoSuchNameError, SchemaError, UsageError
 from .cache import TableCache, TableDiff
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .schema import ModuleSchema
 
 __all__ = [
+    "DEFAULT_CALL_OPTIONS",
     "CallOptions",
     "ReducerCallback",
     "Reducers",
@@ -71,6 +72,10 @@ class CallOptions:
             raise UsageError(
                 f"a call timeout must be a positive number of seconds, not {self.timeout!r}"
             )
+
+
+#: The options of a call made without ``with_options``.
+DEFAULT_CALL_OPTIONS: Final = CallOptions()
 
 
 class TableHandle:
@@ -190,7 +195,8 @@ class Reducers:
     """``conn.reducers``: each reducer of the module as a method, checked against the schema.
 
     ``conn.reducers.with_options(timeout=5, notify=False).x(...)`` makes the
-    same calls with other :class:`CallOptions`.
+    same calls with other :class:`CallOptions`. Each method is made on its first
+    use and kept as an attribute: later calls find it without ``__getattr__``.
     """
 
     def __init__(
@@ -198,7 +204,7 @@ class Reducers:
     ) -> None:
         self._schema = schema
         self._call = call
-        self._options = options or CallOptions()
+        self._options = options or DEFAULT_CALL_OPTIONS
 
     def with_options(self, *, timeout: float | None = None, notify: bool | None = None) -> Reducers:
         """The same reducers, called with a different timeout or notification."""
@@ -216,11 +222,12 @@ class Reducers:
             reducer = self._schema.reducer(name)
         except SchemaError as exc:
             raise NoSuchNameError(str(exc)) from None
-        options = self._options
+        submit, options, reducer_name = self._call, self._options, reducer.name
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._call(reducer.name, options, args, kwargs)
+            return submit(reducer_name, options, args, kwargs)
 
         call.__name__ = reducer.name
         call.__doc__ = f"Call reducer {reducer.name}({', '.join(n for n, _ in reducer.params)})."
+        setattr(self, name, call)
         return call
