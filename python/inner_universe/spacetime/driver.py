@@ -553,12 +553,12 @@ class DbConnection:
         the key once.
         """
         self._check_open()
-        key = call_key
-        if key is not None:
+        if call_key is not None:  # the caller's own key: checked before the call takes a number
             if not keyed:
                 raise ArgumentError(f"reducer {reducer!r} takes no call key")
-            args = keyed_args(reducer, key, args)  # checked before the call takes a number
+            args = keyed_args(reducer, call_key, args)
         seq = self._outbox.next_seq()
+        key = call_key
         if keyed and key is None:
             key = CallKey(self._outbox.client_id, seq)
             args = keyed_args(reducer, key, args)
