@@ -33,7 +33,7 @@ async def test_a_keyed_call_sends_its_key_then_its_arguments_once() -> None:
     futures = [
         conn.reducers.create_conversation("hello"),
         conn.call_reducer("create_conversation", title="hello"),
-        conn.call_reducer("create_conversation", "hello", call_key=own),
+        conn.reducers.create_conversation("hello", call_key=own),
         conn.call_reducer("create_conversation", "hello", call_key=CallKey(0, 0)),
         conn.reducers.with_options(notify=False).create_conversation("hello"),
     ]
@@ -64,6 +64,8 @@ async def test_a_mistaken_call_raises_at_once_and_takes_no_number() -> None:
         conn.call_reducer("create_conversation", "x", call_key=CallKey(-1, 1))
     with pytest.raises(ArgumentError, match="takes no call key"):
         conn.call_reducer("init", call_key=CallKey(1, 1))
+    with pytest.raises(ArgumentError, match="takes no call key"):
+        conn.reducers.init(call_key=CallKey(1, 1))
     with pytest.raises(ArgumentError, match="takes 1 argument"):
         conn.reducers.create_conversation("x", "y")
     with pytest.raises(SchemaError):

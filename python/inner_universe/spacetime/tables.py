@@ -19,7 +19,7 @@ from .cache import TableCache, TableDiff
 
 if TYPE_CHECKING:
     from .events import EventContext, ReducerEvent
-    from .schema import ModuleSchema
+    from .schema import CallKey, ModuleSchema
 
 __all__ = [
     "DEFAULT_CALL_OPTIONS",
@@ -188,15 +188,17 @@ class Tables:
         return iter(self._handles.values())
 
 
-CallFunction = Callable[[str, CallOptions, tuple[Any, ...], dict[str, Any]], Any]
+#: The connection's call: reducer name, options, positional and keyword arguments, call key.
+CallFunction = Callable[[str, CallOptions, tuple[Any, ...], dict[str, Any], "CallKey | None"], Any]
 
 
 class Reducers:
     """``conn.reducers``: each reducer of the module as a method, checked against the schema.
 
     ``conn.reducers.with_options(timeout=5, notify=False).x(...)`` makes the
-    same calls with other :class:`CallOptions`. Each method is made on its first
-    use and kept as an attribute: later calls find it without ``__getattr__``.
+    same calls with other :class:`CallOptions`. A method takes ``call_key=`` as
+    ``call_reducer`` does. Each is made on its first use and kept as an
+    attribute: later calls find it without ``__getattr__``.
     """
 
     def __init__(
@@ -224,8 +226,8 @@ class Reducers:
             raise NoSuchNameError(str(exc)) from None
         submit, options, reducer_name = self._call, self._options, reducer.name
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return submit(reducer_name, options, args, kwargs)
+        def call(*args: Any, call_key: CallKey | None = None, **kwargs: Any) -> Any:
+            return submit(reducer_name, options, args, kwargs, call_key)
 
         call.__name__ = reducer.name
         call.__doc__ = f"Call reducer {reducer.name}({', '.join(n for n, _ in reducer.params)})."
