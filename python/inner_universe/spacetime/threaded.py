@@ -34,11 +34,12 @@ T = TypeVar("T")
 
 def _relay(done: concurrent.futures.Future[Any], future: asyncio.Future[Any]) -> None:
     """Give a call's outcome to the caller's thread (unless the caller cancelled)."""
+    if future.cancelled():
+        done.cancel()
+        return
     if not done.set_running_or_notify_cancel():
         return
-    if future.cancelled():
-        done.set_exception(concurrent.futures.CancelledError())
-    elif (exc := future.exception()) is not None:
+    if (exc := future.exception()) is not None:
         done.set_exception(exc)
     else:
         done.set_result(future.result())
