@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
 from types import ModuleType
@@ -40,6 +40,7 @@ from .schema import CallKey, ReducerSchema, TableSchema
 __all__ = [
     "IMPLEMENTATION",
     "PURE_PYTHON_ENV",
+    "args_encoder",
     "decode_args",
     "decode_row",
     "decode_row_list",
@@ -141,6 +142,17 @@ def encode_args(
     return _codec.encode_args(reducer, values)
 
 
+def args_encoder(reducer: ReducerSchema) -> Callable[[tuple[Any, ...]], bytes]:
+    """A function encoding a call's bound arguments, the call key left out.
+
+    Takes the tuple ``reducer.bind(...)`` returns; raises ArgumentError naming
+    the bad argument. Made once per reducer by whoever calls it often (a
+    connection's call plans): each call then skips the codec's layout lookup.
+    See ``ReducerSchema.encode_bound`` for where a call key goes.
+    """
+    return _codec.args_encoder(reducer)
+
+
 def decode_args(reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
     """The arguments of a reducer call, by parameter name, from their BSATN bytes."""
     return _codec.decode_args(reducer, data)
@@ -206,6 +218,7 @@ class _Codec(Protocol):
     def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
     def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes: ...
+    def args_encoder(self, reducer: ReducerSchema) -> Callable[[tuple[Any, ...]], bytes]: ...
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]: ...
 
 
@@ -278,6 +291,9 @@ class _PythonCodec:
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
         return reducer.encode_values(values)
 
+    def args_encoder(self, reducer: ReducerSchema) -> Callable[[tuple[Any, ...]], bytes]:
+        return reducer.encode_bound
+
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
         return reducer.decode_args(data)
 
@@ -294,6 +310,8 @@ class _NativeCodec:
         self._new_layout = native.Layout
         self._split_rows = native.split_rows
         self._layouts: WeakKeyDictionary[TableSchema | ReducerSchema, Any] = WeakKeyDictionary()
+        # A keyed reducer's parameters after its call key (see ReducerSchema.args_type).
+        self._args_layouts: WeakKeyDictionary[ReducerSchema, Any] = WeakKeyDictionary()
 
     def layout(self, schema: TableSchema | ReducerSchema) -> Any:
         """The native Layout of a table's rows or a reducer's parameters, compiled once."""
@@ -332,6 +350,22 @@ class _NativeCodec:
     def encode_args(self, reducer: ReducerSchema, values: tuple[Any, ...]) -> bytes:
         data: bytes | None = self.layout(reducer).encode(values)
         return data if data is not None else reducer.encode_values(values)
+
+    def args_encoder(self, reducer: ReducerSchema) -> Callable[[tuple[Any, ...]], bytes]:
+        if not reducer.takes_call_key:
+            layout = self.layout(reducer)
+        else:
+            layout = self._args_layouts.get(reducer)
+            if layout is None:
+                nodes = descriptor(reducer.args_type, reducer.typespace)
+                layout = self._args_layouts[reducer] = self._new_layout(nodes, CLASSES)
+        encode_native, encode_pure = layout.encode, reducer.encode_bound
+
+        def encode(values: tuple[Any, ...]) -> bytes:
+            data: bytes | None = encode_native(values)
+            return data if data is not None else encode_pure(values)
+
+        return encode
 
     def decode_args(self, reducer: ReducerSchema, data: bytes) -> dict[str, Any]:
         return reducer.split_values(self.layout(reducer).decode(data))[0]

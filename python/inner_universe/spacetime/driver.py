@@ -37,7 +37,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from ..errors import (
     ArgumentError,
@@ -59,7 +59,7 @@ from ..errors import (
 from . import codec
 from . import protocol as p
 from .cache import ClientCache, TransactionDiff
-from .call_keys import PreparedCall, prepare_call, with_key
+from .call_keys import CallPlan, PreparedCall, keyed_args
 from .events import (
     ContextEvent,
     EventContext,
@@ -75,6 +75,7 @@ from .schema import CallKey, ModuleSchema
 from .settings import ConnectionSettings
 from .subscriptions import AppliedCallback, ErrorCallback, SubscriptionHandle, SubscriptionState
 from .tables import (
+    DEFAULT_CALL_OPTIONS,
     CallOptions,
     ReducerCallback,
     Reducers,
@@ -95,6 +96,9 @@ ExpireCallback: TypeAlias = Callable[[OutboxCall, float], None]
 
 #: At most this many acknowledged calls are kept for the ack window (bounded memory).
 MAX_ACKED_CALLS = 100_000
+
+_FULL_UPDATE: Final = CallReducerFlags.FULL_UPDATE
+_NO_SUCCESS_NOTIFY: Final = CallReducerFlags.NO_SUCCESS_NOTIFY
 
 
 class _Session:
@@ -195,6 +199,7 @@ class DbConnection:
         self.cache = ClientCache(schema)
         self.db = Tables(self.cache.tables)
         self.reducers = Reducers(schema, self._call_with_options)
+        self._plans: dict[str, CallPlan] = {}  # reducer name -> its plan, made on first call
         self.identity: Identity | None = None
         self.token: str | None = settings.token or outbox.token
         self.connection_id: ConnectionId | None = None
@@ -276,8 +281,7 @@ class DbConnection:
             ArgumentError: the arguments do not match the reducer's parameters.
             SchemaError: there is no such reducer.
         """
-        prepared = prepare_call(self.schema, reducer, args, kwargs)
-        return self._submit(prepared, CallOptions(), call_key)
+        return self._call_with_options(reducer, DEFAULT_CALL_OPTIONS, args, kwargs, call_key)
 
     def one_off_query(self, sql: str) -> asyncio.Future[dict[str, list[Any]]]:
         """Run a read-only SQL query once, outside any subscription; the cache is untouched.
@@ -508,23 +512,62 @@ class DbConnection:
     # --- calls ----------------------------------------------------------------------------
 
     def _call_with_options(
-        self, reducer: str, options: CallOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        reducer: str,
+        options: CallOptions,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: CallKey | None = None,
     ) -> asyncio.Future[Any]:
-        return self._submit(prepare_call(self.schema, reducer, args, kwargs), options)
+        """Every call on the loop's thread: ``conn.reducers.x(...)``, ``call_reducer``."""
+        plan = self._plan(reducer)
+        args_data = plan.encode(args, kwargs)
+        return self._make_call(plan.name, args_data, plan.keyed, options, call_key)
+
+    def _plan(self, reducer: str) -> CallPlan:
+        """How calls of ``reducer`` are checked and encoded (SchemaError: no such reducer)."""
+        plan = self._plans.get(reducer)
+        if plan is None:
+            plan = self._plans[reducer] = CallPlan(self.schema.reducer(reducer))
+        return plan
 
     def _submit(
         self, prepared: PreparedCall, options: CallOptions, call_key: CallKey | None = None
     ) -> asyncio.Future[Any]:
-        """Give a checked, encoded call its key and send it (or queue it); on the loop thread."""
+        """Send (or queue) a call checked and encoded beforehand; on the loop's thread."""
+        return self._make_call(prepared.reducer, prepared.args, prepared.keyed, options, call_key)
+
+    def _make_call(
+        self,
+        reducer: str,
+        args: bytes,
+        keyed: bool,
+        options: CallOptions,
+        call_key: CallKey | None,
+    ) -> asyncio.Future[Any]:
+        """Number a checked call, key it, record it, and send it (or queue it).
+
+        ``args`` are the encoded arguments without the key; a reducer that takes
+        one (``keyed``) gets ``call_key``, or this connection's next. Every call
+        passes here, so it builds one record (the :class:`OutboxCall`) and writes
+        the key once.
+        """
         self._check_open()
-        if call_key is not None and not prepared.keyed:
-            raise ArgumentError(f"reducer {prepared.reducer!r} takes no call key")
+        if call_key is not None:  # the caller's own key: checked before the call takes a number
+            if not keyed:
+                raise ArgumentError(f"reducer {reducer!r} takes no call key")
+            args = keyed_args(reducer, call_key, args)
         seq = self._outbox.next_seq()
-        key = call_key or (CallKey(self.client_id, seq) if prepared.keyed else None)
-        keyed = key is not None and key.client != 0
-        args = with_key(prepared.args, key)
-        call = OutboxCall(seq, prepared.reducer, args, keyed, options.notify)
-        call.future = self._loop.create_future()
+        key = call_key
+        if keyed and key is None:
+            key = CallKey(self._outbox.client_id, seq)
+            args = keyed_args(reducer, key, args)
+        if key is not None and key.client == 0:
+            key = None  # the zero key: sent, but not deduplicated
+        future = self._loop.create_future()
+        call = OutboxCall(
+            seq, reducer, args, key is not None, options.notify, future=future, call_key=key
+        )
         self._outbox.add(call)
         self._track(call)
         self._deadlines.add(call, options.timeout)
@@ -532,7 +575,7 @@ class DbConnection:
         if session is not None and session.ready and not session.ended.done():
             self._send_call(session, call)
             self._flush(session)
-        return call.future
+        return future
 
     def _track(self, call: OutboxCall) -> None:
         self._calls[call.seq] = call
@@ -543,7 +586,7 @@ class DbConnection:
             self._settled.clear()
 
     def _send_call(self, session: _Session, call: OutboxCall) -> None:
-        flags = CallReducerFlags.FULL_UPDATE if call.notify else CallReducerFlags.NO_SUCCESS_NOTIFY
+        flags = _FULL_UPDATE if call.notify else _NO_SUCCESS_NOTIFY
         try:
             request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.key())
         except InnerUniverseError as exc:  # too large for the server: it can never be sent

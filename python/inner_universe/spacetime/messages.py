@@ -27,6 +27,7 @@ message, not :class:`inner_universe.errors.SubscriptionRejectedError`.
 from __future__ import annotations
 
 import enum
+import functools
 import gzip
 import importlib
 import struct
@@ -92,6 +93,7 @@ __all__ = [
     "decode_client_message",
     "decode_server_frame",
     "decode_server_message",
+    "encode_call_reducer",
     "encode_client_message",
     "encode_server_frame",
     "encode_server_message",
@@ -994,16 +996,30 @@ _CLIENT_DECODERS: tuple[Callable[[BsatnReader], ClientMessage], ...] = (
 _CALL_TAIL: Final = struct.Struct("<IB")  # request id, flags
 
 
-def _lean_call_reducer(msg: CallReducer) -> bytes | None:
-    """The same bytes as the writer's, or None when a field does not fit (the writer
-    then raises its exact error)."""
+@functools.lru_cache(maxsize=1024)
+def _call_head(reducer: str) -> bytes:
+    """A ``CallReducer`` frame's bytes before the arguments: its tag and the reducer's name."""
+    name = reducer.encode("utf-8")
+    return b"\x00" + _LEN.pack(len(name)) + name
+
+
+def encode_call_reducer(
+    reducer: str, args: bytes, request_id: int, flags: CallReducerFlags
+) -> bytes:
+    """The frame of ``CallReducer(reducer, args, request_id, flags)``, what every call sends.
+
+    The bytes :func:`encode_client_message` writes, joined in one go without the
+    message object; a reducer's name is encoded once.
+
+    Raises:
+        EncodeError: a field does not fit its wire type.
+    """
     try:
-        name = msg.reducer.encode("utf-8")
-        tail = _CALL_TAIL.pack(msg.request_id, CallReducerFlags(msg.flags))
+        tail = _CALL_TAIL.pack(request_id, flags)
+        return b"".join((_call_head(reducer), _LEN.pack(len(args)), args, tail))
     except (struct.error, UnicodeEncodeError):
-        return None
-    args = msg.args
-    return b"".join((b"\x00", _LEN.pack(len(name)), name, _LEN.pack(len(args)), args, tail))
+        # The writer raises the exact error for the field that does not fit.
+        return _write_client_message(CallReducer(reducer, args, request_id, flags))
 
 
 def encode_client_message(msg: ClientMessage) -> bytes:
@@ -1013,9 +1029,12 @@ def encode_client_message(msg: ClientMessage) -> bytes:
         EncodeError: a field does not fit its wire type.
     """
     if type(msg) is CallReducer:  # every reducer call: joined in one go
-        lean = _lean_call_reducer(msg)
-        if lean is not None:
-            return lean
+        flags = CallReducerFlags(msg.flags)
+        return encode_call_reducer(msg.reducer, msg.args, msg.request_id, flags)
+    return _write_client_message(msg)
+
+
+def _write_client_message(msg: ClientMessage) -> bytes:
     w = BsatnWriter()
     match msg:
         case CallReducer():

@@ -52,13 +52,14 @@ class OutboxCall:
     acked_at: float = 0.0  # wall-clock seconds
     future: asyncio.Future[Any] | None = field(default=None, repr=False)
     deadline: float | None = field(default=None, repr=False)  # loop time; None: not timed
-    _key: CallKey | None = field(default=None, init=False, repr=False, compare=False)
+    #: The key at the front of ``args``, when the maker knows it (else read from ``args``).
+    call_key: CallKey | None = field(default=None, repr=False)
 
     def key(self) -> CallKey | None:
         """The key at the front of ``args`` (None for a call that is not deduplicated)."""
-        if self._key is None and self.keyed:
-            self._key = key_in_args(self.args)  # args never change: read once
-        return self._key
+        if self.call_key is None and self.keyed:
+            self.call_key = key_in_args(self.args)  # args never change: read once
+        return self.call_key
 
 
 class MemoryOutbox:

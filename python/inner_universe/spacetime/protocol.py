@@ -118,6 +118,8 @@ MAX_CLIENT_MESSAGE_SIZE: Final = 0x200_0000
 BARRIER_QUERY: Final = "SELECT * FROM -- inner_universe ordering barrier"
 
 _U32_MAX: Final = 0xFFFF_FFFF
+_FULL_UPDATE: Final = CallReducerFlags.FULL_UPDATE
+_NO_SUCCESS_NOTIFY: Final = CallReducerFlags.NO_SUCCESS_NOTIFY
 KEY_SIZE: Final = 24  # CallKey: u128 client + u64 seq, the first reducer argument
 
 
@@ -374,12 +376,17 @@ class ClientProtocol:
             InvalidStateError: the connection is not open.
             EncodeError: the message does not fit the wire format or the size limit.
         """
+        # Every reducer call passes here: no message object, no copy of bytes, no enum
+        # call for the two flags there are.
         self._check_open("call a reducer")
         request_id = self._allocate_request_id()
-        flags = CallReducerFlags(flags)
-        args = bytes(args)
-        self._queue(m.CallReducer(reducer, args, request_id, flags))
-        notify = flags == CallReducerFlags.FULL_UPDATE
+        if flags is not _FULL_UPDATE and flags is not _NO_SUCCESS_NOTIFY:
+            flags = CallReducerFlags(flags)  # an int: checked
+        if type(args) is not bytes:
+            args = bytes(args)  # a copy the caller cannot change while the call is pending
+        data = m.encode_call_reducer(reducer, args, request_id, flags)
+        self._queue_data("CallReducer", data)
+        notify = flags is _FULL_UPDATE
         self._calls[request_id] = _PendingCall(
             self._ordinal(), request_id, reducer, args, key, notify
         )
@@ -755,10 +762,13 @@ class ClientProtocol:
         raise InvalidStateError(f"cannot {action}: the connection is closed{detail}")
 
     def _queue(self, msg: m.ClientMessage) -> None:
-        data = m.encode_client_message(msg)
+        self._queue_data(type(msg).__name__, m.encode_client_message(msg))
+
+    def _queue_data(self, what: str, data: bytes) -> None:
+        """Queue one encoded message (``what``: its type's name) unless it is too large."""
         if len(data) > MAX_CLIENT_MESSAGE_SIZE:
             raise EncodeError(
-                f"{type(msg).__name__} is {len(data)} bytes; the server accepts at most "
+                f"{what} is {len(data)} bytes; the server accepts at most "
                 f"{MAX_CLIENT_MESSAGE_SIZE} bytes per message"
             )
         self._outgoing.append(data)

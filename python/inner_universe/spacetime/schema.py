@@ -280,8 +280,14 @@ class ReducerSchema:
         self.param_names: tuple[str, ...] = tuple(p for p, _ in self.params)
         self.lifecycle = lifecycle
         self.params_type = params
+        #: The parameters a caller passes: all of them but the call key. A keyed call's
+        #: argument bytes are the key's 24 bytes followed by these parameters' bytes.
+        self.args_type = ProductType(params.elements[1:]) if self.takes_call_key else params
         self.typespace = typespace
         self._encode = compile_encoder(params, typespace)
+        self._encode_args = (
+            compile_encoder(self.args_type, typespace) if self.takes_call_key else self._encode
+        )
         self._decode = compile_decoder(params, typespace)
 
     def __repr__(self) -> str:
@@ -336,9 +342,20 @@ class ReducerSchema:
 
     def encode_values(self, values: tuple[Any, ...]) -> bytes:
         """The BSATN bytes of a whole parameter tuple (see :meth:`call_values`)."""
+        return self._encode_checked(self._encode, values)
+
+    def encode_bound(self, values: tuple[Any, ...]) -> bytes:
+        """The BSATN bytes of a call's arguments bound by :meth:`bind`: the key left out.
+
+        For a reducer taking a call key, the call's whole argument bytes are the
+        key's 24 bytes followed by these (:attr:`args_type`); else they are these.
+        """
+        return self._encode_checked(self._encode_args, values)
+
+    def _encode_checked(self, encode: Encoder, values: tuple[Any, ...]) -> bytes:
         w = BsatnWriter()
         try:
-            self._encode(w, values)
+            encode(w, values)
         except EncodeError as exc:
             # The params product prefixes the parameter name: "state: bytes expects bytes".
             raise ArgumentError(f"reducer {self.name!r}, argument {exc}") from None

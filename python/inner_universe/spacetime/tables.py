@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import NoSuchNameError, SchemaError, UsageError
 from .cache import TableCache, TableDiff
 
 if TYPE_CHECKING:
     from .events import EventContext, ReducerEvent
-    from .schema import ModuleSchema
+    from .schema import CallKey, ModuleSchema
 
 __all__ = [
+    "DEFAULT_CALL_OPTIONS",
     "CallOptions",
     "ReducerCallback",
     "Reducers",
@@ -71,6 +72,10 @@ class CallOptions:
             raise UsageError(
                 f"a call timeout must be a positive number of seconds, not {self.timeout!r}"
             )
+
+
+#: The options of a call made without ``with_options``.
+DEFAULT_CALL_OPTIONS: Final = CallOptions()
 
 
 class TableHandle:
@@ -183,14 +188,17 @@ class Tables:
         return iter(self._handles.values())
 
 
-CallFunction = Callable[[str, CallOptions, tuple[Any, ...], dict[str, Any]], Any]
+#: The connection's call: reducer name, options, positional and keyword arguments, call key.
+CallFunction = Callable[[str, CallOptions, tuple[Any, ...], dict[str, Any], "CallKey | None"], Any]
 
 
 class Reducers:
     """``conn.reducers``: each reducer of the module as a method, checked against the schema.
 
     ``conn.reducers.with_options(timeout=5, notify=False).x(...)`` makes the
-    same calls with other :class:`CallOptions`.
+    same calls with other :class:`CallOptions`. A method takes ``call_key=`` as
+    ``call_reducer`` does. Each is made on its first use and kept as an
+    attribute: later calls find it without ``__getattr__``.
     """
 
     def __init__(
@@ -198,7 +206,7 @@ class Reducers:
     ) -> None:
         self._schema = schema
         self._call = call
-        self._options = options or CallOptions()
+        self._options = options or DEFAULT_CALL_OPTIONS
 
     def with_options(self, *, timeout: float | None = None, notify: bool | None = None) -> Reducers:
         """The same reducers, called with a different timeout or notification."""
@@ -216,11 +224,12 @@ class Reducers:
             reducer = self._schema.reducer(name)
         except SchemaError as exc:
             raise NoSuchNameError(str(exc)) from None
-        options = self._options
+        submit, options, reducer_name = self._call, self._options, reducer.name
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._call(reducer.name, options, args, kwargs)
+        def call(*args: Any, call_key: CallKey | None = None, **kwargs: Any) -> Any:
+            return submit(reducer_name, options, args, kwargs, call_key)
 
         call.__name__ = reducer.name
         call.__doc__ = f"Call reducer {reducer.name}({', '.join(n for n, _ in reducer.params)})."
+        setattr(self, name, call)
         return call

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import CallTimeoutError, WrongThreadError
-from .call_keys import prepare_call
+from .call_keys import PreparedCall, keyed_args
 from .events import ReducerEvent
 from .schema import CallKey
 from .subscriptions import SubscriptionHandle
-from .tables import CallOptions, ReducerCallback, Reducers, TransactionCallback
+from .tables import (
+    DEFAULT_CALL_OPTIONS,
+    CallOptions,
+    ReducerCallback,
+    Reducers,
+    TransactionCallback,
+)
 from .types import ConnectionId, Identity
 
 if TYPE_CHECKING:
@@ -23,6 +30,29 @@ if TYPE_CHECKING:
 __all__ = ["ThreadedConnection"]
 
 T = TypeVar("T")
+
+
+def _relay(done: concurrent.futures.Future[Any], future: asyncio.Future[Any]) -> None:
+    """Give a call's outcome to the caller's thread (unless the caller cancelled)."""
+    if future.cancelled():
+        done.cancel()
+        return
+    if not done.set_running_or_notify_cancel():
+        return
+    if (exc := future.exception()) is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(future.result())
+
+
+def _cancel_from(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    done: concurrent.futures.Future[Any],
+) -> None:
+    """The caller cancelled: stop waiting on the loop too."""
+    if done.cancelled() and not loop.is_closed():
+        loop.call_soon_threadsafe(future.cancel)
 
 
 class ThreadedConnection:
@@ -131,7 +161,7 @@ class ThreadedConnection:
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> ReducerEvent:
         """Call a reducer and wait for its outcome (raises ReducerError if it failed)."""
-        event: ReducerEvent = self._call(reducer, CallOptions(), args, kwargs, call_key)
+        event: ReducerEvent = self._call(reducer, DEFAULT_CALL_OPTIONS, args, kwargs, call_key)
         return event
 
     def _call(
@@ -155,7 +185,7 @@ class ThreadedConnection:
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[ReducerEvent]:
         """Call a reducer without waiting; arguments are checked before this returns."""
-        return self._call_async(reducer, CallOptions(), args, kwargs, call_key)
+        return self._call_async(reducer, DEFAULT_CALL_OPTIONS, args, kwargs, call_key)
 
     def _call_async(
         self,
@@ -166,12 +196,26 @@ class ThreadedConnection:
         call_key: CallKey | None = None,
     ) -> concurrent.futures.Future[Any]:
         # Encode here, on the caller's thread, so bad arguments raise right away.
-        prepared = prepare_call(self.connection.schema, reducer, args, kwargs)
+        plan = self.connection._plan(reducer)
+        prepared = PreparedCall(plan.name, plan.encode(args, kwargs), plan.keyed)
+        if call_key is not None:
+            keyed_args(reducer, call_key, b"")  # a bad key raises here too
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        async def run() -> Any:
-            return await self.connection._submit(prepared, options, call_key)
+        def submit() -> None:  # on the loop: no task, the call's own future is relayed
+            if done.cancelled():
+                return
+            try:
+                future = self.connection._submit(prepared, options, call_key)
+            except Exception as exc:
+                if done.set_running_or_notify_cancel():
+                    done.set_exception(exc)
+                return
+            future.add_done_callback(functools.partial(_relay, done))
+            done.add_done_callback(functools.partial(_cancel_from, self._loop, future))
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop)
+        self._loop.call_soon_threadsafe(submit)
+        return done
 
     def on_transaction(self, callback: TransactionCallback) -> TransactionCallback:
         return self.connection.on_transaction(callback)
