@@ -598,11 +598,17 @@ class DbConnection:
             elif future is None or not isinstance(future.exception(), OutcomeUnknownError):
                 log.warning("resent call %s failed: %s", call.reducer, failure)
             return
+        resolved = False
         if future is not None and not future.done():
             future.set_result(event)
+            resolved = True
         if not call.keyed:
             self._forget(call)
             return
+        if resolved:
+            # Kept for the ack window, the call need not keep its future and result
+            # alive: a resolved future is never read again (nor one set to None).
+            call.future = None
         call.state = CallState.ACKED
         call.acked_at = time.time()
         self._outbox.acked(call)
@@ -978,8 +984,10 @@ class DbConnection:
         if reducer_event is None:
             return
         for key in (reducer_event.reducer, None):
-            for cb in list(self._on_reducer.get(key, ())):
-                run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
+            callbacks = self._on_reducer.get(key)
+            if callbacks:  # copied: a callback may remove itself
+                for cb in list(callbacks):
+                    run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:
         call = session.calls.pop(result.request_id, None)
