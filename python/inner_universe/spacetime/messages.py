@@ -1105,7 +1105,7 @@ def _read_transaction_update(r: _ServerReader) -> TransactionUpdate:
 _TABLE_TAIL: Final = struct.Struct("<QI")  # num_rows, query update count
 _LEN: Final = struct.Struct("<I")
 _FIXED: Final = struct.Struct("<H")
-_I64: Final = struct.Struct("<q")
+_U64: Final = struct.Struct("<Q")
 
 
 def _fast_transaction_update(data: bytes) -> TransactionUpdate | None:
@@ -1226,32 +1226,42 @@ def _lean_transaction_update(data: bytes) -> TransactionUpdate | None:
 _Tail: TypeAlias = tuple[
     Timestamp, tuple[Identity, ConnectionId], bytes, str, int, bytes, int, int, TimeDuration
 ]
+# A TransactionUpdate after its status: timestamp, caller (48 bytes) and the reducer
+# name's length; the name; reducer id and the arguments' length; the arguments;
+# request id, energy (a u128 as two u64) and duration.
+_CALL_HEAD: Final = struct.Struct("<q48sI")
+_CALL_MID: Final = struct.Struct("<II")
+_CALL_END: Final = struct.Struct("<IQQq")
 
 
 def _lean_tail(data: bytes, pos: int) -> _Tail | None:
     """A TransactionUpdate's fields after its status, read from ``pos`` to the end:
     timestamp, caller (and its 48 wire bytes), reducer name, id, arguments, request id,
     energy, duration. None if bytes are left over."""
-    (micros,) = _I64.unpack_from(data, pos)
-    caller_bytes = data[pos + 8 : pos + 56]
-    caller = _caller(caller_bytes)
-    reducer_name, pos = _lean_string(data, pos + 56)
-    (reducer_id,) = _LEN.unpack_from(data, pos)
-    args, pos = _lean_bytes(data, pos + 4)
-    (request_id,) = _LEN.unpack_from(data, pos)
-    energy = int.from_bytes(data[pos + 4 : pos + 20], "little")
-    (duration,) = _I64.unpack_from(data, pos + 20)
-    if pos + 28 != len(data):
+    micros, caller_bytes, size = _CALL_HEAD.unpack_from(data, pos)
+    pos += _CALL_HEAD.size
+    end = pos + size
+    if end > len(data):
+        raise IndexError
+    reducer_name = data[pos:end].decode("utf-8")
+    reducer_id, size = _CALL_MID.unpack_from(data, end)
+    pos = end + _CALL_MID.size
+    end = pos + size
+    if end > len(data):
+        raise IndexError
+    args = data[pos:end]
+    request_id, energy_low, energy_high, duration = _CALL_END.unpack_from(data, end)
+    if end + _CALL_END.size != len(data):
         return None
     return (
         Timestamp(micros),
-        caller,
+        _caller(caller_bytes),
         caller_bytes,
         reducer_name,
         reducer_id,
         args,
         request_id,
-        energy,
+        energy_high << 64 | energy_low,
         TimeDuration(duration),
     )
 
@@ -1351,6 +1361,12 @@ def _lean_rows(data: bytes, pos: int, into: list[bytes]) -> int:
         raise IndexError
     (count,) = _LEN.unpack_from(data, pos + 1)
     pos += 5
+    if count == 1:  # one row (most commits): its data is the row; its offset must be 0
+        if _U64.unpack_from(data, pos)[0] != 0:
+            raise IndexError
+        raw, pos = _lean_bytes(data, pos + 8)
+        into.append(raw)
+        return pos
     if pos + 8 * count > len(data):
         raise IndexError
     offsets = struct.unpack_from(f"<{count}Q", data, pos)
