@@ -598,25 +598,19 @@ class DbConnection:
             elif future is None or not isinstance(future.exception(), OutcomeUnknownError):
                 log.warning("resent call %s failed: %s", call.reducer, failure)
             return
-        resolved = False
         if future is not None and not future.done():
             future.set_result(event)
-            resolved = True
         if not call.keyed:
             self._forget(call)
             return
-        if resolved:
-            # Kept for the ack window, the call need not keep its future and result
-            # alive: a resolved future is never read again (nor one set to None).
-            call.future = None
         call.state = CallState.ACKED
-        call.acked_at = time.time()
+        call.acked_at = now = time.time()
         self._outbox.acked(call)
-        self._acked.append((call.acked_at, call))
+        self._acked.append((now, call))
         self._unsettled.discard(call.seq)
         if not self._unsettled:
             self._settled.set()
-        self._prune_acked()
+        self._prune_acked(now)
 
     def _forget(self, call: OutboxCall) -> None:
         self._deadlines.remove(call)
@@ -626,9 +620,9 @@ class DbConnection:
         if not self._unsettled:
             self._settled.set()
 
-    def _prune_acked(self) -> None:
+    def _prune_acked(self, now: float) -> None:
         """Forget acknowledged calls older than the ack window, or beyond the count cap."""
-        cutoff = time.time() - self._settings.ack_window
+        cutoff = now - self._settings.ack_window
         while self._acked and (len(self._acked) > MAX_ACKED_CALLS or self._acked[0][0] < cutoff):
             when, call = self._acked.popleft()
             if call.state is CallState.ACKED and call.acked_at == when:
@@ -1020,5 +1014,6 @@ class DbConnection:
     def _fire(self, ctx: EventContext) -> None:
         for name, table_diff in ctx.diff.tables.items():
             self.db[name].fire(ctx, table_diff)
-        for cb in list(self._on_transaction):
-            run_callback("on_transaction", cb, ctx)
+        if self._on_transaction:  # copied: a callback may remove itself
+            for cb in list(self._on_transaction):
+                run_callback("on_transaction", cb, ctx)
