@@ -10,6 +10,10 @@ Splitting a :class:`BsatnRowList` into row byte strings is the one row-level
 operation, and it is validated here so that a malformed list fails while the
 message is being decoded, not later inside the client cache.
 
+The commonest server message, a committed ``TransactionUpdate``, can also be read
+flat into a :class:`CommittedReply` (:func:`read_committed_reply`), without its
+nested dataclasses: the protocol's fast lane.
+
 Server frames carry a compression tag byte in front of the BSATN body;
 :func:`decode_server_frame` handles it, :func:`decode_server_message` takes the
 bare body. Brotli needs the optional ``brotli`` package; gzip uses the stdlib.
