@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from inner_universe.errors import ReducerError
+from inner_universe.errors import DecodeError, ReducerError
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime import protocol as p
 from inner_universe.spacetime.connection import DbConnection
@@ -117,12 +117,20 @@ def test_the_reader_declines_everything_but_a_well_formed_bare_commit() -> None:
             ),
         ),
     )
-    bad_offsets = TableUpdate(
-        1,
-        "person",
-        1,
-        (m.CompressableQueryUpdate(QueryUpdate(BsatnRowList(RowOffsets((1,)), b"ab"))),),
-    )
+
+    def bad(rows: BsatnRowList) -> bytes:
+        update = m.CompressableQueryUpdate(QueryUpdate(rows))
+        return committed("add", 7, DatabaseUpdate((TableUpdate(1, "person", 1, (update,)),)))
+
+    malformed = {
+        "one row not at offset 0": bad(BsatnRowList(RowOffsets((1,)), b"ab")),
+        "offsets out of order": bad(BsatnRowList(RowOffsets((0, 2, 1)), b"abc")),
+        "offset beyond the data": bad(BsatnRowList(RowOffsets((0, 4)), b"abc")),
+        "rows not a multiple of their size": bad(BsatnRowList(FixedSize(2), b"abc")),
+    }
+    for data in malformed.values():  # the reference reader raises the exact error
+        with pytest.raises(DecodeError):
+            m.decode_server_frame(data)
     declined = {
         "failed": tx(m.Failed("boom"), "add", 0),
         "out of energy": tx(m.OutOfEnergy(), "add", 7),
@@ -143,8 +151,8 @@ def test_the_reader_declines_everything_but_a_well_formed_bare_commit() -> None:
         "compressed query update": committed("add", 7, DatabaseUpdate((gzipped_update,))),
         "truncated": good[:-1],
         "trailing byte": good + b"\x00",
-        "bad row offsets": committed("add", 7, DatabaseUpdate((bad_offsets,))),
         "empty": b"",
+        **malformed,
     }
     assert m.read_committed_reply(good) is not None
     for what, data in declined.items():
