@@ -136,6 +136,20 @@ def test_a_first_batch_holding_a_row_twice_counts_both_holders() -> None:
     assert table.count() == 0 and table.multiplicity(a) == 0
 
 
+def test_new_rows_only_into_a_held_table_keep_every_multiplicity() -> None:
+    """Inserts of rows not held yet skip the netting (the fast path) and keep counts exact."""
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    a, b, c = enc(agent(1, "a")), enc(agent(2, "b")), enc(agent(3, "c"))
+    cache.apply({"agent": ([], [a, a])})
+    diff = cache.apply({"agent": ([], [b, c, b])})  # b held by two queries at once
+    assert [row.id for row in diff["agent"].inserts] == [2, 3]
+    assert [table.multiplicity(k) for k in (a, b, c)] == [2, 2, 1]
+    assert cache.table("agent").find("id", 3) == agent(3, "c")
+    assert cache.apply({"agent": ([], [c])}).is_empty()  # held already: the general path
+    assert [table.multiplicity(k) for k in (a, b, c)] == [2, 2, 2]
+
+
 def test_an_index_built_by_the_first_filter_follows_later_changes() -> None:
     cache = ClientCache(SCHEMA)
     table = cache.table("agent")

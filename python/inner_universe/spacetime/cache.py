@@ -201,7 +201,7 @@ class TableCache:
     def _apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
         deletes = deletes if isinstance(deletes, list) else list(deletes)
         inserts = inserts if isinstance(inserts, list) else list(inserts)
-        if not self._rows and not deletes:
+        if not deletes and self._rows.keys().isdisjoint(inserts):
             return self._fill(inserts)
         delta: dict[bytes, int] = {}
         for key in deletes:
@@ -250,13 +250,15 @@ class TableCache:
             self._shared.pop(key, None)
 
     def _fill(self, inserts: list[bytes]) -> TableDiff:
-        """Insert into an empty table (an initial subscription): no row can be there yet,
-        so the multiplicities are the insert counts and every distinct row is new."""
+        """Insert rows none of which is held yet (an initial subscription, most reducer
+        commits): nothing is netted or removed, the multiplicities are the insert counts
+        and every distinct row is new."""
+        before = len(self._rows)
         decoded = self._decode_inserted(inserts)
         self._add_many(inserts, decoded)
-        if len(self._rows) != len(inserts):  # a row held by several queries of the batch
+        if len(self._rows) - before != len(inserts):  # a row held by several queries
             counts = Counter(inserts)
-            self._shared = {key: n for key, n in counts.items() if n > 1}
+            self._shared.update((key, n) for key, n in counts.items() if n > 1)
             decoded = [self._rows[key] for key in counts]
         return self._diff([], decoded)
 
@@ -326,7 +328,7 @@ class ClientCache:
         diffs: dict[str, TableDiff] = {}
         with self.lock:
             for name, (deletes, inserts) in changes.items():
-                diff = self.table(name).apply(deletes, inserts)
+                diff = self.table(name)._apply(deletes, inserts)  # its lock is ours, held
                 if not diff.is_empty():
                     diffs[name] = diff
         return TransactionDiff(diffs)

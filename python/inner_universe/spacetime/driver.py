@@ -107,7 +107,7 @@ class _Session:
     def __init__(self, transport: Transport, max_message_size: int) -> None:
         loop = asyncio.get_running_loop()
         self.transport = transport
-        self.protocol = p.ClientProtocol(max_message_size=max_message_size)
+        self.protocol = p.ClientProtocol(max_message_size=max_message_size, lean_replies=True)
         self.outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.sending = False  # the send task holds a message not yet written
         self.identified: asyncio.Future[None] = loop.create_future()
@@ -647,13 +647,13 @@ class DbConnection:
             self._forget(call)
             return
         call.state = CallState.ACKED
-        call.acked_at = time.time()
+        call.acked_at = now = time.time()
         self._outbox.acked(call)
-        self._acked.append((call.acked_at, call))
+        self._acked.append((now, call))
         self._unsettled.discard(call.seq)
         if not self._unsettled:
             self._settled.set()
-        self._prune_acked()
+        self._prune_acked(now)
 
     def _forget(self, call: OutboxCall) -> None:
         self._deadlines.remove(call)
@@ -663,9 +663,9 @@ class DbConnection:
         if not self._unsettled:
             self._settled.set()
 
-    def _prune_acked(self) -> None:
+    def _prune_acked(self, now: float) -> None:
         """Forget acknowledged calls older than the ack window, or beyond the count cap."""
-        cutoff = time.time() - self._settings.ack_window
+        cutoff = now - self._settings.ack_window
         while self._acked and (len(self._acked) > MAX_ACKED_CALLS or self._acked[0][0] < cutoff):
             when, call = self._acked.popleft()
             if call.state is CallState.ACKED and call.acked_at == when:
@@ -859,7 +859,9 @@ class DbConnection:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: _Session, event: p.ProtocolEvent) -> None:
-        match event:  # the commonest first: a reducer call's transaction and its result
+        match event:  # the commonest first: a committed call, a transaction, a call's result
+            case p.TransactionCommitted():
+                self._committed(session, event)
             case p.TransactionApplied():
                 self._transaction(event)
             case p.ReducerResult():
@@ -970,23 +972,59 @@ class DbConnection:
         except InnerUniverseError:
             return {}  # a reducer this schema does not know (e.g. the module was updated)
 
+    def _committed(self, session: _Session, event: p.TransactionCommitted) -> None:
+        """The fast lane's commit: what ``_transaction`` and ``_reducer_result`` do for the
+        TransactionApplied and ReducerResult it stands for, from the reply's fields."""
+        reply = event.reply
+        connection_id = reply.caller_connection_id
+        reducer_event = ReducerEvent(
+            reply.reducer_name,
+            functools.partial(self._decode_args, reply.reducer_name, reply.args),
+            reply.caller_identity,
+            None if connection_id.is_zero() else connection_id,
+            reply.timestamp,
+            True,
+            None,
+            reply.energy_used,
+            reply.duration,
+            reply.request_id,
+        )
+        self._show(reply.changes, reducer_event)
+        if event.settles:
+            call = session.calls.pop(reply.request_id, None)
+            if call is not None:
+                self._settle(call, reducer_event)
+
     def _transaction(self, tx: p.TransactionApplied) -> None:
-        reducer_event = self._reducer_event(tx)
+        changes = tx.update.table_changes() if tx.committed else None
+        self._show(changes, self._reducer_event(tx))
+
+    def _show(
+        self,
+        changes: dict[str, tuple[list[bytes], list[bytes]]] | None,
+        reducer_event: ReducerEvent | None,
+    ) -> None:
+        """Apply a transaction's changes (None: it failed) and run the callbacks.
+
+        While resyncing, changes go to the fresh cache and the reconciliation shows them.
+        """
         cause: ContextEvent = (
             reducer_event if reducer_event is not None else UnknownTransactionEvent()
         )
-        if not tx.committed:
+        if changes is None:
             ctx = self._context(cause, TransactionDiff())
         elif self._staging is not None:
-            self._staging.apply(tx.update.table_changes())  # shown by the reconciliation
+            self._staging.apply(changes)
             ctx = self._context(cause, TransactionDiff())
         else:
-            ctx = self._apply(tx.update, cause)
+            ctx = self._apply_changes(changes, cause)
         if reducer_event is None:
             return
         for key in (reducer_event.reducer, None):
-            for cb in list(self._on_reducer.get(key, ())):
-                run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
+            callbacks = self._on_reducer.get(key)
+            if callbacks:  # copied: a callback may remove itself
+                for cb in list(callbacks):
+                    run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:
         call = session.calls.pop(result.request_id, None)
@@ -1005,7 +1043,12 @@ class DbConnection:
 
     def _apply(self, update: DatabaseUpdate, cause: ContextEvent) -> EventContext:
         """Apply a whole update to the cache, then fire callbacks: rows first, then the rest."""
-        diff = self.cache.apply(update.table_changes())
+        return self._apply_changes(update.table_changes(), cause)
+
+    def _apply_changes(
+        self, changes: dict[str, tuple[list[bytes], list[bytes]]], cause: ContextEvent
+    ) -> EventContext:
+        diff = self.cache.apply(changes)
         self._sequence += 1
         ctx = self._context(cause, diff)
         self._fire(ctx)
@@ -1014,5 +1057,6 @@ class DbConnection:
     def _fire(self, ctx: EventContext) -> None:
         for name, table_diff in ctx.diff.tables.items():
             self.db[name].fire(ctx, table_diff)
-        for cb in list(self._on_transaction):
-            run_callback("on_transaction", cb, ctx)
+        if self._on_transaction:  # copied: a callback may remove itself
+            for cb in list(self._on_transaction):
+                run_callback("on_transaction", cb, ctx)

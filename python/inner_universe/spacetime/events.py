@@ -36,20 +36,11 @@ class ReducerEvent:
     Immutable, compared and shown like a frozen dataclass of these fields. ``args``
     may be given as a function that decodes them: they are then decoded when first
     read (most callers never read them, and a batch call's are costly to decode).
+    One is built per reply, so the other fields are kept in one tuple behind
+    read-only properties: one slot to set, not nine.
     """
 
-    __slots__ = (
-        "_args",
-        "caller_connection_id",
-        "caller_identity",
-        "committed",
-        "duration",
-        "energy_used",
-        "error",
-        "reducer",
-        "request_id",
-        "timestamp",
-    )
+    __slots__ = ("_args", "_fields")
     __match_args__ = (
         "reducer",
         "args",
@@ -64,27 +55,9 @@ class ReducerEvent:
     )
 
     _args: dict[str, Any] | Callable[[], dict[str, Any]]
-
-    if TYPE_CHECKING:  # read-only to type checkers too, as a frozen dataclass's fields are
-
-        @property
-        def reducer(self) -> str: ...
-        @property
-        def caller_identity(self) -> Identity: ...
-        @property
-        def caller_connection_id(self) -> ConnectionId | None: ...
-        @property
-        def timestamp(self) -> Timestamp: ...
-        @property
-        def committed(self) -> bool: ...
-        @property
-        def error(self) -> str | None: ...
-        @property
-        def energy_used(self) -> int: ...
-        @property
-        def duration(self) -> TimeDuration: ...
-        @property
-        def request_id(self) -> int: ...
+    _fields: tuple[
+        str, Identity, ConnectionId | None, Timestamp, bool, str | None, int, TimeDuration, int
+    ]
 
     def __init__(
         self,
@@ -99,17 +72,55 @@ class ReducerEvent:
         duration: TimeDuration,
         request_id: int,
     ) -> None:
-        fill = object.__setattr__
-        fill(self, "reducer", reducer)
-        fill(self, "_args", args)
-        fill(self, "caller_identity", caller_identity)
-        fill(self, "caller_connection_id", caller_connection_id)
-        fill(self, "timestamp", timestamp)
-        fill(self, "committed", committed)
-        fill(self, "error", error)
-        fill(self, "energy_used", energy_used)
-        fill(self, "duration", duration)
-        fill(self, "request_id", request_id)
+        fields = (
+            reducer,
+            caller_identity,
+            caller_connection_id,
+            timestamp,
+            committed,
+            error,
+            energy_used,
+            duration,
+            request_id,
+        )
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_args", args)
+
+    @property
+    def reducer(self) -> str:
+        return self._fields[0]
+
+    @property
+    def caller_identity(self) -> Identity:
+        return self._fields[1]
+
+    @property
+    def caller_connection_id(self) -> ConnectionId | None:
+        return self._fields[2]
+
+    @property
+    def timestamp(self) -> Timestamp:
+        return self._fields[3]
+
+    @property
+    def committed(self) -> bool:
+        return self._fields[4]
+
+    @property
+    def error(self) -> str | None:
+        return self._fields[5]
+
+    @property
+    def energy_used(self) -> int:
+        return self._fields[6]
+
+    @property
+    def duration(self) -> TimeDuration:
+        return self._fields[7]
+
+    @property
+    def request_id(self) -> int:
+        return self._fields[8]
 
     @property
     def args(self) -> dict[str, Any]:

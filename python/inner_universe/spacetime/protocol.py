@@ -63,6 +63,17 @@ with ``reported=False`` once a later route-A answer shows the server handled the
 Two of them of one reducer, rejected at once, cannot be told apart: the earlier
 is taken not to be the rejected one (see :meth:`ClientProtocol._pairing`).
 ``OutOfEnergy`` (never sent by 1.2) finishes the call like a route-A failure.
+
+The fast lane
+-------------
+Most of what a busy client receives is one kind of reply: a committed
+``TransactionUpdate`` of its own oldest pending call, or of someone else's call.
+With ``lean_replies=True`` (the driver's choice) the protocol reads such a frame
+into a flat :class:`~.messages.CommittedReply` and reports it as one
+:class:`TransactionCommitted` event, standing for the :class:`TransactionApplied`
+(and, for one's own call, the :class:`ReducerResult`) that the general path emits
+for it. Anything else takes the general path: a failure, a light or compressed
+update, one's own commit while an older call is pending or an error is held.
 """
 
 from __future__ import annotations
@@ -105,6 +116,7 @@ __all__ = [
     "SubscriptionEnded",
     "SubscriptionRejected",
     "TransactionApplied",
+    "TransactionCommitted",
     "UpdateStatus",
     "key_bytes",
     "key_in_args",
@@ -252,6 +264,27 @@ class ReducerResult:
     reported: bool = True
 
 
+class TransactionCommitted:
+    """A committed transaction read by the fast lane (``lean_replies=True`` only).
+
+    ``reply`` holds its fields. ``settles`` is True when it finishes this
+    connection's oldest pending call (request id ``reply.request_id``): it then
+    stands for a :class:`TransactionApplied` followed by a committed
+    :class:`ReducerResult`, else (someone else's call) for the
+    :class:`TransactionApplied` alone. A plain slotted record: one is built per
+    reply, and a frozen dataclass costs a call per field.
+    """
+
+    __slots__ = ("reply", "settles")
+
+    def __init__(self, reply: m.CommittedReply, settles: bool) -> None:
+        self.reply = reply
+        self.settles = settles
+
+    def __repr__(self) -> str:
+        return f"TransactionCommitted(request_id={self.reply.request_id}, settles={self.settles})"
+
+
 @dataclass(frozen=True, slots=True)
 class StrayFailure:
     """A failure the server sent for a call of ours that this protocol cannot place.
@@ -278,6 +311,7 @@ ProtocolEvent: TypeAlias = (
     | SubscriptionEnded
     | SubscriptionRejected
     | TransactionApplied
+    | TransactionCommitted
     | ReducerResult
     | StrayFailure
     | OneOffQueryResult
@@ -318,8 +352,12 @@ class ClientProtocol:
             malformed, else None.
     """
 
-    def __init__(self, *, max_message_size: int = m.DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, *, max_message_size: int = m.DEFAULT_MAX_MESSAGE_SIZE, lean_replies: bool = False
+    ) -> None:
         self.max_message_size = max_message_size  # what one message may decompress to
+        self.lean_replies = lean_replies  # report common commits as TransactionCommitted
+        self._own_caller = b""  # our identity and connection id as a reply's 48 caller bytes
         self.state = State.CONNECTING
         self.identity: Identity | None = None
         self.token: str | None = None
@@ -480,6 +518,10 @@ class ClientProtocol:
         if self.state is State.CLOSED:
             return
         try:
+            if self.lean_replies and self.state is State.OPEN:
+                reply = m.read_committed_reply(data, max_message_size=self.max_message_size)
+                if reply is not None and self._on_committed_reply(reply):
+                    return
             self._handle(m.decode_server_frame(data, max_message_size=self.max_message_size))
         except (DecodeError, ProtocolError) as exc:
             self.failure = exc
@@ -525,6 +567,7 @@ class ClientProtocol:
         if self.state is not State.CONNECTING:
             raise ProtocolError("a second IdentityToken on an open connection")
         self.identity, self.token, self.connection_id = msg.identity, msg.token, msg.connection_id
+        self._own_caller = msg.identity.to_bytes() + msg.connection_id.value.to_bytes(16, "little")
         self.state = State.OPEN
         self._events.append(Identified(msg.identity, msg.token, msg.connection_id))
 
@@ -558,6 +601,28 @@ class ClientProtocol:
         self._settle_before(call.ordinal)
         self._finish(call, tx)
         self._place_held(call.reducer)
+
+    def _on_committed_reply(self, reply: m.CommittedReply) -> bool:
+        """The fast lane: report a commit in one event if nothing else is to be done.
+
+        Someone else's commit needs no attribution. One's own settles its call at
+        once when that call is the oldest pending and no route-B error is held:
+        ``_settle_before`` and ``_place_held`` would find nothing to do. Returns
+        False, changing nothing, for any other commit: the general path takes it.
+        """
+        if reply.caller_bytes != self._own_caller:
+            self._events.append(TransactionCommitted(reply, False))
+            return True
+        if self._held or not self._calls:
+            return False
+        request_id, call = next(iter(self._calls.items()))
+        if request_id != reply.request_id:
+            return False
+        del self._calls[request_id]
+        if call.key is not None:
+            self._by_key.pop(call.key, None)
+        self._events.append(TransactionCommitted(reply, True))
+        return True
 
     @staticmethod
     def _is_route_b(msg: m.TransactionUpdate) -> bool:
