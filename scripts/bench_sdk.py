@@ -27,6 +27,7 @@ SDK and raw client runs alternate, best of ``--rounds``. The codec in use is the
 ``inner_universe.spacetime.codec`` selected (``INNER_UNIVERSE_PURE_PYTHON=1`` forces pure).
 
     .venv/bin/python scripts/bench_sdk.py [--calls N] [--rows N] [--sub-rows N] [--rounds N]
+        [--only decode|subscription|calls ...]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from inner_universe.universe import publish
 
 NO_KEY = CallKey(0, 0)  # client 0: the call is not deduplicated and leaves no receipt
 CONTENT = "The SDK first, then the NERV layer. " * 6  # ~200 characters, as chat messages are
+SECTIONS = ["decode", "subscription", "calls"]
 
 
 def rate(count: int, seconds: float) -> str:
@@ -375,37 +377,50 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows decoded")
     parser.add_argument("--sub-rows", type=int, default=100_000, help="rows subscribed to")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=SECTIONS,
+        help="run only these sections (default: all)",
+    )
     args = parser.parse_args()
     rounds = args.rounds
 
     print(machine("websockets", "msgpack"))
     with LocalServer() as server:
-        schema = fetch_schema(server.uri, publish(server, "bench-schema"))
-        d = bench_decode(schema, args.rows, rounds)
-        n = args.rows
-        print(f"\ndecode {n:,} message rows ({d['bytes_per_row']:.0f} B each), GC paused, CPU time")
-        print(f"  native codec             {rate(n, d['native'])}")
-        print(f"  pure-Python codec        {rate(n, d['pure'])}")
-        print(f"  msgpack unpackb (C)      {rate(n, d['msgpack'])}")
-        print(ratio("native / pure-Python", d["pure"] / d["native"], ">= 10x"))
-        print(ratio("native / msgpack", d["msgpack"] / d["native"], ">= 1.0x"))
-
-        database = publish(server, "bench-subscription")
-        asyncio.run(fill_messages(server.uri, database, args.sub_rows))
-        s = asyncio.run(bench_subscription(server.uri, database, args.sub_rows, rounds))
-        n = args.sub_rows
-        mb = f"{s['body_bytes'] / 1e6:.1f} MB of BSATN, {s['frame_bytes'] / 1e6:.1f} MB gzipped"
-        print(f"\ninitial subscription of {n:,} message rows ({mb})")
-        print(f"  SDK, request to applied in the cache   {s['sdk']:7.3f} s")
-        print(f"  raw client, receive + gunzip           {s['raw']:7.3f} s")
-        print(ratio("SDK time / raw client time", s["sdk"] / s["raw"], "<= 2x"))
-        print(f"  client CPU: SDK {s['sdk_cpu']:.3f} s, raw client {s['raw_cpu']:.3f} s")
-        print(f"  memory per cached row (tracemalloc)    {s['bytes_per_row']:7,.0f} B")
-
-        databases = (publish(server, "bench-calls"), publish(server, "bench-calls-raw"))
-        c = asyncio.run(bench_calls(server.uri, databases, args.calls, rounds))
-        print_calls(c, args.calls)
+        if "decode" in args.only:
+            schema = fetch_schema(server.uri, publish(server, "bench-schema"))
+            print_decode(bench_decode(schema, args.rows, rounds), args.rows)
+        if "subscription" in args.only:
+            database = publish(server, "bench-subscription")
+            asyncio.run(fill_messages(server.uri, database, args.sub_rows))
+            s = asyncio.run(bench_subscription(server.uri, database, args.sub_rows, rounds))
+            print_subscription(s, args.sub_rows)
+        if "calls" in args.only:
+            databases = (publish(server, "bench-calls"), publish(server, "bench-calls-raw"))
+            c = asyncio.run(bench_calls(server.uri, databases, args.calls, rounds))
+            print_calls(c, args.calls)
     print(f"\nbest of {rounds} rounds each; SDK and raw client runs alternate.")
+
+
+def print_decode(d: dict[str, float], n: int) -> None:
+    print(f"\ndecode {n:,} message rows ({d['bytes_per_row']:.0f} B each), GC paused, CPU time")
+    print(f"  native codec             {rate(n, d['native'])}")
+    print(f"  pure-Python codec        {rate(n, d['pure'])}")
+    print(f"  msgpack unpackb (C)      {rate(n, d['msgpack'])}")
+    print(ratio("native / pure-Python", d["pure"] / d["native"], ">= 10x"))
+    print(ratio("native / msgpack", d["msgpack"] / d["native"], ">= 1.0x"))
+
+
+def print_subscription(s: dict[str, float], n: int) -> None:
+    mb = f"{s['body_bytes'] / 1e6:.1f} MB of BSATN, {s['frame_bytes'] / 1e6:.1f} MB gzipped"
+    print(f"\ninitial subscription of {n:,} message rows ({mb})")
+    print(f"  SDK, request to applied in the cache   {s['sdk']:7.3f} s")
+    print(f"  raw client, receive + gunzip           {s['raw']:7.3f} s")
+    print(ratio("SDK time / raw client time", s["sdk"] / s["raw"], "<= 2x"))
+    print(f"  client CPU: SDK {s['sdk_cpu']:.3f} s, raw client {s['raw_cpu']:.3f} s")
+    print(f"  memory per cached row (tracemalloc)    {s['bytes_per_row']:7,.0f} B")
 
 
 if __name__ == "__main__":

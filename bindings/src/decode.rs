@@ -4,12 +4,14 @@
 //! (`inner_universe/spacetime/bsatn.py` and `sats.py`): the differential tests compare
 //! the two on random and malformed input.
 
+use std::ffi::c_int;
+
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 
-use crate::layout::{Classes, Node, Prim, Slot};
+use crate::layout::{Classes, Node, Plain, Prim, Slot};
 
 /// Arrays of zero-sized items cannot be bounded by the input size; the pure codec caps them.
 const MAX_ZERO_SIZED_ITEMS: u64 = 1 << 24;
@@ -120,14 +122,15 @@ fn wrap<'py>(
     Ok(obj)
 }
 
+/// The int of little-endian `bytes`, as `int.from_bytes(bytes, "little", signed=...)`
+/// makes it, through the C function that method calls (a new Identity in each row, as in
+/// a table of agents, costs one conversion instead of a method call with keywords).
 fn big_int<'py>(py: Python<'py>, bytes: &[u8], signed: bool) -> PyResult<Bound<'py, PyAny>> {
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("signed", signed)?;
-    py.get_type::<pyo3::types::PyInt>().call_method(
-        "from_bytes",
-        (PyBytes::new(py, bytes), "little"),
-        Some(&kwargs),
-    )
+    // SAFETY: the pointer and length describe a live slice; NULL means a Python error.
+    unsafe {
+        let int = ffi::_PyLong_FromByteArray(bytes.as_ptr(), bytes.len(), 1, c_int::from(signed));
+        Bound::from_owned_ptr_or_err(py, int)
+    }
 }
 
 /// Reads values of one layout from a buffer, front to back.
@@ -334,8 +337,25 @@ impl<'a, 'py> Decoder<'a, 'py> {
     fn string(&mut self) -> Result<Bound<'py, PyAny>> {
         let n = self.length("string", 1)?;
         let start = self.need(n, "string payload")?;
-        let bytes = &self.buf[start..start + n];
-        let short = (n <= SHORT_STRING).then(|| short_key(bytes));
+        let buf = self.buf;
+        self.str_of(&buf[start..start + n]).map_err(|err| {
+            // Python's own UTF-8 decoder decides, so exactly the same inputs fail.
+            let reason = err
+                .value(self.py)
+                .getattr("reason")
+                .and_then(|r| r.extract::<String>())
+                .unwrap_or_else(|_| "invalid data".into());
+            Fail::Decode {
+                message: format!("string is not valid UTF-8: {reason}"),
+                offset: Some(start),
+            }
+        })
+    }
+
+    /// The str of `bytes` (the one decoded before when they are short and recent), or
+    /// the error Python's UTF-8 decoder raised.
+    fn str_of(&mut self, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let short = (bytes.len() <= SHORT_STRING).then(|| short_key(bytes));
         if let Some((key, slot)) = &short {
             if let Some((known, obj)) = &self.short_strings[*slot] {
                 if known == key {
@@ -345,28 +365,120 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         // SAFETY: the pointer and length describe a live slice; NULL means a Python error.
         let obj = unsafe {
-            ffi::PyUnicode_DecodeUTF8(
-                bytes.as_ptr().cast(),
-                n as ffi::Py_ssize_t,
-                c"strict".as_ptr(),
-            )
+            Bound::from_owned_ptr_or_err(
+                self.py,
+                ffi::PyUnicode_DecodeUTF8(
+                    bytes.as_ptr().cast(),
+                    bytes.len() as ffi::Py_ssize_t,
+                    c"strict".as_ptr(),
+                ),
+            )?
         };
-        if obj.is_null() {
-            // Python's own UTF-8 decoder decides, so exactly the same inputs fail.
-            let err = PyErr::fetch(self.py);
-            let reason = err
-                .value(self.py)
-                .getattr("reason")
-                .and_then(|r| r.extract::<String>())
-                .unwrap_or_else(|_| "invalid data".into());
-            return malformed(format!("string is not valid UTF-8: {reason}"), start);
-        }
-        // SAFETY: obj is a new reference to a str.
-        let obj = unsafe { Bound::from_owned_ptr(self.py, obj) };
         if let Some((key, slot)) = short {
             self.short_strings[slot] = Some((key, obj.clone()));
         }
         Ok(obj)
+    }
+
+    /// The next `N` bytes, or None when fewer are left (the fast path's read).
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let bytes = self.buf.get(self.pos..self.pos + N)?;
+        self.pos += N;
+        bytes.try_into().ok()
+    }
+
+    /// A product of [`Plain`] fields, read straight from the buffer into a new `cls`
+    /// instance: one loop over the fields, no recursion, no error built per field.
+    ///
+    /// None when the input is not a well-formed product here (truncated, an invalid bool
+    /// byte, a string that is not UTF-8, nested too deeply): the position is back at
+    /// the product's start, and the caller decodes it with the general path, which
+    /// raises the reference's error. The values it shares between rows are only reused
+    /// by what follows, so a product read twice gets the same values.
+    fn plain_product(
+        &mut self,
+        cls: &Py<PyType>,
+        slots: &[Slot],
+        plain: &[Plain],
+    ) -> Result<Option<Bound<'py, PyAny>>> {
+        let start = self.pos;
+        if self.depth >= MAX_DEPTH {
+            return Ok(None);
+        }
+        let obj = alloc(self.py, cls)?;
+        for (slot, &field) in slots.iter().zip(plain) {
+            match self.plain(field)? {
+                Some(value) => slot.fill(&obj, value),
+                None => {
+                    self.pos = start;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(obj))
+    }
+
+    /// One [`Plain`] field for [`Self::plain_product`]; None when the input is malformed.
+    #[inline(always)]
+    fn plain(&mut self, field: Plain) -> Result<Option<Bound<'py, PyAny>>> {
+        let py = self.py;
+        macro_rules! number {
+            ($ty:ty) => {
+                match self.take() {
+                    Some(raw) => <$ty>::from_le_bytes(raw).into_bound_py_any(py)?,
+                    None => return Ok(None),
+                }
+            };
+        }
+        let value = match field {
+            Plain::Prim(Prim::Bool) => match self.take::<1>() {
+                Some([b]) if b <= 1 => PyBool::new(py, b == 1).to_owned().into_any(),
+                _ => return Ok(None),
+            },
+            Plain::Prim(Prim::I8) => number!(i8),
+            Plain::Prim(Prim::U8) => number!(u8),
+            Plain::Prim(Prim::I16) => number!(i16),
+            Plain::Prim(Prim::U16) => number!(u16),
+            Plain::Prim(Prim::I32) => number!(i32),
+            Plain::Prim(Prim::U32) => number!(u32),
+            Plain::Prim(Prim::I64) => number!(i64),
+            Plain::Prim(Prim::U64) => number!(u64),
+            Plain::Prim(Prim::I128) => number!(i128),
+            Plain::Prim(Prim::U128) => number!(u128),
+            Plain::Prim(Prim::F32) => match self.take() {
+                Some(raw) => PyFloat::new(py, f32::from_le_bytes(raw) as f64).into_any(),
+                None => return Ok(None),
+            },
+            Plain::Prim(Prim::F64) => number!(f64),
+            Plain::Prim(Prim::String) => {
+                let Some(raw) = self.take() else {
+                    return Ok(None);
+                };
+                let n = u32::from_le_bytes(raw) as usize;
+                let Some(bytes) = self.buf.get(self.pos..self.pos + n) else {
+                    return Ok(None);
+                };
+                self.pos += n;
+                match self.str_of(bytes) {
+                    Ok(s) => s,
+                    Err(_) => return Ok(None), // the general path raises it
+                }
+            }
+            Plain::Prim(Prim::I256 | Prim::U256) => unreachable!("not plain"),
+            Plain::Identity => {
+                if self.buf.len() - self.pos < 32 {
+                    return Ok(None);
+                }
+                self.identity()?
+            }
+            Plain::Timestamp => {
+                if self.buf.len() - self.pos < 8 {
+                    return Ok(None);
+                }
+                self.timestamp()?
+            }
+        };
+        Ok(Some(value))
     }
 
     fn tuple(&self, items: Vec<Bound<'py, PyAny>>) -> Result<Bound<'py, PyAny>> {
@@ -421,7 +533,13 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 slots,
                 fields,
                 fixed_size,
+                plain,
             } => {
+                if let (Some(cls), Some(plain)) = (cls, plain) {
+                    if let Some(obj) = self.plain_product(cls, slots, plain)? {
+                        return Ok(obj);
+                    }
+                }
                 if let Some(n) = fixed_size {
                     let left = self.buf.len() - self.pos;
                     if *n > left {
@@ -445,7 +563,12 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     Some(cls) => {
                         let obj = alloc(py, cls)?;
                         for (slot, &field) in slots.iter().zip(fields) {
-                            let v = self.value(field)?;
+                            let v = match &nodes[field] {
+                                Node::Prim(p) => self.prim(*p)?,
+                                Node::Identity => self.identity()?,
+                                Node::Timestamp => self.timestamp()?,
+                                _ => self.value(field)?,
+                            };
                             slot.fill(&obj, v);
                         }
                         obj

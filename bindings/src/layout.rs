@@ -113,6 +113,9 @@ pub enum Node {
         slots: Vec<Slot>,
         fields: Vec<usize>,
         fixed_size: Option<usize>,
+        /// Set when there is a class and every field is [`Plain`] (most table rows):
+        /// the decoder's fast path reads them in one loop.
+        plain: Option<Vec<Plain>>,
     },
     /// A general sum: a `Variant(name, value)`.
     Sum {
@@ -128,6 +131,26 @@ pub enum Node {
     ScheduleAt,
     /// A named type that is not a product class: decodes as its target (resolved away).
     Alias(usize),
+}
+
+/// A field the decoder's fast path reads straight from the buffer (see
+/// `Decoder::plain_product`): a number, a bool, a string, an Identity or a Timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plain {
+    Prim(Prim),
+    Identity,
+    Timestamp,
+}
+
+impl Plain {
+    fn of(node: &Node) -> Option<Plain> {
+        match node {
+            Node::Prim(p) if !matches!(p, Prim::I256 | Prim::U256) => Some(Plain::Prim(*p)),
+            Node::Identity => Some(Plain::Identity),
+            Node::Timestamp => Some(Plain::Timestamp),
+            _ => None,
+        }
+    }
 }
 
 /// One field of a slotted class (every class values are built with is a frozen
@@ -340,6 +363,7 @@ fn parse_node(item: &Bound<'_, PyAny>, count: usize) -> PyResult<Node> {
                 slots,
                 fields,
                 fixed_size: t.get_item(4)?.extract()?,
+                plain: None, // known once every node is parsed (parse_nodes)
             }
         }
         "sum" => {
@@ -393,6 +417,22 @@ pub fn parse_nodes(descriptor: &Bound<'_, PyAny>) -> PyResult<(Vec<Node>, usize)
             Node::Sum { payloads, .. } => payloads.iter_mut().for_each(|p| *p = target[*p]),
             Node::Alias(to) => *to = target[*to],
             _ => {}
+        }
+    }
+    let plain: Vec<Option<Vec<Plain>>> = nodes
+        .iter()
+        .map(|node| match node {
+            Node::Product {
+                cls: Some(_),
+                fields,
+                ..
+            } => fields.iter().map(|&f| Plain::of(&nodes[f])).collect(),
+            _ => None,
+        })
+        .collect();
+    for (node, fields) in nodes.iter_mut().zip(plain) {
+        if let Node::Product { plain, .. } = node {
+            *plain = fields;
         }
     }
     Ok((nodes, target[0]))

@@ -135,15 +135,23 @@ impl Layout {
         offsets: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         // Offsets are u64 on the wire: extracting them as such is the fast path; any
-        // other int (which can never match a position) still gets its own error below.
-        let offsets: Vec<i128> = match offsets.extract::<Vec<u64>>() {
-            Ok(offsets) => offsets.into_iter().map(i128::from).collect(),
-            Err(_) => offsets.extract()?,
-        };
+        // other int (which can never match a position) still gets its own error.
+        match offsets.extract::<Vec<u64>>() {
+            Ok(offsets) => self.decode_at(py, data, &offsets),
+            Err(_) => self.decode_at(py, data, &offsets.extract::<Vec<i128>>()?),
+        }
+    }
+
+    fn decode_at<'py, T: Copy + Into<i128> + std::fmt::Display>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        offsets: &[T],
+    ) -> PyResult<Bound<'py, PyList>> {
         let mut d = Decoder::new(py, &self.nodes, &self.classes, data);
         let values = list_of(py, offsets.len(), |i| {
             let start = offsets[i];
-            if d.pos as i128 != start {
+            if d.pos as i128 != start.into() {
                 let fail = Fail::Decode {
                     message: format!(
                         "row {i} should start at byte {start}, but the rows before it end at byte {}",
