@@ -201,7 +201,7 @@ class TableCache:
     def _apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
         deletes = deletes if isinstance(deletes, list) else list(deletes)
         inserts = inserts if isinstance(inserts, list) else list(inserts)
-        if not deletes and self._rows.keys().isdisjoint(inserts):
+        if not deletes and (not self._rows or self._rows.keys().isdisjoint(inserts)):
             return self._fill(inserts)
         delta: dict[bytes, int] = {}
         for key in deletes:

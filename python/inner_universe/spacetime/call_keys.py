@@ -29,20 +29,17 @@ class CallPlan:
     looks nothing up.
     """
 
-    __slots__ = ("_arity", "_bind", "_encode", "keyed", "name")
+    __slots__ = ("_bind", "_encode", "keyed", "name")
 
     def __init__(self, reducer: ReducerSchema) -> None:
         self.name = reducer.name
         self.keyed = reducer.takes_call_key
-        self._arity = len(reducer.param_names)
         self._bind = reducer.bind
         self._encode = codec.args_encoder(reducer)
 
     def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """The arguments bound like a Python call and encoded, without the key (ArgumentError)."""
-        if kwargs or len(args) != self._arity:
-            args = self._bind(*args, **kwargs)
-        return self._encode(args)
+        return self._encode(self._bind(*args, **kwargs))
 
 
 @dataclass(frozen=True, slots=True)
