@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from inner_universe.errors import SchemaError
+from inner_universe.errors import DecodeError, SchemaError
 from inner_universe.spacetime import codec
-from inner_universe.spacetime.cache import ClientCache
+from inner_universe.spacetime.cache import ClientCache, TableCache
 from inner_universe.spacetime.schema import ModuleSchema
 from inner_universe.spacetime.types import Identity, Timestamp
 
@@ -233,3 +235,105 @@ def test_reads_from_another_thread_never_see_a_dictionary_change() -> None:
         thread.join()
     assert errors == [] and reads > 0
     assert table.count() == 50
+
+
+# ------------------------------------------------ the short paths against the general one
+
+# Rows of one table sharing primary keys (updates), unique names and owners in every mix.
+POOL = [
+    agent(1, "a"),
+    agent(1, "a", "busy", 2),
+    agent(1, "b", "busy", 3),
+    agent(2, "b"),
+    agent(2, "a", owner=BOB),
+    agent(3, "c", owner=BOB),
+]
+
+
+def state(table: TableCache, indexed: bool) -> tuple[Any, ...]:
+    """Everything a reader can see of ``table`` (``indexed``: through its indexes too)."""
+    rows = sorted((r.id, r.name, r.version, r.owner.to_bytes()) for r in table.iter())
+    counts = [table.multiplicity(enc(row)) for row in POOL]
+    if not indexed:
+        return rows, counts
+    found = [table.find("id", i) for i in (1, 2, 3)] + [table.find("name", n) for n in "abc"]
+    owners = [sorted(r.id for r in table.filter("owner", o)) for o in (ALICE, BOB)]
+    return rows, counts, found, owners
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, len(POOL) - 1), max_size=3),
+            st.lists(st.integers(0, len(POOL) - 1), max_size=3),
+            st.booleans(),
+        ),
+        max_size=10,
+    )
+)
+def test_every_transaction_matches_the_general_netting(
+    transactions: list[tuple[list[int], list[int], bool]],
+) -> None:
+    """Whatever path a transaction takes, diffs, counts and indexes are the netting's."""
+    fast = ClientCache(SCHEMA).table("agent")
+    general = ClientCache(SCHEMA).table("agent")
+    indexed = False
+    for delete_ids, insert_ids, look in transactions:
+        deletes = [enc(POOL[i]) for i in delete_ids]
+        inserts = [enc(POOL[i]) for i in insert_ids]
+        assert fast.apply(deletes, inserts) == general._net(deletes, inserts)
+        indexed = indexed or look  # the first look builds the indexes, later steps keep them
+        assert state(fast, indexed) == state(general, indexed)
+
+
+def test_the_commonest_shapes_take_a_short_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New rows into a held table, and one row replaced by another, skip the netting."""
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    a1, b1 = agent(1, "a"), agent(2, "b")
+    cache.apply({"agent": ([], [enc(a1)])})
+    assert table.find("name", "a") == a1  # builds the name index, kept up from here
+
+    def no_netting(*args: Any) -> None:
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(TableCache, "_net", no_netting)
+    assert cache.apply({"agent": ([], [enc(b1)])})["agent"].inserts == (b1,)
+    a2 = agent(1, "renamed", "busy", 2)
+    diff = cache.apply({"agent": ([enc(a1)], [enc(a2)])})["agent"]
+    assert (diff.updates, diff.inserts, diff.deletes) == (((a1, a2),), (), ())
+    assert table.find("name", "a") is None and table.find("name", "renamed") == a2
+    # a delete and an insert of different primary keys stay a delete and an insert
+    c3 = agent(3, "b-renamed")
+    diff = cache.apply({"agent": ([enc(b1)], [enc(c3)])})["agent"]
+    assert (diff.updates, diff.inserts, diff.deletes) == ((), (c3,), (b1,))
+    assert table.find("name", "b") is None and table.find("id", 3) == c3
+    assert [table.multiplicity(enc(r)) for r in (a1, a2, b1, c3)] == [0, 1, 0, 1]
+
+
+def test_a_replaced_row_held_by_two_queries_stays() -> None:
+    """One of two holders deleting a row while another row comes is no update."""
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    a1, a2 = agent(1, "a"), agent(1, "a", "busy", 2)
+    cache.apply({"agent": ([], [enc(a1), enc(a1)])})
+    diff = cache.apply({"agent": ([enc(a1)], [enc(a2)])})["agent"]
+    assert (diff.updates, diff.inserts, diff.deletes) == ((), (a2,), ())
+    assert (table.multiplicity(enc(a1)), table.multiplicity(enc(a2))) == (1, 1)
+
+
+@pytest.mark.parametrize("shape", ["inserts", "update"])
+def test_a_malformed_row_leaves_the_table_unchanged(shape: str) -> None:
+    cache = ClientCache(SCHEMA)
+    table = cache.table("agent")
+    a1 = agent(1, "a")
+    cache.apply({"agent": ([], [enc(a1)])})
+    assert table.find("name", "a") == a1
+    bad = enc(agent(2, "b"))[:-3]
+    deletes = [enc(a1)] if shape == "update" else []
+    with pytest.raises(DecodeError, match="table 'agent': row 0"):
+        cache.apply({"agent": (deletes, [bad])})
+    assert list(table.iter()) == [a1] and table.multiplicity(enc(a1)) == 1
+    assert table.find("name", "a") == a1 and table.find("id", 1) == a1
+    assert table.multiplicity(bad) == 0

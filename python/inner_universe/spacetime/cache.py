@@ -70,6 +70,8 @@ class TableCache:
     def __init__(self, schema: TableSchema, lock: threading.RLock | None = None) -> None:
         self.schema = schema
         self._lock = lock if lock is not None else threading.RLock()
+        # Rows new to this replica are decoded here, and only here.
+        self._decode = codec.row_decoder(schema)
         self._rows: dict[bytes, Any] = {}
         # The multiplicity of each row held by more than one query; a row in _rows
         # and not here is held by exactly one (the common case costs nothing).
@@ -148,20 +150,23 @@ class TableCache:
         """How many live queries hold the row with these BSATN bytes."""
         return self._shared.get(key) or (1 if key in self._rows else 0)
 
-    def _decode_inserted(self, keys: list[bytes]) -> list[Any]:
-        """Decode the rows new to this replica: the one place rows are decoded."""
-        return codec.decode_row_list(self.schema, keys)
-
     def _add(self, key: bytes, row: Any) -> None:
         self._add_many([key], [row])
 
     def _add_many(self, keys: list[bytes], rows: list[Any]) -> None:
-        """Add rows new to this replica, one pass per index (a repeated key keeps its last row)."""
-        self._rows.update(zip(keys, rows, strict=True))
-        for column, index in self._unique.items():
-            index.update(zip(map(attrgetter(self._attr[column]), rows), keys, strict=True))
-        for column, multi in self._indexed.items():
-            _group(multi, keys, map(attrgetter(self._attr[column]), rows))
+        """Add rows new to this replica, one pass per index (a repeated key keeps its last row).
+
+        ``rows`` are ``keys`` decoded, one each. This runs on every reducer commit,
+        mostly for one row and no index: the guards spare looping over nothing, and
+        ``zip(..., strict=True)`` would cost as much as the update itself.
+        """
+        self._rows.update(zip(keys, rows))  # noqa: B905
+        if self._unique:
+            for column, index in self._unique.items():
+                index.update(zip(map(attrgetter(self._attr[column]), rows), keys))  # noqa: B905
+        if self._indexed:
+            for column, multi in self._indexed.items():
+                _group(multi, keys, map(attrgetter(self._attr[column]), rows))
 
     def _build_unique_index(self, column: str) -> dict[Any, bytes]:
         values = map(attrgetter(self._attr[column]), self._rows.values())
@@ -175,18 +180,21 @@ class TableCache:
         return index
 
     def _remove(self, key: bytes) -> Any:
+        """Remove a row from this replica and the indexes built (the guards as in _add_many)."""
         row = self._rows.pop(key)
-        for column, index in self._unique.items():
-            value = getattr(row, self._attr[column])
-            if index.get(value) == key:
-                del index[value]
-        for column, multi in self._indexed.items():
-            value = getattr(row, self._attr[column])
-            keys = multi.get(value)
-            if keys is not None:
-                keys.pop(key, None)
-                if not keys:
-                    del multi[value]
+        if self._unique:
+            for column, index in self._unique.items():
+                value = getattr(row, self._attr[column])
+                if index.get(value) == key:
+                    del index[value]
+        if self._indexed:
+            for column, multi in self._indexed.items():
+                value = getattr(row, self._attr[column])
+                keys = multi.get(value)
+                if keys is not None:
+                    keys.pop(key, None)
+                    if not keys:
+                        del multi[value]
         return row
 
     def apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
@@ -199,10 +207,22 @@ class TableCache:
             return self._apply(deletes, inserts)
 
     def _apply(self, deletes: Iterable[bytes], inserts: Iterable[bytes]) -> TableDiff:
+        """Take the short path a transaction's shape allows: most reducer commits insert
+        rows not held yet, or replace one row by another (an update), and need no netting."""
         deletes = deletes if isinstance(deletes, list) else list(deletes)
         inserts = inserts if isinstance(inserts, list) else list(inserts)
-        if not deletes and (not self._rows or self._rows.keys().isdisjoint(inserts)):
-            return self._fill(inserts)
+        rows = self._rows
+        if not deletes:
+            if not rows or rows.keys().isdisjoint(inserts):
+                return self._fill(inserts)
+        elif len(deletes) == 1 == len(inserts):
+            old_key, new_key = deletes[0], inserts[0]
+            if old_key in rows and new_key not in rows and old_key not in self._shared:
+                return self._replace(old_key, new_key)
+        return self._net(deletes, inserts)
+
+    def _net(self, deletes: list[bytes], inserts: list[bytes]) -> TableDiff:
+        """The general case: net each row's count change over the transaction, then apply."""
         delta: dict[bytes, int] = {}
         for key in deletes:
             delta[key] = delta.get(key, 0) - 1
@@ -213,7 +233,7 @@ class TableCache:
         # so a malformed row leaves the table as it was.
         rows = self._rows
         fresh = [key for key, change in delta.items() if change > 0 and key not in rows]
-        decoded = self._decode_inserted(fresh)
+        decoded = self._decode(fresh)
 
         removed: list[Any] = []
         # Removals first, so a unique value freed by a delete can be taken by an insert.
@@ -254,13 +274,30 @@ class TableCache:
         commits): nothing is netted or removed, the multiplicities are the insert counts
         and every distinct row is new."""
         before = len(self._rows)
-        decoded = self._decode_inserted(inserts)
+        decoded = self._decode(inserts)
         self._add_many(inserts, decoded)
         if len(self._rows) - before != len(inserts):  # a row held by several queries
             counts = Counter(inserts)
             self._shared.update((key, n) for key, n in counts.items() if n > 1)
-            decoded = [self._rows[key] for key in counts]
-        return self._diff([], decoded)
+            keys = list(counts)
+            decoded = [self._rows[key] for key in keys]
+            # Index each row once more in first-seen order, as the netting would have:
+            # of two rows sharing a unique value, the later distinct one then wins.
+            self._add_many(keys, decoded)
+        return TableDiff(self.name, tuple(decoded))
+
+    def _replace(self, old_key: bytes, new_key: bytes) -> TableDiff:
+        """Replace a row held by one query by a row not held yet (an update, usually):
+        the net change is the transaction itself, paired by primary key as in _diff
+        (which would cost as much again as the rest for this one pair)."""
+        decoded = self._decode([new_key])  # first: a malformed row leaves the table as it was
+        old = self._remove(old_key)
+        self._add_many([new_key], decoded)
+        new = decoded[0]
+        pk = self.schema.primary_key
+        if pk is not None and getattr(old, self._attr[pk]) == getattr(new, self._attr[pk]):
+            return TableDiff(self.name, updates=((old, new),))
+        return TableDiff(self.name, (new,), (old,))
 
     def replace_with(self, fresh: TableCache) -> TableDiff:
         """Take over ``fresh``'s rows (the same table, rebuilt); return what differs.
@@ -326,9 +363,13 @@ class ClientCache:
     def apply(self, changes: Mapping[str, tuple[list[bytes], list[bytes]]]) -> TransactionDiff:
         """Apply one transaction: per table name, (deleted row bytes, inserted row bytes)."""
         diffs: dict[str, TableDiff] = {}
+        tables = self.tables
         with self.lock:
             for name, (deletes, inserts) in changes.items():
-                diff = self.table(name)._apply(deletes, inserts)  # its lock is ours, held
+                table = tables.get(name)
+                if table is None:
+                    table = self.table(name)  # raises the SchemaError
+                diff = table._apply(deletes, inserts)  # its lock is ours, held
                 if not diff.is_empty():
                     diffs[name] = diff
         return TransactionDiff(diffs)

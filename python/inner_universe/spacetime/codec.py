@@ -47,6 +47,7 @@ __all__ = [
     "decode_rows",
     "encode_args",
     "encode_row",
+    "row_decoder",
     "select_implementation",
     "split_rows",
 ]
@@ -104,13 +105,27 @@ def decode_row_list(table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
     A malformed row is a DecodeError naming the table and the row's index, with
     the offset inside that row.
     """
-    try:
-        if len(rows) < GC_PAUSE_MIN_ROWS:
-            return _codec.decode_each(table, rows)
-        with _gc_paused():
-            return _codec.decode_each(table, rows)
-    except DecodeError as exc:
-        raise _in_table(table, exc) from None
+    return row_decoder(table)(rows)
+
+
+def row_decoder(table: TableSchema) -> Callable[[Sequence[bytes]], list[Any]]:
+    """:func:`decode_row_list` for ``table``, with the codec's per-table work done once.
+
+    Made once per table by whoever decodes its rows often (the client cache): each
+    call then skips the native codec's layout lookup (a weak-keyed dictionary).
+    """
+    decode_each = _codec.row_decoder(table)
+
+    def decode(rows: Sequence[bytes]) -> list[Any]:
+        try:
+            if len(rows) < GC_PAUSE_MIN_ROWS:
+                return decode_each(rows)
+            with _gc_paused():
+                return decode_each(rows)
+        except DecodeError as exc:
+            raise _in_table(table, exc) from None
+
+    return decode
 
 
 def split_rows(data: Data, offsets: Sequence[int]) -> list[bytes]:
@@ -214,6 +229,7 @@ class _Codec(Protocol):
         self, table: TableSchema, data: Data, offsets: Sequence[int]
     ) -> list[Any]: ...
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]: ...
+    def row_decoder(self, table: TableSchema) -> Callable[[Sequence[bytes]], list[Any]]: ...
     def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]: ...
     def decode_row(self, table: TableSchema, data: bytes) -> Any: ...
     def encode_row(self, table: TableSchema, row: Any) -> bytes: ...
@@ -267,16 +283,23 @@ class _PythonCodec:
         return rows
 
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
+        return self.row_decoder(table)(rows)
+
+    def row_decoder(self, table: TableSchema) -> Callable[[Sequence[bytes]], list[Any]]:
         decode = table.decode_row
-        values: list[Any] = []
-        try:
-            for row in rows:
-                values.append(decode(row))
-        except DecodeError as exc:
-            err = DecodeError(f"row {len(values)}: {exc}")
-            err.offset = exc.offset
-            raise err from None
-        return values
+
+        def decode_each(rows: Sequence[bytes]) -> list[Any]:
+            values: list[Any] = []
+            try:
+                for row in rows:
+                    values.append(decode(row))
+            except DecodeError as exc:
+                err = DecodeError(f"row {len(values)}: {exc}")
+                err.offset = exc.offset
+                raise err from None
+            return values
+
+        return decode_each
 
     def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]:
         data = bytes(data)  # no copy when it is bytes already
@@ -333,8 +356,11 @@ class _NativeCodec:
         return rows
 
     def decode_each(self, table: TableSchema, rows: Sequence[bytes]) -> list[Any]:
-        values: list[Any] = self.layout(table).decode_each(rows)
-        return values
+        return self.row_decoder(table)(rows)
+
+    def row_decoder(self, table: TableSchema) -> Callable[[Sequence[bytes]], list[Any]]:
+        decode_each: Callable[[Sequence[bytes]], list[Any]] = self.layout(table).decode_each
+        return decode_each
 
     def split_rows(self, data: Data, offsets: Sequence[int]) -> list[bytes]:
         rows: list[bytes] = self._split_rows(data, offsets)
