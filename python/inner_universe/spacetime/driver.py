@@ -200,6 +200,9 @@ class DbConnection:
         self.db = Tables(self.cache.tables)
         self.reducers = Reducers(schema, self._call_with_options)
         self._plans: dict[str, CallPlan] = {}  # reducer name -> its plan, made on first call
+        # The first 16 bytes of every key this connection makes: its client id.
+        self._key_prefix = outbox.client_id.to_bytes(16, "little")
+        self._args_decoder = self._decode_args  # one bound method for every ReducerEvent
         self.identity: Identity | None = None
         self.token: str | None = settings.token or outbox.token
         self.connection_id: ConnectionId | None = None
@@ -557,16 +560,14 @@ class DbConnection:
             if not keyed:
                 raise ArgumentError(f"reducer {reducer!r} takes no call key")
             args = keyed_args(reducer, call_key, args)
+            if call_key.client == 0:
+                call_key, keyed = None, False  # the zero key: sent, but not deduplicated
         seq = self._outbox.next_seq()
-        key = call_key
-        if keyed and key is None:
-            key = CallKey(self._outbox.client_id, seq)
-            args = keyed_args(reducer, key, args)
-        if key is not None and key.client == 0:
-            key = None  # the zero key: sent, but not deduplicated
+        if keyed and call_key is None:  # this connection's key: read back from args if needed
+            args = self._key_prefix + seq.to_bytes(8, "little") + args
         future = self._loop.create_future()
         call = OutboxCall(
-            seq, reducer, args, key is not None, options.notify, future=future, call_key=key
+            seq, reducer, args, keyed, options.notify, future=future, call_key=call_key
         )
         self._outbox.add(call)
         self._track(call)
@@ -588,7 +589,7 @@ class DbConnection:
     def _send_call(self, session: _Session, call: OutboxCall) -> None:
         flags = _FULL_UPDATE if call.notify else _NO_SUCCESS_NOTIFY
         try:
-            request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.key())
+            request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.keyed)
         except InnerUniverseError as exc:  # too large for the server: it can never be sent
             self._settle(call, failure=exc)
             return
@@ -977,17 +978,20 @@ class DbConnection:
         TransactionApplied and ReducerResult it stands for, from the reply's fields."""
         reply = event.reply
         connection_id = reply.caller_connection_id
-        reducer_event = ReducerEvent(
-            reply.reducer_name,
-            functools.partial(self._decode_args, reply.reducer_name, reply.args),
-            reply.caller_identity,
-            None if connection_id.is_zero() else connection_id,
-            reply.timestamp,
-            True,
-            None,
-            reply.energy_used,
-            reply.duration,
-            reply.request_id,
+        reducer_event = ReducerEvent.committed_call(
+            self._args_decoder,
+            reply.args,
+            (
+                reply.reducer_name,
+                reply.caller_identity,
+                None if connection_id.is_zero() else connection_id,
+                reply.timestamp,
+                True,
+                None,
+                reply.energy_used,
+                reply.duration,
+                reply.request_id,
+            ),
         )
         self._show(reply.changes, reducer_event)
         if event.settles:
