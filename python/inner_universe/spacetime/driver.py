@@ -1011,17 +1011,40 @@ class DbConnection:
         """Apply a transaction's changes (None: it failed) and run the callbacks.
 
         While resyncing, changes go to the fresh cache and the reconciliation shows them.
+        The context is built only when a callback will see it: most replies have none.
         """
-        cause: ContextEvent = (
-            reducer_event if reducer_event is not None else UnknownTransactionEvent()
-        )
         if changes is None:
-            ctx = self._context(cause, TransactionDiff())
+            diff = TransactionDiff()
         elif self._staging is not None:
             self._staging.apply(changes)
-            ctx = self._context(cause, TransactionDiff())
+            diff = TransactionDiff()
         else:
-            ctx = self._apply_changes(changes, cause)
+            diff = self.cache.apply(changes)
+            self._sequence += 1
+            if self._watched(diff, reducer_event):
+                cause = reducer_event if reducer_event is not None else UnknownTransactionEvent()
+                ctx = self._context(cause, diff)
+                self._fire(ctx)
+                self._run_reducer_callbacks(ctx, reducer_event)
+            return
+        if reducer_event is not None and self._watched(diff, reducer_event):
+            self._run_reducer_callbacks(self._context(reducer_event, diff), reducer_event)
+
+    def _watched(self, diff: TransactionDiff, reducer_event: ReducerEvent | None) -> bool:
+        """Whether any callback would see this transaction (none can register meanwhile)."""
+        if self._on_transaction:
+            return True
+        on_reducer = self._on_reducer
+        if (
+            on_reducer
+            and reducer_event is not None
+            and (on_reducer.get(reducer_event.reducer) or on_reducer.get(None))
+        ):
+            return True
+        db = self.db
+        return any(db[name].has_callbacks() for name in diff.tables)
+
+    def _run_reducer_callbacks(self, ctx: EventContext, reducer_event: ReducerEvent | None) -> None:
         if reducer_event is None:
             return
         for key in (reducer_event.reducer, None):
