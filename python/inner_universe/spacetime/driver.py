@@ -1042,7 +1042,10 @@ class DbConnection:
         ):
             return True
         db = self.db
-        return any(db[name].has_callbacks() for name in diff.tables)
+        for name in diff.tables:  # noqa: SIM110 - no generator per reply: most change one table
+            if db[name].has_callbacks():
+                return True
+        return False
 
     def _run_reducer_callbacks(self, ctx: EventContext, reducer_event: ReducerEvent | None) -> None:
         if reducer_event is None:
