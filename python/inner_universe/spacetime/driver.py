@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import heapq
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -124,66 +124,71 @@ class _Deadlines:
     """Every call's timeout on one loop timer, armed for the earliest deadline.
 
     A timer per call (``call_later``, then ``cancel`` when the answer comes, as it
-    almost always does) cost more than the rest of settling a call. A settled call's
-    entry stays in the heap until it comes due or most of the heap is settled.
+    almost always does) cost more than the rest of settling a call. Calls made
+    with the same timeout expire in the order they were made, so each timeout
+    value keeps a queue in call order: a call is appended, and a settled call is
+    only marked (its ``deadline`` set to None); it leaves its queue when it
+    reaches the front, which in steady traffic is at the next call.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: ExpireCallback) -> None:
         self._loop = loop
         self._expire = expire
-        self._heap: list[tuple[float, int, OutboxCall, float]] = []  # deadline, seq, call, timeout
-        self._settled = 0  # entries whose call no longer waits for its deadline
+        self._queues: dict[float, collections.deque[OutboxCall]] = {}  # timeout -> calls
         self._timer: asyncio.TimerHandle | None = None
+        self._due = math.inf  # when the timer fires
 
     def add(self, call: OutboxCall, timeout: float) -> None:
         """Expire ``call`` in ``timeout`` seconds unless :meth:`remove` comes first."""
         deadline = call.deadline = self._loop.time() + timeout
-        heapq.heappush(self._heap, (deadline, call.seq, call, timeout))
-        if self._timer is None or deadline < self._timer.when():
-            self._arm()
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = collections.deque()
+        queue.append(call)
+        while queue[0].deadline is None:  # settled calls at the front leave (not this one)
+            queue.popleft()
+        if deadline < self._due:
+            self._arm(deadline)
 
     def remove(self, call: OutboxCall) -> None:
         """``call`` no longer expires (its outcome is known)."""
-        if call.deadline is None:
-            return
         call.deadline = None
-        self._settled += 1
-        if self._settled > 64 and 2 * self._settled > len(self._heap):
-            self._heap = [entry for entry in self._heap if entry[2].deadline is not None]
-            heapq.heapify(self._heap)
-            self._settled = 0
 
     def clear(self) -> None:
         """No call expires any more (the connection is closed)."""
-        for _, _, call, _ in self._heap:
-            call.deadline = None
-        self._heap.clear()
-        self._settled = 0
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for queue in self._queues.values():
+            for call in queue:
+                call.deadline = None
+        self._queues.clear()
+        self._arm(None)
 
-    def _arm(self) -> None:
+    def _arm(self, due: float | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(self._heap[0][0], self._sweep) if self._heap else None
+        self._timer = None if due is None else self._loop.call_at(due, self._sweep)
+        self._due = math.inf if due is None else due
 
     def _sweep(self) -> None:
-        assert self._timer is not None
         # The loop runs a timer up to its clock's resolution early: what the timer was
         # armed for is due, whatever time() says.
-        now = max(self._loop.time(), self._timer.when())
-        self._timer = None
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, call, timeout = heapq.heappop(heap)
-            if call.deadline is None:
-                self._settled -= 1
-                continue
-            call.deadline = None
-            self._expire(call, timeout)
-        if heap:
-            self._arm()
+        now = max(self._loop.time(), self._due)
+        self._timer, self._due = None, math.inf
+        earliest = math.inf
+        for timeout, queue in list(self._queues.items()):
+            while queue:
+                call = queue[0]
+                deadline = call.deadline
+                if deadline is not None and deadline > now:
+                    earliest = min(earliest, deadline)
+                    break
+                queue.popleft()
+                if deadline is not None:
+                    call.deadline = None
+                    self._expire(call, timeout)
+            if not queue:
+                del self._queues[timeout]
+        if earliest < math.inf:
+            self._arm(earliest)
 
 
 class DbConnection:
@@ -951,17 +956,20 @@ class DbConnection:
         if tx.light or tx.reducer_name is None:
             return None
         assert tx.caller_identity is not None and tx.timestamp is not None
-        event = ReducerEvent(
-            reducer=tx.reducer_name,
-            args=functools.partial(self._decode_args, tx.reducer_name, tx.reducer_args or b""),
-            caller_identity=tx.caller_identity,
-            caller_connection_id=tx.caller_connection_id,
-            timestamp=tx.timestamp,
-            committed=tx.committed,
-            error=tx.error,
-            energy_used=tx.energy_used or 0,
-            duration=tx.duration or TimeDuration(0),
-            request_id=tx.request_id,
+        event = ReducerEvent.with_wire_args(
+            self._args_decoder,
+            tx.reducer_args or b"",
+            (
+                tx.reducer_name,
+                tx.caller_identity,
+                tx.caller_connection_id,
+                tx.timestamp,
+                tx.committed,
+                tx.error,
+                tx.energy_used or 0,
+                tx.duration or TimeDuration(0),
+                tx.request_id,
+            ),
         )
         self._last_tx = (tx, event)
         return event
@@ -978,7 +986,7 @@ class DbConnection:
         TransactionApplied and ReducerResult it stands for, from the reply's fields."""
         reply = event.reply
         connection_id = reply.caller_connection_id
-        reducer_event = ReducerEvent.committed_call(
+        reducer_event = ReducerEvent.with_wire_args(
             self._args_decoder,
             reply.args,
             (

@@ -89,7 +89,7 @@ class ReducerEvent:
         object.__setattr__(self, "_decoder", None)
 
     @classmethod
-    def committed_call(
+    def with_wire_args(
         cls,
         decoder: Callable[[str, bytes], dict[str, Any]],
         args: bytes,
