@@ -98,6 +98,9 @@ ExpireCallback: TypeAlias = Callable[[OutboxCall, float], None]
 MAX_ACKED_CALLS = 100_000
 
 _FULL_UPDATE: Final = CallReducerFlags.FULL_UPDATE
+# The states every call passes through, read without an enum attribute lookup per call.
+_SENT: Final = CallState.SENT
+_ACKED: Final = CallState.ACKED
 _NO_SUCCESS_NOTIFY: Final = CallReducerFlags.NO_SUCCESS_NOTIFY
 
 
@@ -585,7 +588,7 @@ class DbConnection:
 
     def _track(self, call: OutboxCall) -> None:
         self._calls[call.seq] = call
-        if call.state is CallState.ACKED:
+        if call.state is _ACKED:
             self._acked.append((call.acked_at, call))
         else:
             self._unsettled.add(call.seq)
@@ -599,7 +602,7 @@ class DbConnection:
             self._settle(call, failure=exc)
             return
         session.calls[request_id] = call
-        call.state = CallState.SENT
+        call.state = _SENT
         call.was_sent = True
 
     def _expire(self, call: OutboxCall, timeout: float) -> None:
@@ -652,7 +655,7 @@ class DbConnection:
         if not call.keyed:
             self._forget(call)
             return
-        call.state = CallState.ACKED
+        call.state = _ACKED
         call.acked_at = now = time.time()
         self._outbox.acked(call)
         self._acked.append((now, call))
