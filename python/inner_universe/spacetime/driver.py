@@ -655,6 +655,10 @@ class DbConnection:
         if not call.keyed:
             self._forget(call)
             return
+        # Kept for the ack window, to be resent if the server loses it; its caller has the
+        # outcome, so the call lets go of the future and what it holds (the ReducerEvent):
+        # the collector's full passes would otherwise walk them for the whole window.
+        call.future = None
         call.state = _ACKED
         call.acked_at = now = time.time()
         self._outbox.acked(call)
