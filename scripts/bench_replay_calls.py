@@ -15,7 +15,11 @@ later) read its request id and resolve a future. What is left between the two is
 the SDK's own work; a socket's cost (the same for both) is not in either.
 
 CPU time of this process, pipelined (``--calls`` calls, then all awaited) and
-sequential (a quarter as many, each awaited), best and median of ``--rounds``.
+sequential (a quarter as many, each awaited), best and median of ``--rounds``. Each
+run starts with a full collection, so no run pays for garbage another left (the SDK's
+and the minimal client's runs alternate in one process). Last, one long run of
+sequential calls (five times ``--calls``) prints what the garbage collector costs per
+call over time, which the best-of rounds mostly leave out.
 Compare two checkouts by running the script of one with ``PYTHONPATH`` pointing at
 the other's ``python/`` directory, alternating. The native codec is built into each
 checkout by ``scripts/setup`` and is not in git: a copy of the code without it runs the
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import struct
@@ -164,9 +169,31 @@ class MinimalClient:
 
 
 async def cpu_per_call(run: Callable[[int], Awaitable[None]], count: int) -> float:
+    gc.collect()  # each run starts clean: no collector debt from the other client's run
     start = time.process_time()
     await run(count)
     return (time.process_time() - start) / count
+
+
+class CollectorClock:
+    """CPU time spent in the garbage collector's passes while installed."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> CollectorClock:
+        gc.callbacks.append(self._on_pass)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_pass)
+
+    def _on_pass(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            self.spent += time.process_time() - self._start
 
 
 async def main(calls: int, rounds: int) -> None:
@@ -216,6 +243,13 @@ async def main(calls: int, rounds: int) -> None:
         figures["raw_seq"].append(await cpu_per_call(raw_sequential, seq))
         cpu = await cpu_per_call(sdk_sequential, seq)
         figures["sdk_seq"].append(cpu - server.own_cost() / seq)
+
+    # What a long-running application sees: one long run of sequential calls, whose
+    # collector passes (young and full) the best-of rounds above mostly leave out.
+    long_run = calls * 5
+    gc.collect()
+    with CollectorClock() as collector:
+        long_cpu = await cpu_per_call(sdk_sequential, long_run) - server.own_cost() / long_run
     await conn.disconnect()
 
     def us(values: list[float]) -> str:
@@ -228,6 +262,10 @@ async def main(calls: int, rounds: int) -> None:
     print(f"  SDK, sequential    {us(figures['sdk_seq'])}")
     print(f"  minimal, sequential {us(figures['raw_seq'])}")
     print(f"  SDK / minimal (best, pipelined): {min(figures['sdk']) / min(figures['raw']):.1f}x")
+    print(
+        f"  SDK, {long_run} sequential calls in one run: {long_cpu * 1e6:.1f} us per call, "
+        f"of which the garbage collector {collector.spent / long_run * 1e6:.1f} us"
+    )
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def play(lean: bool, script: Script) -> tuple[list[object], int]:
 
 def own_calls_in_order(proto: ClientProtocol, feed: Callable[[bytes], None]) -> None:
     keys = [CallKey(9, n) for n in (1, 2, 3)]
-    ids = [proto.call_reducer("add", key_bytes(k) + b"x", key=k) for k in keys]
+    ids = [proto.call_reducer("add", key_bytes(k) + b"x", keyed=True) for k in keys]
     for request_id in ids:
         feed(committed("add", request_id))
 
@@ -242,7 +242,7 @@ def someone_elses_commits(proto: ClientProtocol, feed: Callable[[bytes], None]) 
 
 def a_failed_call(proto: ClientProtocol, feed: Callable[[bytes], None]) -> None:
     key = CallKey(9, 1)
-    proto.call_reducer("add", key_bytes(key), key=key)
+    proto.call_reducer("add", key_bytes(key), keyed=True)
     feed(tx(m.Failed("no"), "add", 0, args=key_bytes(key), energy=5, micros=9))  # route A
     later = proto.call_reducer("add")
     feed(committed("add", later))

@@ -285,7 +285,7 @@ def test_committed_call_is_matched_by_request_id() -> None:
 def test_a_runtime_failure_finds_its_call_by_the_key_it_echoes() -> None:
     proto = opened()
     keys = [CallKey(7, seq) for seq in (1, 2, 3)]
-    ids = [proto.call_reducer("send", key_bytes(k) + b"x", key=k) for k in keys]
+    ids = [proto.call_reducer("send", key_bytes(k) + b"x", keyed=True) for k in keys]
     proto.receive_message(failed("send", "second", args=key_bytes(keys[1]) + b"x"))
     (result,) = results(proto)
     assert (result.request_id, result.error, result.key) == (ids[1], "second", keys[1])

@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import heapq
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -98,6 +98,9 @@ ExpireCallback: TypeAlias = Callable[[OutboxCall, float], None]
 MAX_ACKED_CALLS = 100_000
 
 _FULL_UPDATE: Final = CallReducerFlags.FULL_UPDATE
+# The states every call passes through, read without an enum attribute lookup per call.
+_SENT: Final = CallState.SENT
+_ACKED: Final = CallState.ACKED
 _NO_SUCCESS_NOTIFY: Final = CallReducerFlags.NO_SUCCESS_NOTIFY
 
 
@@ -124,66 +127,71 @@ class _Deadlines:
     """Every call's timeout on one loop timer, armed for the earliest deadline.
 
     A timer per call (``call_later``, then ``cancel`` when the answer comes, as it
-    almost always does) cost more than the rest of settling a call. A settled call's
-    entry stays in the heap until it comes due or most of the heap is settled.
+    almost always does) cost more than the rest of settling a call. Calls made
+    with the same timeout expire in the order they were made, so each timeout
+    value keeps a queue in call order: a call is appended, and a settled call is
+    only marked (its ``deadline`` set to None); it leaves its queue when it
+    reaches the front, which in steady traffic is at the next call.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: ExpireCallback) -> None:
         self._loop = loop
         self._expire = expire
-        self._heap: list[tuple[float, int, OutboxCall, float]] = []  # deadline, seq, call, timeout
-        self._settled = 0  # entries whose call no longer waits for its deadline
+        self._queues: dict[float, collections.deque[OutboxCall]] = {}  # timeout -> calls
         self._timer: asyncio.TimerHandle | None = None
+        self._due = math.inf  # when the timer fires
 
     def add(self, call: OutboxCall, timeout: float) -> None:
         """Expire ``call`` in ``timeout`` seconds unless :meth:`remove` comes first."""
         deadline = call.deadline = self._loop.time() + timeout
-        heapq.heappush(self._heap, (deadline, call.seq, call, timeout))
-        if self._timer is None or deadline < self._timer.when():
-            self._arm()
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = collections.deque()
+        queue.append(call)
+        while queue[0].deadline is None:  # settled calls at the front leave (not this one)
+            queue.popleft()
+        if deadline < self._due:
+            self._arm(deadline)
 
     def remove(self, call: OutboxCall) -> None:
         """``call`` no longer expires (its outcome is known)."""
-        if call.deadline is None:
-            return
         call.deadline = None
-        self._settled += 1
-        if self._settled > 64 and 2 * self._settled > len(self._heap):
-            self._heap = [entry for entry in self._heap if entry[2].deadline is not None]
-            heapq.heapify(self._heap)
-            self._settled = 0
 
     def clear(self) -> None:
         """No call expires any more (the connection is closed)."""
-        for _, _, call, _ in self._heap:
-            call.deadline = None
-        self._heap.clear()
-        self._settled = 0
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for queue in self._queues.values():
+            for call in queue:
+                call.deadline = None
+        self._queues.clear()
+        self._arm(None)
 
-    def _arm(self) -> None:
+    def _arm(self, due: float | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(self._heap[0][0], self._sweep) if self._heap else None
+        self._timer = None if due is None else self._loop.call_at(due, self._sweep)
+        self._due = math.inf if due is None else due
 
     def _sweep(self) -> None:
-        assert self._timer is not None
         # The loop runs a timer up to its clock's resolution early: what the timer was
         # armed for is due, whatever time() says.
-        now = max(self._loop.time(), self._timer.when())
-        self._timer = None
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, call, timeout = heapq.heappop(heap)
-            if call.deadline is None:
-                self._settled -= 1
-                continue
-            call.deadline = None
-            self._expire(call, timeout)
-        if heap:
-            self._arm()
+        now = max(self._loop.time(), self._due)
+        self._timer, self._due = None, math.inf
+        earliest = math.inf
+        for timeout, queue in list(self._queues.items()):
+            while queue:
+                call = queue[0]
+                deadline = call.deadline
+                if deadline is not None and deadline > now:
+                    earliest = min(earliest, deadline)
+                    break
+                queue.popleft()
+                if deadline is not None:
+                    call.deadline = None
+                    self._expire(call, timeout)
+            if not queue:
+                del self._queues[timeout]
+        if earliest < math.inf:
+            self._arm(earliest)
 
 
 class DbConnection:
@@ -200,6 +208,9 @@ class DbConnection:
         self.db = Tables(self.cache.tables)
         self.reducers = Reducers(schema, self._call_with_options)
         self._plans: dict[str, CallPlan] = {}  # reducer name -> its plan, made on first call
+        # The first 16 bytes of every key this connection makes: its client id.
+        self._key_prefix = outbox.client_id.to_bytes(16, "little")
+        self._args_decoder = self._decode_args  # one bound method for every ReducerEvent
         self.identity: Identity | None = None
         self.token: str | None = settings.token or outbox.token
         self.connection_id: ConnectionId | None = None
@@ -557,16 +568,14 @@ class DbConnection:
             if not keyed:
                 raise ArgumentError(f"reducer {reducer!r} takes no call key")
             args = keyed_args(reducer, call_key, args)
+            if call_key.client == 0:
+                call_key, keyed = None, False  # the zero key: sent, but not deduplicated
         seq = self._outbox.next_seq()
-        key = call_key
-        if keyed and key is None:
-            key = CallKey(self._outbox.client_id, seq)
-            args = keyed_args(reducer, key, args)
-        if key is not None and key.client == 0:
-            key = None  # the zero key: sent, but not deduplicated
+        if keyed and call_key is None:  # this connection's key: read back from args if needed
+            args = self._key_prefix + seq.to_bytes(8, "little") + args
         future = self._loop.create_future()
         call = OutboxCall(
-            seq, reducer, args, key is not None, options.notify, future=future, call_key=key
+            seq, reducer, args, keyed, options.notify, future=future, call_key=call_key
         )
         self._outbox.add(call)
         self._track(call)
@@ -579,7 +588,7 @@ class DbConnection:
 
     def _track(self, call: OutboxCall) -> None:
         self._calls[call.seq] = call
-        if call.state is CallState.ACKED:
+        if call.state is _ACKED:
             self._acked.append((call.acked_at, call))
         else:
             self._unsettled.add(call.seq)
@@ -588,12 +597,12 @@ class DbConnection:
     def _send_call(self, session: _Session, call: OutboxCall) -> None:
         flags = _FULL_UPDATE if call.notify else _NO_SUCCESS_NOTIFY
         try:
-            request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.key())
+            request_id = session.protocol.call_reducer(call.reducer, call.args, flags, call.keyed)
         except InnerUniverseError as exc:  # too large for the server: it can never be sent
             self._settle(call, failure=exc)
             return
         session.calls[request_id] = call
-        call.state = CallState.SENT
+        call.state = _SENT
         call.was_sent = True
 
     def _expire(self, call: OutboxCall, timeout: float) -> None:
@@ -646,7 +655,11 @@ class DbConnection:
         if not call.keyed:
             self._forget(call)
             return
-        call.state = CallState.ACKED
+        # Kept for the ack window, to be resent if the server loses it; its caller has the
+        # outcome, so the call lets go of the future and what it holds (the ReducerEvent):
+        # the collector's full passes would otherwise walk them for the whole window.
+        call.future = None
+        call.state = _ACKED
         call.acked_at = now = time.time()
         self._outbox.acked(call)
         self._acked.append((now, call))
@@ -950,17 +963,20 @@ class DbConnection:
         if tx.light or tx.reducer_name is None:
             return None
         assert tx.caller_identity is not None and tx.timestamp is not None
-        event = ReducerEvent(
-            reducer=tx.reducer_name,
-            args=functools.partial(self._decode_args, tx.reducer_name, tx.reducer_args or b""),
-            caller_identity=tx.caller_identity,
-            caller_connection_id=tx.caller_connection_id,
-            timestamp=tx.timestamp,
-            committed=tx.committed,
-            error=tx.error,
-            energy_used=tx.energy_used or 0,
-            duration=tx.duration or TimeDuration(0),
-            request_id=tx.request_id,
+        event = ReducerEvent.with_wire_args(
+            self._args_decoder,
+            tx.reducer_args or b"",
+            (
+                tx.reducer_name,
+                tx.caller_identity,
+                tx.caller_connection_id,
+                tx.timestamp,
+                tx.committed,
+                tx.error,
+                tx.energy_used or 0,
+                tx.duration or TimeDuration(0),
+                tx.request_id,
+            ),
         )
         self._last_tx = (tx, event)
         return event
@@ -977,17 +993,20 @@ class DbConnection:
         TransactionApplied and ReducerResult it stands for, from the reply's fields."""
         reply = event.reply
         connection_id = reply.caller_connection_id
-        reducer_event = ReducerEvent(
-            reply.reducer_name,
-            functools.partial(self._decode_args, reply.reducer_name, reply.args),
-            reply.caller_identity,
-            None if connection_id.is_zero() else connection_id,
-            reply.timestamp,
-            True,
-            None,
-            reply.energy_used,
-            reply.duration,
-            reply.request_id,
+        reducer_event = ReducerEvent.with_wire_args(
+            self._args_decoder,
+            reply.args,
+            (
+                reply.reducer_name,
+                reply.caller_identity,
+                None if connection_id.is_zero() else connection_id,
+                reply.timestamp,
+                True,
+                None,
+                reply.energy_used,
+                reply.duration,
+                reply.request_id,
+            ),
         )
         self._show(reply.changes, reducer_event)
         if event.settles:
@@ -1007,17 +1026,43 @@ class DbConnection:
         """Apply a transaction's changes (None: it failed) and run the callbacks.
 
         While resyncing, changes go to the fresh cache and the reconciliation shows them.
+        The context is built only when a callback will see it: most replies have none.
         """
-        cause: ContextEvent = (
-            reducer_event if reducer_event is not None else UnknownTransactionEvent()
-        )
         if changes is None:
-            ctx = self._context(cause, TransactionDiff())
+            diff = TransactionDiff()
         elif self._staging is not None:
             self._staging.apply(changes)
-            ctx = self._context(cause, TransactionDiff())
+            diff = TransactionDiff()
         else:
-            ctx = self._apply_changes(changes, cause)
+            diff = self.cache.apply(changes)
+            self._sequence += 1
+            if self._watched(diff, reducer_event):
+                cause = reducer_event if reducer_event is not None else UnknownTransactionEvent()
+                ctx = self._context(cause, diff)
+                self._fire(ctx)
+                self._run_reducer_callbacks(ctx, reducer_event)
+            return
+        if reducer_event is not None and self._watched(diff, reducer_event):
+            self._run_reducer_callbacks(self._context(reducer_event, diff), reducer_event)
+
+    def _watched(self, diff: TransactionDiff, reducer_event: ReducerEvent | None) -> bool:
+        """Whether any callback would see this transaction (none can register meanwhile)."""
+        if self._on_transaction:
+            return True
+        on_reducer = self._on_reducer
+        if (
+            on_reducer
+            and reducer_event is not None
+            and (on_reducer.get(reducer_event.reducer) or on_reducer.get(None))
+        ):
+            return True
+        db = self.db
+        for name in diff.tables:  # noqa: SIM110 - no generator per reply: most change one table
+            if db[name].has_callbacks():
+                return True
+        return False
+
+    def _run_reducer_callbacks(self, ctx: EventContext, reducer_event: ReducerEvent | None) -> None:
         if reducer_event is None:
             return
         for key in (reducer_event.reducer, None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .types import ConnectionId, Identity, TimeDuration, Timestamp
 
@@ -40,7 +40,7 @@ class ReducerEvent:
     read-only properties: one slot to set, not nine.
     """
 
-    __slots__ = ("_args", "_fields")
+    __slots__ = ("_args", "_decoder", "_fields")
     __match_args__ = (
         "reducer",
         "args",
@@ -54,7 +54,8 @@ class ReducerEvent:
         "request_id",
     )
 
-    _args: dict[str, Any] | Callable[[], dict[str, Any]]
+    _args: dict[str, Any] | Callable[[], dict[str, Any]] | bytes
+    _decoder: Callable[[str, bytes], dict[str, Any]] | None  # set while _args are wire bytes
     _fields: tuple[
         str, Identity, ConnectionId | None, Timestamp, bool, str | None, int, TimeDuration, int
     ]
@@ -85,6 +86,25 @@ class ReducerEvent:
         )
         object.__setattr__(self, "_fields", fields)
         object.__setattr__(self, "_args", args)
+        object.__setattr__(self, "_decoder", None)
+
+    @classmethod
+    def with_wire_args(
+        cls,
+        decoder: Callable[[str, bytes], dict[str, Any]],
+        args: bytes,
+        fields: tuple[
+            str, Identity, ConnectionId | None, Timestamp, bool, str | None, int, TimeDuration, int
+        ],
+    ) -> ReducerEvent:
+        """The event of a reply as the connection reads it: the fields in ``__init__``'s
+        order without ``args``, which stay wire bytes until read (``decoder(reducer, args)``).
+        Built once per reply, so it makes no closure for the arguments."""
+        event = cls.__new__(cls)
+        object.__setattr__(event, "_fields", fields)
+        object.__setattr__(event, "_args", args)
+        object.__setattr__(event, "_decoder", decoder)
+        return event
 
     @property
     def reducer(self) -> str:
@@ -126,10 +146,16 @@ class ReducerEvent:
     def args(self) -> dict[str, Any]:
         """The call's arguments by parameter name (decoded on first access)."""
         args = self._args
-        if callable(args):
+        decoder = self._decoder
+        if decoder is not None:
+            assert isinstance(args, bytes)
+            args = decoder(self._fields[0], args)
+            object.__setattr__(self, "_args", args)
+            object.__setattr__(self, "_decoder", None)
+        elif callable(args):
             args = args()
             object.__setattr__(self, "_args", args)
-        return args
+        return cast(dict[str, Any], args)
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__match_args__)

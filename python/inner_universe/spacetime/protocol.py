@@ -326,8 +326,12 @@ class _PendingCall:
     request_id: int
     reducer: str
     args: bytes
-    key: CallKey | None
+    keyed: bool  # ``args`` start with the call's CallKey
     notify: bool
+
+    def key(self) -> CallKey | None:
+        """The call's key, read from its arguments (only a failure's attribution needs it)."""
+        return key_in_args(self.args) if self.keyed else None
 
 
 @dataclass(slots=True)
@@ -374,7 +378,6 @@ class ClientProtocol:
         # first, and a dict's iteration steps over every slot its deletions left at the
         # front, so finding the oldest pending call grew with the calls answered.
         self._calls: OrderedDict[int, _PendingCall] = OrderedDict()
-        self._by_key: dict[CallKey, int] = {}  # key -> request id
         self._held: deque[_HeldError] = deque()  # route-B errors not placed yet, in order
         self._queries: dict[QueryId, QueryState] = {}
         self._query_ordinal: dict[QueryId, int] = {}  # the request awaiting its answer
@@ -400,22 +403,22 @@ class ClientProtocol:
         reducer: str,
         args: bytes = b"",
         flags: CallReducerFlags = CallReducerFlags.FULL_UPDATE,
-        key: CallKey | None = None,
+        keyed: bool = False,
     ) -> int:
         """Queue a reducer call; returns its request id (never 0).
 
-        ``key`` is the call's :class:`CallKey` when ``args`` start with it (it
-        lets a failure echoing the arguments find its call). A
-        :class:`ReducerResult` with the returned id follows the outcome; for
-        ``NO_SUCCESS_NOTIFY`` it says only that the server handled the call,
-        unless the call was rejected before running.
+        ``keyed``: ``args`` start with the call's :class:`CallKey` (it lets a
+        failure echoing the arguments find its call). A :class:`ReducerResult`
+        with the returned id follows the outcome; for ``NO_SUCCESS_NOTIFY`` it
+        says only that the server handled the call, unless the call was rejected
+        before running.
 
         Raises:
             InvalidStateError: the connection is not open.
             EncodeError: the message does not fit the wire format or the size limit.
         """
         # Every reducer call passes here: no message object, no copy of bytes, no enum
-        # call for the two flags there are.
+        # call for the two flags there are, no key object.
         self._check_open("call a reducer")
         request_id = self._allocate_request_id()
         if flags is not _FULL_UPDATE and flags is not _NO_SUCCESS_NOTIFY:
@@ -426,10 +429,8 @@ class ClientProtocol:
         self._queue_data("CallReducer", data)
         notify = flags is _FULL_UPDATE
         self._calls[request_id] = _PendingCall(
-            self._ordinal(), request_id, reducer, args, key, notify
+            self._ordinal(), request_id, reducer, args, keyed, notify
         )
-        if key is not None:
-            self._by_key[key] = request_id
         if not notify:
             self._want_barrier()  # nothing else may ever show that it was handled
         return request_id
@@ -615,12 +616,10 @@ class ClientProtocol:
             return True
         if self._held or not self._calls:
             return False
-        request_id, call = next(iter(self._calls.items()))
+        request_id = next(iter(self._calls))
         if request_id != reply.request_id:
             return False
         del self._calls[request_id]
-        if call.key is not None:
-            self._by_key.pop(call.key, None)
         self._events.append(TransactionCommitted(reply, True))
         return True
 
@@ -641,8 +640,10 @@ class ClientProtocol:
         if call is not None or isinstance(msg.status, m.Committed):
             return call
         key = key_in_args(info.args)
-        if key is not None and key in self._by_key:
-            return self._calls[self._by_key[key]]
+        if key is not None:  # a keyed call's arguments start with its own key
+            for pending in self._calls.values():
+                if pending.keyed and pending.key() == key:
+                    return pending
         # The server reports no runtime failure of a NO_SUCCESS_NOTIFY call: not one of those.
         same_name = [c for c in self._calls.values() if c.reducer == info.reducer_name and c.notify]
         same_args = [c for c in same_name if c.args == info.args]
@@ -756,12 +757,10 @@ class ClientProtocol:
     def _finish(self, call: _PendingCall, tx: TransactionApplied | None) -> None:
         """The call is over: reported by ``tx``, or (None) only known to have been handled."""
         del self._calls[call.request_id]
-        if call.key is not None:
-            self._by_key.pop(call.key, None)
         reported = tx is not None
         committed, error = (tx.committed, tx.error) if tx is not None else (False, None)
         self._events.append(
-            ReducerResult(call.request_id, call.reducer, committed, error, tx, call.key, reported)
+            ReducerResult(call.request_id, call.reducer, committed, error, tx, call.key(), reported)
         )
 
     def _on_subscription_error(self, msg: m.SubscriptionError) -> None:

@@ -139,6 +139,10 @@ class TableHandle:
     def remove_on_update(self, callback: UpdateCallback) -> None:
         _remove(self._on_update, callback, f"{self.name}.on_update")
 
+    def has_callbacks(self) -> bool:
+        """Whether any row callback is registered on this table."""
+        return bool(self._on_insert or self._on_delete or self._on_update)
+
     def fire(self, ctx: EventContext, diff: TableDiff) -> None:
         """Run this table's callbacks for one applied change: deletes, updates, inserts."""
         # Each kind is skipped whole when it has no callback (nothing could register one
