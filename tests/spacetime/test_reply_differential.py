@@ -199,35 +199,30 @@ def committed(update: DatabaseUpdate, status: Any = None, **frame: Any) -> bytes
 PERSON = TableUpdate.from_rows(1, "person", inserts=[b"\x01\x00"])
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        committed(DatabaseUpdate((PERSON,))),
-        committed(DatabaseUpdate(()), m.Failed("boom")),
-        committed(DatabaseUpdate(()), m.OutOfEnergy()),
-        committed(DatabaseUpdate((PERSON,)), compression=Compression.GZIP),
-        committed(
-            DatabaseUpdate(
-                (
-                    TableUpdate(
-                        1, "person", 1, (CompressableQueryUpdate(QueryUpdate(), Compression.GZIP),)
-                    ),
-                )
-            )
-        ),
-        m.encode_server_frame(m.TransactionUpdateLight(7, DatabaseUpdate((PERSON,)))),
-        committed(DatabaseUpdate((PERSON,))).replace(b"person", b"pers\xffn"),  # bad UTF-8 table
-        committed(DatabaseUpdate((PERSON,))).replace(b"add", b"a\xc0d"),  # bad UTF-8 reducer
-        b"",
-        b"\x00",
-        b"\x00\x01",
-        b"\x00\x01\x00",
-        b"\x00\x01\x00\xff\xff\xff\xff",  # a huge table count, no tables
-    ],
-    ids=lambda data: data[:12].hex() or "empty",
-)
-def test_declined_frames_read_alike(data: bytes) -> None:
-    agree(data)
+GOOD = committed(DatabaseUpdate((PERSON,)))
+GZIPPED_UPDATE = CompressableQueryUpdate(QueryUpdate(), Compression.GZIP)
+FRAMES = {
+    "committed": GOOD,
+    "failed": committed(DatabaseUpdate(()), m.Failed("boom")),
+    "out of energy": committed(DatabaseUpdate(()), m.OutOfEnergy()),
+    "gzipped frame": committed(DatabaseUpdate((PERSON,)), compression=Compression.GZIP),
+    "gzipped query update": committed(
+        DatabaseUpdate((TableUpdate(1, "person", 1, (GZIPPED_UPDATE,)),))
+    ),
+    "light": m.encode_server_frame(m.TransactionUpdateLight(7, DatabaseUpdate((PERSON,)))),
+    "bad UTF-8 table name": GOOD.replace(b"person", b"pers\xffn"),
+    "bad UTF-8 reducer name": GOOD.replace(b"add", b"a\xc0d"),
+    "empty": b"",
+    "compression tag only": b"\x00",
+    "message tag only": b"\x00\x01",
+    "status tag only": b"\x00\x01\x00",
+    "a huge table count, no tables": b"\x00\x01\x00\xff\xff\xff\xff",
+}
+
+
+@pytest.mark.parametrize("what", FRAMES)
+def test_hand_made_frames_read_alike(what: str) -> None:
+    agree(FRAMES[what])
 
 
 def test_consecutive_replies_of_one_caller_share_its_objects() -> None:
@@ -243,6 +238,6 @@ def test_consecutive_replies_of_one_caller_share_its_objects() -> None:
 def test_the_reader_in_use_is_the_one_the_codec_chose() -> None:
     in_use = m._read_reply
     if codec.IMPLEMENTATION == "native":
-        assert getattr(in_use, "__self__", None).__class__ is _native.ReplyReader
+        assert isinstance(getattr(in_use, "__self__", None), _native.ReplyReader)
     else:
         assert in_use is PYTHON
