@@ -111,7 +111,7 @@ fn alloc<'py>(py: Python<'py>, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> 
 }
 
 /// Builds one instance of `cls` with a single field (Identity, Timestamp, ...).
-fn wrap<'py>(
+pub(crate) fn wrap<'py>(
     py: Python<'py>,
     cls: &Py<PyType>,
     slot: &Slot,
@@ -125,7 +125,11 @@ fn wrap<'py>(
 /// The int of little-endian `bytes`, as `int.from_bytes(bytes, "little", signed=...)`
 /// makes it, through the C function that method calls (a new Identity in each row, as in
 /// a table of agents, costs one conversion instead of a method call with keywords).
-fn big_int<'py>(py: Python<'py>, bytes: &[u8], signed: bool) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn big_int<'py>(
+    py: Python<'py>,
+    bytes: &[u8],
+    signed: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: the pointer and length describe a live slice; NULL means a Python error.
     unsafe {
         let int = ffi::_PyLong_FromByteArray(bytes.as_ptr(), bytes.len(), 1, c_int::from(signed));

@@ -9,6 +9,7 @@
 mod decode;
 mod encode;
 mod layout;
+mod reply;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
     m.add_function(wrap_pyfunction!(split_rows, m)?)?;
     m.add_class::<Layout>()?;
+    m.add_class::<reply::ReplyReader>()?;
     Ok(())
 }
 

@@ -39,6 +39,7 @@ from .schema import CallKey, ReducerSchema, TableSchema
 
 __all__ = [
     "IMPLEMENTATION",
+    "NATIVE",
     "PURE_PYTHON_ENV",
     "args_encoder",
     "decode_args",
@@ -68,8 +69,8 @@ def select_implementation(
         native = importlib.import_module(".._native", __package__)
     except ImportError:
         return "python", None
-    if not hasattr(native, "Layout"):
-        return "python", None
+    if not all(hasattr(native, name) for name in ("Layout", "ReplyReader")):
+        return "python", None  # a build older than this code: the test run says which is used
     return "native", native
 
 
@@ -402,4 +403,8 @@ class _NativeCodec:
 IMPLEMENTATION: Literal["python", "native"]
 _native: ModuleType | None
 IMPLEMENTATION, _native = select_implementation()
+#: The native extension when it is the implementation in use, else None: where another
+#: module has a native twin of a reader (``messages.read_committed_reply``), it takes it
+#: from here, so the choice is still made once.
+NATIVE: Final = _native
 _codec: _Codec = _NativeCodec(_native) if _native is not None else _PythonCodec()
