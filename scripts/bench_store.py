@@ -16,7 +16,11 @@ After the table, where a SpacetimeDB batch's time goes, from the same run: the
 reducer's host time on the server (as the server reports it), and the same
 ``append_events`` call made on a bare connection with no replica (no subscription,
 nothing indexed on the client): the floor of this write path, whatever the store
-does on top of it.
+does on top of it. Last, the full (generation 2) garbage collections that ran during
+each module's batch appends, in all rounds: objects a process keeps per call (the
+replica's runs, the SDK's record of each acknowledged call) set them off, and one
+costs 10-30 ms, so a round that has one is slower by that much (reported only;
+both modules are timed the same way).
 
     .venv/bin/python scripts/bench_store.py [--single N] [--batches N] [--history N] [--rounds N]
 """
@@ -24,6 +28,7 @@ does on top of it.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -65,6 +70,31 @@ class SnapshottingAgents(Agents):
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         Agent: SNAPSHOT_INTERVAL
     }
+
+
+class FullCollections:
+    """Counts and times the garbage collector's full collections while it is on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -116,7 +146,10 @@ def bench(env: dict[str, str], single: int, batches: int, history: int) -> dict[
                 host_micros.append(event.duration.micros)
 
             replica.connection.on_reducer("append_events", on_append)
-        results["batch"] = batches * BATCH / timed(all_batches)
+        with FullCollections() as collections:
+            results["batch"] = batches * BATCH / timed(all_batches)
+        results["batch_full_gcs"] = collections.count
+        results["batch_full_gc_ms"] = collections.seconds * 1000
         if host_micros:
             results["batch_host_ms"] = statistics.median(host_micros) / 1000
 
@@ -246,6 +279,11 @@ def main() -> None:
     print(f"  append_events on a bare connection (no replica){per_batch / stdb['bare']:>13.2f}")
     print(f"  of which the reducer on the server (median host time){stdb['batch_host_ms']:>7.2f}")
     print(f"  SQLite's insert_events{per_batch / sqlite['batch']:>38.2f}")
+    print(f"full garbage collections during the batch appends, all {args.rounds} rounds:")
+    for name, runs in (("SpacetimeDB", stdb_runs), ("SQLite", sqlite_runs)):
+        count = sum(run["batch_full_gcs"] for run in runs)
+        ms = sum(run["batch_full_gc_ms"] for run in runs)
+        print(f"  {name:12} {count:.0f} ({ms:.1f} ms in all)")
 
 
 if __name__ == "__main__":

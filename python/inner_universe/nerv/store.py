@@ -394,40 +394,58 @@ class StoreReplica:
             self._ids[text] = known
         return known
 
+    def _know_id(self, originator_id: UUID | str, text: str) -> None:
+        """Remember the id object of an originator about to be appended, so the
+        subscription's callback need not parse its text again (a UUID's parse is slow)."""
+        wanted = UUID if self.originator_id_type == "uuid" else str
+        if text not in self._ids and isinstance(originator_id, wanted):
+            self._ids[text] = originator_id
+
     def _on_transaction(self, ctx: EventContext) -> None:
-        diff = ctx.diff
+        # Read the diff's tables directly: a table the transaction left alone is absent
+        # (``diff[name]`` would build an empty TableDiff for each, every transaction).
+        tables = ctx.diff.tables
         store = self.store
         # (first notification id, originator id as text, first version, topics, states, writer)
-        received = [
-            (
-                r.first_notification_id,
-                r.originator_id,
-                r.first_version,
-                r.topics,
-                r.states,
-                r.writer,
-            )
-            for r in diff["event_run"].inserts
-            if r.store == store
-        ]
-        received += [  # events an earlier module wrote, one row each
-            (
-                r.notification_id,
-                r.originator_id,
-                r.originator_version,
-                (r.topic,),
-                (r.state,),
-                r.writer,
-            )
-            for r in diff["stored_event"].inserts
-            if r.store == store
-        ]
-        snapshots = [r for r in diff["stored_snapshot"].inserts if r.store == store]
-        tracking = [r for r in diff["event_tracking"].inserts if r.store == store]
+        received: list[tuple[int, str, int, Sequence[str], Sequence[bytes], Identity]] = []
+        if (runs := tables.get("event_run")) is not None:
+            received += [
+                (
+                    r.first_notification_id,
+                    r.originator_id,
+                    r.first_version,
+                    r.topics,
+                    r.states,
+                    r.writer,
+                )
+                for r in runs.inserts
+                if r.store == store
+            ]
+        if (singles := tables.get("stored_event")) is not None:
+            received += [  # events an earlier module wrote, one row each
+                (
+                    r.notification_id,
+                    r.originator_id,
+                    r.originator_version,
+                    (r.topic,),
+                    (r.state,),
+                    r.writer,
+                )
+                for r in singles.inserts
+                if r.store == store
+            ]
+        snapshot_diff, tracking_diff = tables.get("stored_snapshot"), tables.get("event_tracking")
+        snapshots = (
+            [] if snapshot_diff is None else [r for r in snapshot_diff.inserts if r.store == store]
+        )
+        tracking = (
+            [] if tracking_diff is None else [r for r in tracking_diff.inserts if r.store == store]
+        )
         if not (received or snapshots or tracking):
             return
         with self._cond:
-            received.sort(key=lambda r: r[0])
+            if len(received) > 1:
+                received.sort(key=lambda r: r[0])
             for first, originator_id, version, topics, states, writer in received:
                 run = _Run(first, self._originator_id(originator_id), version, topics, states)
                 if _stream(self._events, originator_id).add(run):
@@ -526,14 +544,20 @@ class StoreReplica:
 
     @staticmethod
     def _rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, int, str, bytes]]:
-        """The reducer's NewEvent tuples; each originator id is made text once per batch
-        (a batch usually holds one aggregate's events, and str(UUID) is not cheap)."""
+        """The reducer's NewEvent tuples; each originator id is made text once per batch.
+
+        A batch usually holds one aggregate's events, all with the very same id object:
+        compared by identity first, since hashing a UUID runs Python code.
+        """
         texts: dict[UUID | str, str] = {}
         rows = []
+        last: UUID | str | None = None
+        text = ""
         for e in stored_events:
-            text = texts.get(e.originator_id)
-            if text is None:
-                text = texts[e.originator_id] = str(e.originator_id)
+            oid = e.originator_id
+            if oid is not last:
+                text = texts.get(oid) or texts.setdefault(oid, str(oid))
+                last = oid
             rows.append((text, e.originator_version, e.topic, e.state))
         return rows
 
@@ -552,6 +576,8 @@ class StoreReplica:
         )
         if not rows and position is None:
             return []
+        if rows:
+            self._know_id(stored_events[0].originator_id, rows[0][0])
         self._call("append_events", self.store, rows, position)
         if not rows:
             return []
