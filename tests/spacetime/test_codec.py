@@ -53,7 +53,7 @@ def test_the_codec_in_use_is_the_one_this_run_asks_for() -> None:
 
 def test_environment_variable_forces_python(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("inner_universe._native")
-    fake.Layout = object  # type: ignore[attr-defined]
+    fake.Layout = fake.ReplyReader = object  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "inner_universe._native", fake)
     assert codec.select_implementation({}) == ("native", fake)
     assert codec.select_implementation({"INNER_UNIVERSE_PURE_PYTHON": "0"}) == ("native", fake)
@@ -63,6 +63,8 @@ def test_environment_variable_forces_python(monkeypatch: pytest.MonkeyPatch) -> 
 def test_extension_without_a_codec_means_python(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("inner_universe._native")
     monkeypatch.setitem(sys.modules, "inner_universe._native", fake)
+    assert codec.select_implementation({}) == ("python", None)
+    fake.Layout = object  # type: ignore[attr-defined]  # a build older than the reply reader
     assert codec.select_implementation({}) == ("python", None)
     monkeypatch.setitem(sys.modules, "inner_universe._native", None)  # import fails
     assert codec.select_implementation({}) == ("python", None)
