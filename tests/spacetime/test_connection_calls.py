@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 
 import pytest
 
@@ -119,3 +120,35 @@ def test_the_threaded_api_checks_on_the_caller_s_thread_and_relays_outcomes() ->
         with pytest.raises(concurrent.futures.CancelledError):
             waiting.result(5)
         conn.flush(5)  # every call settled, the cancelled one included
+
+
+def test_a_blocking_call_returns_its_event_or_raises_its_failure() -> None:
+    transport = MemoryTransport()
+    with (
+        offline_builder(transport).connect_threaded(5) as conn,
+        concurrent.futures.ThreadPoolExecutor(2) as callers,
+    ):
+        with pytest.raises(ArgumentError, match="takes no call key"):  # raised on the loop
+            conn.call_reducer("init", call_key=CallKey(1, 1))
+        done = callers.submit(conn.call_reducer, "create_conversation", "done")
+        failing = callers.submit(conn.call_reducer, "create_conversation", "failing")
+
+        def calls() -> list[m.CallReducer]:
+            return [msg for msg in sent(transport) if isinstance(msg, m.CallReducer)]
+
+        deadline = time.monotonic() + 5
+        while len(conn.run_on_connection_thread(calls)) < 2 and time.monotonic() < deadline:
+            pass  # each look is a round trip to the connection's thread
+        by_title = {
+            SCHEMA.reducer("create_conversation").decode_args(c.args)["title"]: c
+            for c in conn.run_on_connection_thread(calls)
+        }
+        replies = [
+            answer(conn, by_title["done"], m.Committed(m.DatabaseUpdate())),
+            answer(conn, by_title["failing"], m.Failed("refused")),
+        ]
+        conn.run_on_connection_thread(lambda: [transport.feed(r) for r in replies])
+        event = done.result(5)
+        assert event.committed and event.args == {"title": "done"}
+        with pytest.raises(ReducerError, match="refused"):
+            failing.result(5)

@@ -55,6 +55,47 @@ def _cancel_from(
         loop.call_soon_threadsafe(future.cancel)
 
 
+class _Outcome:
+    """A blocking call's outcome, handed from the connection's thread to the caller's.
+
+    The caller sleeps on a lock that the connection's thread releases once the
+    outcome is in: one wake-up, with none of a ``concurrent.futures.Future``'s
+    condition variable, callbacks and cancellation (a blocking call is never
+    cancelled; it times out).
+    """
+
+    __slots__ = ("_error", "_ready", "_value")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def take(self, future: asyncio.Future[Any]) -> None:
+        """The call's future is done (on the connection's thread)."""
+        if future.cancelled():
+            self.fail(concurrent.futures.CancelledError())
+            return
+        self._error = future.exception()
+        if self._error is None:
+            self._value = future.result()
+        self._ready.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the outcome is in; False after ``timeout`` seconds."""
+        return self._ready.acquire(timeout=timeout)
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class ThreadedConnection:
     """A :class:`DbConnection` running on its own event-loop thread, for synchronous code.
 
@@ -174,18 +215,42 @@ class ThreadedConnection:
     ) -> Any:
         """Block for the call; None only for a call made with ``notify=False``."""
         self._check_thread(f"reducer {reducer!r}")
-        future = self._call_async(reducer, options, args, kwargs, call_key)
-        try:
-            # The call's own timeout resolves the future; the margin only guards a dead loop.
-            return future.result(options.timeout + 5)
-        except concurrent.futures.TimeoutError:
-            raise CallTimeoutError(f"reducer {reducer!r}: the connection thread is stuck") from None
+        prepared = self._prepare(reducer, args, kwargs, call_key)
+        outcome = _Outcome()
+
+        def submit() -> None:  # on the loop: the call's own future hands the outcome over
+            try:
+                future = self.connection._submit(prepared, options, call_key)
+            except Exception as exc:
+                outcome.fail(exc)
+                return
+            future.add_done_callback(outcome.take)
+
+        self._loop.call_soon_threadsafe(submit)
+        # The call's own timeout resolves the future; the margin only guards a dead loop.
+        if not outcome.wait(options.timeout + 5):
+            raise CallTimeoutError(f"reducer {reducer!r}: the connection thread is stuck")
+        return outcome.result()
 
     def call_reducer_async(
         self, reducer: str, *args: Any, call_key: CallKey | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[ReducerEvent]:
         """Call a reducer without waiting; arguments are checked before this returns."""
         return self._call_async(reducer, DEFAULT_CALL_OPTIONS, args, kwargs, call_key)
+
+    def _prepare(
+        self,
+        reducer: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: CallKey | None,
+    ) -> PreparedCall:
+        """Check and encode a call here, on the caller's thread, so bad arguments raise at once."""
+        plan = self.connection._plan(reducer)
+        prepared = PreparedCall(plan.name, plan.encode(args, kwargs), plan.keyed)
+        if call_key is not None:
+            keyed_args(reducer, call_key, b"")  # a bad key raises here too
+        return prepared
 
     def _call_async(
         self,
@@ -195,11 +260,7 @@ class ThreadedConnection:
         kwargs: dict[str, Any],
         call_key: CallKey | None = None,
     ) -> concurrent.futures.Future[Any]:
-        # Encode here, on the caller's thread, so bad arguments raise right away.
-        plan = self.connection._plan(reducer)
-        prepared = PreparedCall(plan.name, plan.encode(args, kwargs), plan.keyed)
-        if call_key is not None:
-            keyed_args(reducer, call_key, b"")  # a bad key raises here too
+        prepared = self._prepare(reducer, args, kwargs, call_key)
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def submit() -> None:  # on the loop: no task, the call's own future is relayed
