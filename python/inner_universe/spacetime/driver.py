@@ -531,7 +531,7 @@ class DbConnection:
         call_key: CallKey | None = None,
     ) -> asyncio.Future[Any]:
         """Every call on the loop's thread: ``conn.reducers.x(...)``, ``call_reducer``."""
-        plan = self._plan(reducer)
+        plan = self._plans.get(reducer) or self._plan(reducer)  # made on the first call
         args_data = plan.encode(args, kwargs)
         return self._make_call(plan.name, args_data, plan.keyed, options, call_key)
 
@@ -563,7 +563,8 @@ class DbConnection:
         passes here, so it builds one record (the :class:`OutboxCall`) and writes
         the key once.
         """
-        self._check_open()
+        if self._closing or self._closed.done():
+            self._check_open()  # raises
         if call_key is not None:  # the caller's own key: checked before the call takes a number
             if not keyed:
                 raise ArgumentError(f"reducer {reducer!r} takes no call key")
@@ -578,7 +579,9 @@ class DbConnection:
             seq, reducer, args, keyed, options.notify, future=future, call_key=call_key
         )
         self._outbox.add(call)
-        self._track(call)
+        self._calls[seq] = call  # what _track does for a call not yet acknowledged
+        self._unsettled.add(seq)
+        self._settled.clear()
         self._deadlines.add(call, options.timeout)
         session = self._session
         if session is not None and session.ready and not session.ended.done():

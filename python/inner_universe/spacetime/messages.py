@@ -31,7 +31,6 @@ message, not :class:`inner_universe.errors.SubscriptionRejectedError`.
 from __future__ import annotations
 
 import enum
-import functools
 import gzip
 import importlib
 import struct
@@ -1012,11 +1011,18 @@ _CLIENT_DECODERS: tuple[Callable[[BsatnReader], ClientMessage], ...] = (
 _CALL_TAIL: Final = struct.Struct("<IB")  # request id, flags
 
 
-@functools.lru_cache(maxsize=1024)
+# Reducer name -> its frame head: a plain dict (a lookup is about half an lru_cache call),
+# bounded because a protocol user may call any name.
+_CALL_HEADS: Final[dict[str, bytes]] = {}
+
+
 def _call_head(reducer: str) -> bytes:
     """A ``CallReducer`` frame's bytes before the arguments: its tag and the reducer's name."""
     name = reducer.encode("utf-8")
-    return b"\x00" + _LEN.pack(len(name)) + name
+    head = b"\x00" + _LEN.pack(len(name)) + name
+    if len(_CALL_HEADS) < 1024:
+        _CALL_HEADS[reducer] = head
+    return head
 
 
 def encode_call_reducer(
@@ -1032,7 +1038,8 @@ def encode_call_reducer(
     """
     try:
         tail = _CALL_TAIL.pack(request_id, flags)
-        return b"".join((_call_head(reducer), _LEN.pack(len(args)), args, tail))
+        head = _CALL_HEADS.get(reducer) or _call_head(reducer)
+        return b"".join((head, _LEN.pack(len(args)), args, tail))
     except (struct.error, UnicodeEncodeError):
         # The writer raises the exact error for the field that does not fit.
         return _write_client_message(CallReducer(reducer, args, request_id, flags))

@@ -419,18 +419,27 @@ class ClientProtocol:
         """
         # Every reducer call passes here: no message object, no copy of bytes, no enum
         # call for the two flags there are, no key object.
-        self._check_open("call a reducer")
-        request_id = self._allocate_request_id()
+        # The open check, the request id and the ordinal are inlined for the common case.
+        if self.state is not State.OPEN:
+            self._check_open("call a reducer")
+        calls = self._calls
+        request_id = self._next_request_id
+        if request_id in calls:  # wrapped onto a call still in flight: the slow path
+            request_id = self._allocate_request_id()
+        else:
+            self._next_request_id = request_id % _U32_MAX + 1
         if flags is not _FULL_UPDATE and flags is not _NO_SUCCESS_NOTIFY:
             flags = CallReducerFlags(flags)  # an int: checked
         if type(args) is not bytes:
             args = bytes(args)  # a copy the caller cannot change while the call is pending
         data = m.encode_call_reducer(reducer, args, request_id, flags)
-        self._queue_data("CallReducer", data)
+        if len(data) > MAX_CLIENT_MESSAGE_SIZE:
+            self._queue_data("CallReducer", data)  # raises the size error
+        self._outgoing.append(data)
         notify = flags is _FULL_UPDATE
-        self._calls[request_id] = _PendingCall(
-            self._ordinal(), request_id, reducer, args, keyed, notify
-        )
+        ordinal = self._next_ordinal
+        self._next_ordinal = ordinal + 1
+        calls[request_id] = _PendingCall(ordinal, request_id, reducer, args, keyed, notify)
         if not notify:
             self._want_barrier()  # nothing else may ever show that it was handled
         return request_id
