@@ -579,9 +579,7 @@ class DbConnection:
             seq, reducer, args, keyed, options.notify, future=future, call_key=call_key
         )
         self._outbox.add(call)
-        self._calls[seq] = call  # what _track does for a call not yet acknowledged
-        self._unsettled.add(seq)
-        self._settled.clear()
+        self._track(call)
         self._deadlines.add(call, options.timeout)
         session = self._session
         if session is not None and session.ready and not session.ended.done():

@@ -433,9 +433,7 @@ class ClientProtocol:
         if type(args) is not bytes:
             args = bytes(args)  # a copy the caller cannot change while the call is pending
         data = m.encode_call_reducer(reducer, args, request_id, flags)
-        if len(data) > MAX_CLIENT_MESSAGE_SIZE:
-            self._queue_data("CallReducer", data)  # raises the size error
-        self._outgoing.append(data)
+        self._queue_data("CallReducer", data)
         notify = flags is _FULL_UPDATE
         ordinal = self._next_ordinal
         self._next_ordinal = ordinal + 1
