@@ -531,7 +531,7 @@ class DbConnection:
         call_key: CallKey | None = None,
     ) -> asyncio.Future[Any]:
         """Every call on the loop's thread: ``conn.reducers.x(...)``, ``call_reducer``."""
-        plan = self._plans.get(reducer) or self._plan(reducer)  # made on the first call
+        plan = self._plan(reducer)
         args_data = plan.encode(args, kwargs)
         return self._make_call(plan.name, args_data, plan.keyed, options, call_key)
 
@@ -563,8 +563,7 @@ class DbConnection:
         passes here, so it builds one record (the :class:`OutboxCall`) and writes
         the key once.
         """
-        if self._closing or self._closed.done():
-            self._check_open()  # raises
+        self._check_open()
         if call_key is not None:  # the caller's own key: checked before the call takes a number
             if not keyed:
                 raise ArgumentError(f"reducer {reducer!r} takes no call key")
@@ -1029,22 +1028,27 @@ class DbConnection:
         While resyncing, changes go to the fresh cache and the reconciliation shows them.
         The context is built only when a callback will see it: most replies have none.
         """
+        applied = False
         if changes is None:
             diff = TransactionDiff()
         elif self._staging is not None:
             self._staging.apply(changes)
             diff = TransactionDiff()
         else:
-            diff = self.cache.apply(changes)
-            self._sequence += 1
-            if self._watched(diff, reducer_event):
-                cause = reducer_event if reducer_event is not None else UnknownTransactionEvent()
-                ctx = self._context(cause, diff)
-                self._fire(ctx)
-                self._run_reducer_callbacks(ctx, reducer_event)
+            diff, applied = self._applied(changes), True
+        if not self._watched(diff, reducer_event):
             return
-        if reducer_event is not None and self._watched(diff, reducer_event):
-            self._run_reducer_callbacks(self._context(reducer_event, diff), reducer_event)
+        cause = reducer_event if reducer_event is not None else UnknownTransactionEvent()
+        ctx = self._context(cause, diff)
+        if applied:
+            self._fire(ctx)
+        if reducer_event is None:
+            return
+        for key in (reducer_event.reducer, None):
+            callbacks = self._on_reducer.get(key)
+            if callbacks:  # copied: a callback may remove itself
+                for cb in list(callbacks):
+                    run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
 
     def _watched(self, diff: TransactionDiff, reducer_event: ReducerEvent | None) -> bool:
         """Whether any callback would see this transaction (none can register meanwhile)."""
@@ -1062,15 +1066,6 @@ class DbConnection:
             if db[name].has_callbacks():
                 return True
         return False
-
-    def _run_reducer_callbacks(self, ctx: EventContext, reducer_event: ReducerEvent | None) -> None:
-        if reducer_event is None:
-            return
-        for key in (reducer_event.reducer, None):
-            callbacks = self._on_reducer.get(key)
-            if callbacks:  # copied: a callback may remove itself
-                for cb in list(callbacks):
-                    run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:
         call = session.calls.pop(result.request_id, None)
@@ -1094,11 +1089,15 @@ class DbConnection:
     def _apply_changes(
         self, changes: dict[str, tuple[list[bytes], list[bytes]]], cause: ContextEvent
     ) -> EventContext:
-        diff = self.cache.apply(changes)
-        self._sequence += 1
-        ctx = self._context(cause, diff)
+        ctx = self._context(cause, self._applied(changes))
         self._fire(ctx)
         return ctx
+
+    def _applied(self, changes: dict[str, tuple[list[bytes], list[bytes]]]) -> TransactionDiff:
+        """Apply a transaction to the cache and count it (``EventContext.sequence``)."""
+        diff = self.cache.apply(changes)
+        self._sequence += 1
+        return diff
 
     def _fire(self, ctx: EventContext) -> None:
         for name, table_diff in ctx.diff.tables.items():

@@ -419,15 +419,8 @@ class ClientProtocol:
         """
         # Every reducer call passes here: no message object, no copy of bytes, no enum
         # call for the two flags there are, no key object.
-        # The open check, the request id and the ordinal are inlined for the common case.
-        if self.state is not State.OPEN:
-            self._check_open("call a reducer")
-        calls = self._calls
-        request_id = self._next_request_id
-        if request_id in calls:  # wrapped onto a call still in flight: the slow path
-            request_id = self._allocate_request_id()
-        else:
-            self._next_request_id = request_id % _U32_MAX + 1
+        self._check_open("call a reducer")
+        request_id = self._allocate_request_id()
         if flags is not _FULL_UPDATE and flags is not _NO_SUCCESS_NOTIFY:
             flags = CallReducerFlags(flags)  # an int: checked
         if type(args) is not bytes:
@@ -435,9 +428,9 @@ class ClientProtocol:
         data = m.encode_call_reducer(reducer, args, request_id, flags)
         self._queue_data("CallReducer", data)
         notify = flags is _FULL_UPDATE
-        ordinal = self._next_ordinal
-        self._next_ordinal = ordinal + 1
-        calls[request_id] = _PendingCall(ordinal, request_id, reducer, args, keyed, notify)
+        self._calls[request_id] = _PendingCall(
+            self._ordinal(), request_id, reducer, args, keyed, notify
+        )
         if not notify:
             self._want_barrier()  # nothing else may ever show that it was handled
         return request_id
