@@ -80,9 +80,10 @@ pub struct StoredEvent {
 
 /// A run of recorded events: consecutive events of one batch from one originator,
 /// with consecutive versions `first_version..=last_version` and consecutive
-/// notification ids from `first_notification_id`. `append_events` writes one run
-/// per aggregate a batch saves (a save is usually one run), not one row per event:
-/// the server's cost of a transaction grows with its rows, not its bytes.
+/// notification ids from `first_notification_id`. `append_runs` stores each run a
+/// client sends (the client groups a batch, a save usually being one run), and
+/// `append_events` groups its events the same way: one row per run, not per event,
+/// since the server's cost of a transaction grows with its rows, not its bytes.
 ///
 /// An originator's runs hold disjoint sets of versions, and each run's versions
 /// are a range, so its runs are disjoint ranges: ordered by `last_version`, the
