@@ -80,9 +80,10 @@ pub struct StoredEvent {
 
 /// A run of recorded events: consecutive events of one batch from one originator,
 /// with consecutive versions `first_version..=last_version` and consecutive
-/// notification ids from `first_notification_id`. `append_events` writes one run
-/// per aggregate a batch saves (a save is usually one run), not one row per event:
-/// the server's cost of a transaction grows with its rows, not its bytes.
+/// notification ids from `first_notification_id`. `append_runs` stores each run a
+/// client sends (the client groups a batch, a save usually being one run), and
+/// `append_events` groups its events the same way: one row per run, not per event,
+/// since the server's cost of a transaction grows with its rows, not its bytes.
 ///
 /// An originator's runs hold disjoint sets of versions, and each run's versions
 /// are a range, so its runs are disjoint ranges: ordered by `last_version`, the
@@ -209,6 +210,18 @@ pub struct NewEvent {
     pub originator_version: u64,
     pub topic: String,
     pub state: Vec<u8>,
+}
+
+/// Consecutive events of one originator, as a client sends them to [`append_runs`]:
+/// `topics[i]` and `states[i]` are version `first_version + i`. The originator id
+/// comes once per run rather than once per event, so a save of one aggregate's
+/// events is one id, two flat arrays and no per-event struct to decode.
+#[derive(SpacetimeType)]
+pub struct NewRun {
+    pub originator_id: String,
+    pub first_version: u64,
+    pub topics: Vec<String>,
+    pub states: Vec<Vec<u8>>,
 }
 
 /// A tracking position to record with a batch of events.
@@ -379,25 +392,11 @@ pub fn append_events(
         return Ok(());
     }
     charge(ctx, &events)?;
-    let singles = ctx.db.stored_event().by_stream();
-    let runs = ctx.db.event_run().by_stream_end();
-    check_new("event", &store, &events, |id, lo, hi| {
-        let mut found: Vec<u64> = singles
-            .filter((store.as_str(), id, lo..=hi))
-            .map(|e| e.originator_version)
-            .collect();
-        // A run holding a version in lo..=hi ends at or after lo, and (being at
-        // most a batch long) before hi + MAX_BATCH_EVENTS. The originator's runs
-        // are disjoint ranges, in order: after one that starts beyond hi, so do all.
-        let ends = lo..=hi.saturating_add(MAX_BATCH_EVENTS as u64);
-        for run in runs.filter((store.as_str(), id, ends)) {
-            if run.first_version > hi {
-                break;
-            }
-            found.extend(run.first_version.max(lo)..=run.last_version.min(hi));
-        }
-        found
-    })?;
+    let keys: Vec<(&str, u64)> = events
+        .iter()
+        .map(|e| (e.originator_id.as_str(), e.originator_version))
+        .collect();
+    check_new_events(ctx, &store, &keys)?;
     let first = log.last_notification_id + 1;
     let last = log.last_notification_id + events.len() as u64;
     for run in into_runs(&store, first, events, ctx.sender) {
@@ -408,6 +407,88 @@ pub fn append_events(
         ..log
     });
     Ok(())
+}
+
+/// Records a batch of events given as runs, and optionally a tracking position, all
+/// or nothing: the same as [`append_events`] with the runs' events in order (the
+/// same checks, notification ids, conflicts and errors), in a more compact form.
+/// Each run is stored as given, as one [`EventRun`] row.
+#[spacetimedb::reducer]
+pub fn append_runs(
+    ctx: &ReducerContext,
+    call_key: CallKey,
+    store: String,
+    runs: Vec<NewRun>,
+    tracking: Option<NewTracking>,
+) -> Result<(), String> {
+    if !calls::first_call(ctx, &call_key)? {
+        return Ok(());
+    }
+    let (count, bytes) = run_batch(&runs)?;
+    let log = open_for_writing(ctx, &store)?;
+    if let Some(tracking) = tracking {
+        record_tracking(ctx, &store, tracking)?;
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let rows = i64::try_from(count).unwrap_or(i64::MAX);
+    quotas::charge(ctx, ctx.sender, Quota::Events, rows, quotas::signed(bytes))?;
+    let keys: Vec<(&str, u64)> = runs
+        .iter()
+        .flat_map(|run| {
+            let id = run.originator_id.as_str();
+            (run.first_version..)
+                .take(run.states.len())
+                .map(move |v| (id, v))
+        })
+        .collect();
+    check_new_events(ctx, &store, &keys)?;
+    drop(keys);
+    let mut next = log.last_notification_id + 1;
+    for run in runs {
+        let len = run.states.len() as u64;
+        ctx.db.event_run().insert(EventRun {
+            store: store.clone(),
+            first_notification_id: next,
+            originator_id: run.originator_id,
+            first_version: run.first_version,
+            last_version: run.first_version + (len - 1),
+            topics: run.topics,
+            states: run.states,
+            writer: ctx.sender,
+        });
+        next += len;
+    }
+    ctx.db.event_log().store().update(EventLog {
+        last_notification_id: next - 1,
+        ..log
+    });
+    Ok(())
+}
+
+/// Fails with an [`INTEGRITY`] error if an event's (originator id, version) is
+/// repeated in `keys` or already in the store, as a run or an earlier module's row.
+fn check_new_events(ctx: &ReducerContext, store: &str, keys: &[(&str, u64)]) -> Result<(), String> {
+    let singles = ctx.db.stored_event().by_stream();
+    let runs = ctx.db.event_run().by_stream_end();
+    check_new("event", store, keys, |id, lo, hi| {
+        let mut found: Vec<u64> = singles
+            .filter((store, id, lo..=hi))
+            .map(|e| e.originator_version)
+            .collect();
+        // A run holding a version in lo..=hi ends at or after lo, and (being at
+        // most a batch long) before hi + MAX_BATCH_EVENTS. The originator's runs
+        // are disjoint ranges, in order: after one that starts beyond hi, so do all.
+        let ends = lo..=hi.saturating_add(MAX_BATCH_EVENTS as u64);
+        for run in runs.filter((store, id, ends)) {
+            if run.first_version > hi {
+                break;
+            }
+            found.extend(run.first_version.max(lo)..=run.last_version.min(hi));
+        }
+        found
+    })
 }
 
 /// A checked batch as runs, numbered from notification id `first` in batch order:
@@ -462,7 +543,11 @@ pub fn append_snapshots(
     open_for_writing(ctx, &store)?;
     charge(ctx, &snapshots)?;
     let stream = ctx.db.stored_snapshot().by_stream();
-    check_new("snapshot", &store, &snapshots, |id, lo, hi| {
+    let keys: Vec<(&str, u64)> = snapshots
+        .iter()
+        .map(|s| (s.originator_id.as_str(), s.originator_version))
+        .collect();
+    check_new("snapshot", &store, &keys, |id, lo, hi| {
         stream
             .filter((store.as_str(), id, lo..=hi))
             .map(|s| s.originator_version)
@@ -542,39 +627,28 @@ fn record_tracking(ctx: &ReducerContext, store: &str, tracking: NewTracking) -> 
 fn check_new(
     kind: &str,
     store: &str,
-    records: &[NewEvent],
+    keys: &[(&str, u64)],
     stored: impl Fn(&str, u64, u64) -> Vec<u64>,
 ) -> Result<(), String> {
-    let mut sorted: Vec<&NewEvent> = records.iter().collect();
-    sorted.sort_unstable_by(|a, b| {
-        (a.originator_id.as_str(), a.originator_version)
-            .cmp(&(b.originator_id.as_str(), b.originator_version))
-    });
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
     for pair in sorted.windows(2) {
-        if pair[0].originator_id == pair[1].originator_id
-            && pair[0].originator_version == pair[1].originator_version
-        {
+        if pair[0] == pair[1] {
             return Err(conflict(kind, store, pair[1]));
         }
     }
-    for group in sorted.chunk_by(|a, b| a.originator_id == b.originator_id) {
-        let id = group[0].originator_id.as_str();
-        let (lo, hi) = (
-            group[0].originator_version,
-            group[group.len() - 1].originator_version,
-        );
+    for group in sorted.chunk_by(|a, b| a.0 == b.0) {
+        let id = group[0].0;
+        let (lo, hi) = (group[0].1, group[group.len() - 1].1);
         let dense = hi - lo < 2 * group.len() as u64;
         let ranges: Vec<(u64, u64)> = if dense {
             vec![(lo, hi)]
         } else {
-            group
-                .iter()
-                .map(|r| (r.originator_version, r.originator_version))
-                .collect()
+            group.iter().map(|&(_, v)| (v, v)).collect()
         };
         for (lo, hi) in ranges {
             for version in stored(id, lo, hi) {
-                if let Ok(i) = group.binary_search_by_key(&version, |r| r.originator_version) {
+                if let Ok(i) = group.binary_search_by_key(&version, |&(_, v)| v) {
                     return Err(conflict(kind, store, group[i]));
                 }
             }
@@ -583,11 +657,8 @@ fn check_new(
     Ok(())
 }
 
-fn conflict(kind: &str, store: &str, event: &NewEvent) -> String {
-    format!(
-        "{INTEGRITY}store '{store}' already has {kind} version {} of originator {}",
-        event.originator_version, event.originator_id
-    )
+fn conflict(kind: &str, store: &str, (id, version): (&str, u64)) -> String {
+    format!("{INTEGRITY}store '{store}' already has {kind} version {version} of originator {id}")
 }
 
 /// A store name: non-empty, short, and made only of characters that need no
@@ -631,6 +702,52 @@ fn batch(events: &[NewEvent]) -> Result<(), String> {
         total += event.state.len();
     }
     validate::size("the batch's event states", total, MAX_BATCH_BYTES)
+}
+
+/// A batch of runs, checked like [`batch`] event by event; returns its number of
+/// events and their bytes as [`charge`] counts them. Each run holds at least one
+/// event, a topic for each state, and versions that fit in a u64.
+fn run_batch(runs: &[NewRun]) -> Result<(usize, usize), String> {
+    let count: usize = runs.iter().map(|run| run.states.len()).sum();
+    if count > MAX_BATCH_EVENTS {
+        return Err(format!(
+            "a batch has {count} events; the limit is {MAX_BATCH_EVENTS}"
+        ));
+    }
+    let (mut total, mut bytes) = (0, 0);
+    for run in runs {
+        let id = &run.originator_id;
+        if run.states.is_empty() || run.topics.len() != run.states.len() {
+            return Err(format!(
+                "a run of originator {id} has {} topics and {} states; it needs one of each \
+                 per event, and at least one event",
+                run.topics.len(),
+                run.states.len()
+            ));
+        }
+        if id.is_empty() {
+            return Err("originator id must not be empty".into());
+        }
+        validate::size("originator id", id.len(), MAX_ORIGINATOR_ID_BYTES)?;
+        if run
+            .first_version
+            .checked_add(run.states.len() as u64 - 1)
+            .is_none()
+        {
+            return Err(format!(
+                "a run of originator {id} from version {} is past the last version",
+                run.first_version
+            ));
+        }
+        for (topic, state) in run.topics.iter().zip(&run.states) {
+            validate::size("event topic", topic.len(), MAX_TOPIC_BYTES)?;
+            validate::size("event state", state.len(), MAX_PAYLOAD_BYTES)?;
+            total += state.len();
+            bytes += id.len() + topic.len() + state.len();
+        }
+    }
+    validate::size("the batch's event states", total, MAX_BATCH_BYTES)?;
+    Ok((count, bytes))
 }
 
 #[cfg(test)]
@@ -703,12 +820,7 @@ mod tests {
 
     #[test]
     fn conflicts_are_found_in_the_batch_and_in_the_store() {
-        let record = |id: &str, version: u64| NewEvent {
-            originator_id: id.into(),
-            originator_version: version,
-            topic: "t".into(),
-            state: vec![],
-        };
+        let record = |id: &'static str, version: u64| (id, version);
         let stored_a_3 = |id: &str, lo: u64, hi: u64| -> Vec<u64> {
             if id == "a" && lo <= 3 && 3 <= hi {
                 vec![3]
@@ -738,5 +850,42 @@ mod tests {
         });
         assert_eq!(ok, Ok(()));
         assert_eq!(probes.into_inner(), vec![(1, 1), (1_000, 1_000)]);
+    }
+
+    #[test]
+    fn runs_are_checked_like_the_events_they_hold() {
+        let run = |id: &str, first: u64, topics: usize, states: &[usize]| NewRun {
+            originator_id: id.into(),
+            first_version: first,
+            topics: vec!["t".into(); topics],
+            states: states.iter().map(|&n| vec![0; n]).collect(),
+        };
+        let runs = [run("ab", 1, 2, &[3, 4]), run("c", 7, 1, &[0])];
+        // Bytes as `charge` counts them for the same events: id, topic and state each.
+        assert_eq!(
+            run_batch(&runs),
+            Ok((3, (2 + 1 + 3) + (2 + 1 + 4) + (1 + 1)))
+        );
+        assert_eq!(run_batch(&[]), Ok((0, 0)));
+        assert!(run_batch(&[run("a", 1, 0, &[])])
+            .unwrap_err()
+            .contains("at least one"));
+        assert!(run_batch(&[run("a", 1, 1, &[1, 1])])
+            .unwrap_err()
+            .contains("1 topics and 2"));
+        assert!(run_batch(&[run("", 1, 1, &[1])]).is_err());
+        assert!(run_batch(&[run("a", u64::MAX, 2, &[1, 1])])
+            .unwrap_err()
+            .contains("past"));
+        assert_eq!(run_batch(&[run("a", u64::MAX, 1, &[1])]), Ok((1, 3)));
+        let state = run_batch(&[run("a", 1, 1, &[MAX_PAYLOAD_BYTES + 1])]).unwrap_err();
+        assert!(state.starts_with("event state"), "{state}");
+        let many = run_batch(&[run(
+            "a",
+            1,
+            MAX_BATCH_EVENTS + 1,
+            &[0; MAX_BATCH_EVENTS + 1],
+        )]);
+        assert!(many.unwrap_err().contains("limit is 10000"));
     }
 }

@@ -37,6 +37,7 @@ from eventsourcing.tests.persistence import (
 )
 from eventsourcing.utils import Environment, get_topic
 
+from inner_universe.errors import ReducerError
 from inner_universe.nerv import store
 from inner_universe.nerv.store import (
     Factory,
@@ -294,6 +295,32 @@ class TestStoreSemantics(OnFreshDatabase):
         assert other.wait_for(lambda: other.max_notification_id() == 8, timeout=10)
         assert other.select_notifications(1, 10, None, ()) == recorder.select_notifications(1, 10)
 
+    def test_older_clients_append_events_alongside_runs(self) -> None:
+        # The store sends runs (append_runs); a client from before them sends one
+        # NewEvent per event (append_events). Both number one log and conflict alike.
+        replica = self.replica()
+        recorder = SpacetimeApplicationRecorder(replica)
+        conn = replica.connection
+        a = uuid4()
+        assert recorder.insert_events([StoredEvent(a, v, "t", b"") for v in (1, 2)]) == [1, 2]
+        conn.call_reducer("append_events", "test", [(str(a), 3, "u", b"3")], None)
+        assert recorder.insert_events([StoredEvent(a, 4, "t", b"")]) == [4]
+        assert [(e.originator_version, e.topic) for e in recorder.select_events(a)] == [
+            (1, "t"),
+            (2, "t"),
+            (3, "u"),
+            (4, "t"),
+        ]
+        with pytest.raises(ReducerError, match=f"integrity error: .*version 2 of originator {a}"):
+            conn.call_reducer("append_events", "test", [(str(a), 2, "u", b"")], None)
+        with pytest.raises(IntegrityError, match=f"version 3 of originator {a}"):
+            recorder.insert_events([StoredEvent(a, 3, "t", b"")])
+        # A run must hold a topic for each state, and at least one event.
+        for topics, states in ((["t"], [b"", b""]), ([], [])):
+            with pytest.raises(ReducerError, match="one of each per event"):
+                conn.call_reducer("append_runs", "test", [(str(a), 9, topics, states)], None)
+        assert recorder.max_notification_id() == 4
+
     def test_events_of_an_earlier_module_are_read_with_new_ones(self) -> None:
         # A database written by a module before event runs holds one stored_event row
         # per event. Write such rows as the database owner, as that module would have.
@@ -333,7 +360,7 @@ class TestStoreSemantics(OnFreshDatabase):
         recorder = SpacetimeApplicationRecorder(self.replica())
         with pytest.raises(DataError, match="event state is 1048577 bytes"):
             recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"x" * (1024 * 1024 + 1))])
-        with pytest.raises(DataError, match="originator_version"):
+        with pytest.raises(DataError, match=r"runs\[0\]\.first_version: -1 does not fit"):
             recorder.insert_events([StoredEvent(uuid4(), -1, "t", b"")])
         with pytest.raises(ValueError, match="contains"):
             self.replica("it's")
@@ -576,3 +603,24 @@ def test_process_application_follows_in_its_own_store(fresh_db: PublishedDatabas
 
 del AggregateRecorderTestCase, ApplicationRecorderTestCase, TrackingRecorderTestCase
 del ProcessRecorderTestCase, NonInterleavingNotificationIDsBaseCase, InfrastructureFactoryTestCase
+
+
+def test_a_batch_is_sent_as_runs_of_consecutive_versions() -> None:
+    a, b = uuid4(), uuid4()
+    a_again = UUID(str(a))  # equal, not the same object
+    events = [
+        StoredEvent(a, 1, "x", b"1"),
+        StoredEvent(a_again, 2, "y", b"2"),
+        StoredEvent(b, 1, "x", b"3"),
+        StoredEvent(a, 3, "x", b"4"),
+        StoredEvent(a, 5, "x", b"5"),
+        StoredEvent("text-id", 7, "z", b"6"),
+    ]
+    assert StoreReplica._event_runs(events) == [
+        (str(a), 1, ["x", "y"], [b"1", b"2"]),
+        (str(b), 1, ["x"], [b"3"]),
+        (str(a), 3, ["x"], [b"4"]),
+        (str(a), 5, ["x"], [b"5"]),
+        ("text-id", 7, ["z"], [b"6"]),
+    ]
+    assert StoreReplica._event_runs([]) == []

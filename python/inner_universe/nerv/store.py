@@ -23,7 +23,7 @@ this process has already imported, or within the modules listed in
 ``TRUSTED_TOPIC_MODULES``; any other topic raises :class:`UntrustedTopicError`
 naming the topic and who wrote it.
 
-Writes go through the module's ``append_events`` / ``append_snapshots`` reducers
+Writes go through the module's ``append_runs`` / ``append_snapshots`` reducers
 (server-module/src/events.rs): one reducer call per batch, so a batch is atomic,
 and the module gives out the store's notification ids 1, 2, 3, ... without gaps.
 Reads never leave the process: each store is a live replica, kept by one
@@ -561,34 +561,66 @@ class StoreReplica:
             rows.append((text, e.originator_version, e.topic, e.state))
         return rows
 
+    @staticmethod
+    def _event_runs(
+        stored_events: Sequence[StoredEvent],
+    ) -> list[tuple[str, int, list[str], list[bytes]]]:
+        """The ``append_runs`` reducer's NewRun tuples: each is consecutive events of the
+        batch from one originator with consecutive versions (a save of one aggregate is
+        one run), its originator id made text once.
+
+        Ids are compared by identity first, as in :meth:`_rows`.
+        """
+        texts: dict[UUID | str, str] = {}
+        runs: list[tuple[str, int, list[str], list[bytes]]] = []
+        topics: list[str] = []
+        states: list[bytes] = []
+        last: UUID | str | None = None
+        text = ""
+        expected: int | None = None  # the version that would continue the current run
+        for e in stored_events:
+            oid, version = e.originator_id, e.originator_version
+            if (oid is last or oid == last) and version == expected:
+                topics.append(e.topic)
+                states.append(e.state)
+            else:
+                if oid is not last:
+                    text = texts.get(oid) or texts.setdefault(oid, str(oid))
+                    last = oid
+                topics, states = [e.topic], [e.state]
+                runs.append((text, version, topics, states))
+            expected = version + 1 if isinstance(version, int) else None
+        return runs
+
     def append_events(
         self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None
     ) -> list[int]:
         """Record a batch (and a tracking position) atomically; returns the new notification ids.
 
+        Sent as runs (``append_runs``): the originator id once per run, not per event.
         The ids come from the replica: the call returns only after its transaction
         is applied here. The module numbers a batch's events consecutively in batch
         order, so the first event's id, found by (originator id, version), gives them all.
         """
-        rows = self._rows(stored_events)
+        runs = self._event_runs(stored_events)
         position = (
             None if tracking is None else (tracking.application_name, tracking.notification_id)
         )
-        if not rows and position is None:
+        if not runs and position is None:
             return []
-        if rows:
-            self._know_id(stored_events[0].originator_id, rows[0][0])
-        self._call("append_events", self.store, rows, position)
-        if not rows:
+        if runs:
+            self._know_id(stored_events[0].originator_id, runs[0][0])
+        self._call("append_runs", self.store, runs, position)
+        if not runs:
             return []
-        originator_id, version, _, _ = rows[0]
+        originator_id, version, _, _ = runs[0]
         with self._cond:
             stream = self._events.get(originator_id)
             run = None if stream is None else stream.run_holding(version)
         if run is None:  # pragma: no cover - the SDK guarantees read-your-writes
             raise ProgrammingError(f"event {originator_id} v{version} not in the replica")
         first = run.first_notification_id + version - run.first_version
-        return list(range(first, first + len(rows)))
+        return list(range(first, first + len(stored_events)))
 
     def append_snapshots(self, stored_events: Sequence[StoredEvent]) -> None:
         rows = self._rows(stored_events)

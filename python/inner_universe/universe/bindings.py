@@ -66,6 +66,7 @@ __all__ = [
     "Module",
     "NewChunk",
     "NewEvent",
+    "NewRun",
     "NewStep",
     "NewTracking",
     "Participant",
@@ -380,6 +381,17 @@ class NewEvent:
     originator_version: int
     topic: str
     state: bytes
+
+
+@register_row_class("NewRun")
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """The type NewRun."""
+
+    originator_id: str
+    first_version: int
+    topics: tuple[str, ...]
+    states: tuple[bytes, ...]
 
 
 @register_row_class("NewStep")
@@ -2000,6 +2012,14 @@ class Reducers:
     def append_message(self, id: int, delta: str) -> asyncio.Future[ReducerEvent]:
         return self.conn.call_reducer("append_message", id, delta)
 
+    def append_runs(
+        self,
+        store: str,
+        runs: Sequence[NewRun],
+        tracking: NewTracking | None,
+    ) -> asyncio.Future[ReducerEvent]:
+        return self.conn.call_reducer("append_runs", store, runs, tracking)
+
     def append_snapshots(
         self,
         store: str,
@@ -2314,6 +2334,14 @@ class ThreadedReducers:
 
     def append_message(self, id: int, delta: str) -> ReducerEvent:
         return self.conn.call_reducer("append_message", id, delta)
+
+    def append_runs(
+        self,
+        store: str,
+        runs: Sequence[NewRun],
+        tracking: NewTracking | None,
+    ) -> ReducerEvent:
+        return self.conn.call_reducer("append_runs", store, runs, tracking)
 
     def append_snapshots(self, store: str, snapshots: Sequence[NewEvent]) -> ReducerEvent:
         return self.conn.call_reducer("append_snapshots", store, snapshots)
