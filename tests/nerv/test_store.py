@@ -48,6 +48,7 @@ from inner_universe.nerv.store import (
     StoreReplica,
 )
 from inner_universe.spacetime.connection import ConnectionBuilder
+from inner_universe.spacetime.schema import ModuleSchema
 from inner_universe.spacetime.server import LocalServer
 from tests.conftest import PublishedDatabase, publish_fresh
 
@@ -320,6 +321,30 @@ class TestStoreSemantics(OnFreshDatabase):
             with pytest.raises(ReducerError, match="one of each per event"):
                 conn.call_reducer("append_runs", "test", [(str(a), 9, topics, states)], None)
         assert recorder.max_notification_id() == 4
+
+    def test_a_module_without_append_runs_is_sent_one_row_per_event(self) -> None:
+        # A module published before append_runs: the replica's connection sees a schema
+        # without it (the live module still has append_events, which is what is called).
+        connection = (
+            ConnectionBuilder().with_uri(self.db.uri).with_database(self.db.name).connect_threaded()
+        )
+        schema = connection.connection.schema
+        reducers = {k: v for k, v in schema.reducers.items() if k != "append_runs"}
+        connection.connection.schema = ModuleSchema(
+            schema.typespace, schema.tables, reducers, schema.type_names
+        )
+        called: list[str] = []
+        connection.on_reducer("append_events", lambda _ctx, e: called.append(e.reducer))
+        replica = StoreReplica(connection, "test", owns_connection=True)
+        self._replicas.append(replica)
+        recorder = SpacetimeApplicationRecorder(replica)
+        a, b = uuid4(), uuid4()
+        events = [StoredEvent(a, 1, "t", b"1"), StoredEvent(a, 2, "t", b"2")]
+        assert recorder.insert_events([*events, StoredEvent(b, 1, "u", b"3")]) == [1, 2, 3]
+        assert called == ["append_events"]
+        assert recorder.select_events(a) == events
+        with pytest.raises(IntegrityError, match=f"version 2 of originator {a}"):
+            recorder.insert_events([StoredEvent(a, 2, "t", b"")])
 
     def test_events_of_an_earlier_module_are_read_with_new_ones(self) -> None:
         # A database written by a module before event runs holds one stored_event row

@@ -358,6 +358,8 @@ class StoreReplica:
         self._closed = False
         self._ids: dict[str, UUID | str] = {}
         self._owner: Identity | None = None
+        # A module published before append_runs takes a batch one row per event.
+        self._sends_runs = "append_runs" in connection.connection.schema.reducers
         connection.on_transaction(self._on_transaction)
         try:
             # Claim the store if it is new: it belongs to whoever opens it first.
@@ -597,23 +599,28 @@ class StoreReplica:
     ) -> list[int]:
         """Record a batch (and a tracking position) atomically; returns the new notification ids.
 
-        Sent as runs (``append_runs``): the originator id once per run, not per event.
+        Sent as runs (``append_runs``): the originator id once per run, not per event;
+        to a module published before that reducer, one row per event (``append_events``).
         The ids come from the replica: the call returns only after its transaction
         is applied here. The module numbers a batch's events consecutively in batch
         order, so the first event's id, found by (originator id, version), gives them all.
         """
-        runs = self._event_runs(stored_events)
+        batch: Sequence[tuple[str, int, Any, Any]]
+        if self._sends_runs:
+            reducer, batch = "append_runs", self._event_runs(stored_events)
+        else:
+            reducer, batch = "append_events", self._rows(stored_events)
         position = (
             None if tracking is None else (tracking.application_name, tracking.notification_id)
         )
-        if not runs and position is None:
+        if not batch and position is None:
             return []
-        if runs:
-            self._know_id(stored_events[0].originator_id, runs[0][0])
-        self._call("append_runs", self.store, runs, position)
-        if not runs:
+        if batch:
+            self._know_id(stored_events[0].originator_id, batch[0][0])
+        self._call(reducer, self.store, batch, position)
+        if not batch:
             return []
-        originator_id, version, _, _ = runs[0]
+        originator_id, version, _, _ = batch[0]
         with self._cond:
             stream = self._events.get(originator_id)
             run = None if stream is None else stream.run_holding(version)
