@@ -191,6 +191,12 @@ class Tables:
     def __iter__(self) -> Iterator[TableHandle]:
         return iter(self._handles.values())
 
+    def has_callbacks(self, name: str) -> bool:
+        """Whether table ``name`` has a row callback (an unknown name: True, so that
+        whoever asks goes on to the error that applying its rows raises)."""
+        handle = self._handles.get(name)
+        return handle is None or handle.has_callbacks()
+
 
 #: The connection's call: reducer name, options, positional and keyword arguments, call key.
 CallFunction = Callable[[str, CallOptions, tuple[Any, ...], dict[str, Any], "CallKey | None"], Any]
