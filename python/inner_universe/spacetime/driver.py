@@ -1068,11 +1068,8 @@ class DbConnection:
             and (on_reducer.get(reducer_event.reducer) or on_reducer.get(None))
         ):
             return True
-        db = self.db
-        for name in tables:  # noqa: SIM110 - no generator per reply: most change one table
-            if db.has_callbacks(name):
-                return True
-        return False
+        watched = self.db.watched
+        return bool(watched) and not watched.isdisjoint(tables)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:
         call = session.calls.pop(result.request_id, None)
