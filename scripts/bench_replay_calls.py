@@ -7,8 +7,7 @@ row (the connection subscribes to that table), this connection's identity, the c
 request id and arguments echoed. The SDK's whole path runs: binding and encoding the
 call, the outbox, the reply's decoding, the protocol's attribution, the cache, the
 ``ReducerEvent``, settling the future. The fake server's own work (decoding the call,
-encoding its reply) is measured separately on the same frames (best of three replays)
-and subtracted.
+encoding its reply) is measured separately on the same frames and subtracted.
 
 The same-run baseline is a minimal client doing a raw client's Python work per call:
 take a pre-encoded frame, write it, and when the reply arrives (also one loop turn
@@ -35,7 +34,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import statistics
 import struct
 import time
@@ -112,21 +110,13 @@ class FakeServer:
         return m.encode_server_frame(reply)
 
     def own_cost(self) -> float:
-        """CPU seconds the answers to the frames written since the last call took.
-
-        The best of three replays: a replay slowed by other work on the machine overstates
-        the fake server's cost, and so understates the SDK's (with one replay, some runs
-        printed a "best" of 7-9 us per pipelined call, about half their median).
-        """
+        """CPU seconds the answers to the frames written since the last call took."""
         written, self.written = self.written, []
         rows = self.rows
-        spent = math.inf
-        for _ in range(3):
-            self.rows = rows
-            start = time.process_time()
-            for data in written:
-                self.answer(data)
-            spent = min(spent, time.process_time() - start)
+        start = time.process_time()
+        for data in written:
+            self.answer(data)
+        spent = time.process_time() - start
         self.rows = rows
         return spent
 
