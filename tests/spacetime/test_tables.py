@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from inner_universe.errors import UsageError
+from inner_universe.errors import NoSuchNameError, UsageError
 from inner_universe.spacetime.cache import ClientCache
 from inner_universe.spacetime.schema import ModuleSchema
 from inner_universe.spacetime.tables import Tables
@@ -25,20 +25,29 @@ def on_change(ctx: Any, old: Any, new: Any) -> None:
     pass
 
 
-def test_watched_names_the_tables_with_a_row_callback_as_they_come_and_go() -> None:
-    tables = Tables(ClientCache(SCHEMA).tables)
-    assert tables.watched == set()
+def test_the_watched_set_names_the_tables_with_a_row_callback_as_they_come_and_go() -> None:
+    watched: set[str] = set()
+    tables = Tables(ClientCache(SCHEMA).tables, watched)
+    assert watched == set()
     tables.conversation.on_insert(on_row)
     tables.conversation.on_update(on_change)
     tables.agent.on_delete(on_row)
-    assert tables.watched == {"conversation", "agent"}
+    assert watched == {"conversation", "agent"}
     tables.conversation.remove_on_insert(on_row)
-    assert tables.watched == {"conversation", "agent"}  # its update callback is left
+    assert watched == {"conversation", "agent"}  # its update callback is left
     tables.conversation.remove_on_update(on_change)
-    assert tables.watched == {"agent"}
+    assert watched == {"agent"}
     with pytest.raises(UsageError):
         tables.agent.remove_on_insert(on_row)  # never registered: nothing changes
-    assert tables.watched == {"agent"}
+    assert watched == {"agent"}
     tables.agent.remove_on_delete(on_row)
-    assert tables.watched == set()
+    assert watched == set()
     assert not any(handle.has_callbacks() for handle in tables)
+
+
+def test_the_watched_set_is_no_attribute_that_could_hide_a_table() -> None:
+    """``conn.db.x`` is table ``x`` whatever its name: the set lives with the connection."""
+    tables = Tables(ClientCache(SCHEMA).tables, set())
+    for name in ("watched", "_watched"):
+        with pytest.raises(NoSuchNameError, match=f"no table named '{name}'"):
+            getattr(tables, name)

@@ -205,7 +205,8 @@ class DbConnection:
         self._settings = settings
         self._outbox = outbox
         self.cache = ClientCache(schema)
-        self.db = Tables(self.cache.tables)
+        self._watched_tables: set[str] = set()  # those with a row callback, kept by self.db
+        self.db = Tables(self.cache.tables, self._watched_tables)
         self.reducers = Reducers(schema, self._call_with_options)
         self._plans: dict[str, CallPlan] = {}  # reducer name -> its plan, made on first call
         # The first 16 bytes of every key this connection makes: its client id.
@@ -1068,7 +1069,7 @@ class DbConnection:
             and (on_reducer.get(reducer_event.reducer) or on_reducer.get(None))
         ):
             return True
-        watched = self.db.watched
+        watched = self._watched_tables
         return bool(watched) and not watched.isdisjoint(tables)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:

@@ -92,7 +92,7 @@ class TableHandle:
         self._on_insert: list[RowCallback] = []
         self._on_delete: list[RowCallback] = []
         self._on_update: list[UpdateCallback] = []
-        # Where this table's name is while it has a row callback (see Tables.watched).
+        # Where this table's name is while it has a row callback (see Tables).
         self._watched = watched if watched is not None else set()
 
     @property
@@ -185,11 +185,11 @@ def _remove(callbacks: list[Any], callback: Any, what: str) -> None:
 class Tables:
     """``conn.db``: attribute access to each table's :class:`TableHandle`."""
 
-    def __init__(self, tables: dict[str, TableCache]) -> None:
-        #: The names of the tables with a row callback, kept by their handles: the
-        #: connection asks for every transaction whether a changed table is among them.
-        self.watched: set[str] = set()
-        self._handles = {name: TableHandle(table, self.watched) for name, table in tables.items()}
+    def __init__(self, tables: dict[str, TableCache], watched: set[str] | None = None) -> None:
+        # ``watched`` (the connection's) is kept holding the names of the tables with a row
+        # callback, by their handles: the connection asks for every transaction whether a
+        # changed table is among them. Not an attribute here: it would hide a table so named.
+        self._handles = {name: TableHandle(table, watched) for name, table in tables.items()}
 
     def __getattr__(self, name: str) -> TableHandle:
         try:
