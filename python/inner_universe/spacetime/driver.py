@@ -36,7 +36,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
 from ..errors import (
@@ -205,7 +205,8 @@ class DbConnection:
         self._settings = settings
         self._outbox = outbox
         self.cache = ClientCache(schema)
-        self.db = Tables(self.cache.tables)
+        self._watched_tables: set[str] = set()  # those with a row callback, kept by self.db
+        self.db = Tables(self.cache.tables, self._watched_tables)
         self.reducers = Reducers(schema, self._call_with_options)
         self._plans: dict[str, CallPlan] = {}  # reducer name -> its plan, made on first call
         # The first 16 bytes of every key this connection makes: its client id.
@@ -1026,17 +1027,23 @@ class DbConnection:
         """Apply a transaction's changes (None: it failed) and run the callbacks.
 
         While resyncing, changes go to the fresh cache and the reconciliation shows them.
-        The context is built only when a callback will see it: most replies have none.
+        The diff and the context are built only when a callback may see them: most
+        replies have none (no callback for the reducer, the transaction, or a changed
+        table; the diff's tables are among the changed ones).
         """
         applied = False
         if changes is None:
             diff = TransactionDiff()
         elif self._staging is not None:
-            self._staging.apply(changes)
+            self._staging.apply_unseen(changes)
             diff = TransactionDiff()
+        elif not self._watched(changes, reducer_event):
+            self.cache.apply_unseen(changes)
+            self._sequence += 1
+            return
         else:
             diff, applied = self._applied(changes), True
-        if not self._watched(diff, reducer_event):
+        if not self._watched(diff.tables, reducer_event):
             return
         cause = reducer_event if reducer_event is not None else UnknownTransactionEvent()
         ctx = self._context(cause, diff)
@@ -1050,8 +1057,9 @@ class DbConnection:
                 for cb in list(callbacks):
                     run_callback(f"on_reducer({key})", cb, ctx, reducer_event)
 
-    def _watched(self, diff: TransactionDiff, reducer_event: ReducerEvent | None) -> bool:
-        """Whether any callback would see this transaction (none can register meanwhile)."""
+    def _watched(self, tables: Iterable[str], reducer_event: ReducerEvent | None) -> bool:
+        """Whether any callback would see a transaction changing ``tables`` (none can
+        register meanwhile)."""
         if self._on_transaction:
             return True
         on_reducer = self._on_reducer
@@ -1061,11 +1069,8 @@ class DbConnection:
             and (on_reducer.get(reducer_event.reducer) or on_reducer.get(None))
         ):
             return True
-        db = self.db
-        for name in diff.tables:  # noqa: SIM110 - no generator per reply: most change one table
-            if db[name].has_callbacks():
-                return True
-        return False
+        watched = self._watched_tables
+        return bool(watched) and not watched.isdisjoint(tables)
 
     def _reducer_result(self, session: _Session, result: p.ReducerResult) -> None:
         call = session.calls.pop(result.request_id, None)

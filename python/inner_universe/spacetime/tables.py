@@ -87,11 +87,13 @@ class TableHandle:
     Reads are safe from any thread.
     """
 
-    def __init__(self, cache: TableCache) -> None:
+    def __init__(self, cache: TableCache, watched: set[str] | None = None) -> None:
         self._cache = cache
         self._on_insert: list[RowCallback] = []
         self._on_delete: list[RowCallback] = []
         self._on_update: list[UpdateCallback] = []
+        # Where this table's name is while it has a row callback (see Tables).
+        self._watched = watched if watched is not None else set()
 
     @property
     def name(self) -> str:
@@ -118,30 +120,42 @@ class TableHandle:
 
     def on_insert(self, callback: RowCallback) -> RowCallback:
         self._on_insert.append(callback)
+        self._note_callbacks()
         return callback
 
     def on_delete(self, callback: RowCallback) -> RowCallback:
         self._on_delete.append(callback)
+        self._note_callbacks()
         return callback
 
     def on_update(self, callback: UpdateCallback) -> UpdateCallback:
         if self._cache.schema.primary_key is None:
             raise SchemaError(f"table {self.name} has no primary key, so it has no updates")
         self._on_update.append(callback)
+        self._note_callbacks()
         return callback
 
     def remove_on_insert(self, callback: RowCallback) -> None:
         _remove(self._on_insert, callback, f"{self.name}.on_insert")
+        self._note_callbacks()
 
     def remove_on_delete(self, callback: RowCallback) -> None:
         _remove(self._on_delete, callback, f"{self.name}.on_delete")
+        self._note_callbacks()
 
     def remove_on_update(self, callback: UpdateCallback) -> None:
         _remove(self._on_update, callback, f"{self.name}.on_update")
+        self._note_callbacks()
 
     def has_callbacks(self) -> bool:
         """Whether any row callback is registered on this table."""
         return bool(self._on_insert or self._on_delete or self._on_update)
+
+    def _note_callbacks(self) -> None:
+        if self.has_callbacks():
+            self._watched.add(self.name)
+        else:
+            self._watched.discard(self.name)
 
     def fire(self, ctx: EventContext, diff: TableDiff) -> None:
         """Run this table's callbacks for one applied change: deletes, updates, inserts."""
@@ -171,8 +185,11 @@ def _remove(callbacks: list[Any], callback: Any, what: str) -> None:
 class Tables:
     """``conn.db``: attribute access to each table's :class:`TableHandle`."""
 
-    def __init__(self, tables: dict[str, TableCache]) -> None:
-        self._handles = {name: TableHandle(table) for name, table in tables.items()}
+    def __init__(self, tables: dict[str, TableCache], watched: set[str] | None = None) -> None:
+        # ``watched`` (the connection's) is kept holding the names of the tables with a row
+        # callback, by their handles: the connection asks for every transaction whether a
+        # changed table is among them. Not an attribute here: it would hide a table so named.
+        self._handles = {name: TableHandle(table, watched) for name, table in tables.items()}
 
     def __getattr__(self, name: str) -> TableHandle:
         try:
