@@ -276,18 +276,31 @@ def _client_messages(writes: list[bytes]) -> list[bytes]:
     return [bytes(frame.data) for frame in server.events_received() if isinstance(frame, Frame)]
 
 
-async def test_a_burst_of_messages_in_one_turn_goes_out_in_two_writes() -> None:
+async def test_a_burst_of_messages_goes_out_in_two_writes() -> None:
     link, socket, _messages, _lost = _open_link()
     burst = [f"call {i}".encode() for i in range(50)]
     for data in burst:
         assert link.send_now(data)
-    assert len(socket.writes) == 1  # the turn's first message: at once
+    assert len(socket.writes) == 1  # the first message: at once
     assert _client_messages(socket.writes) == burst[:1]
     await asyncio.sleep(0)  # the turn ends
     assert len(socket.writes) == 2  # the other 49 together
     assert _client_messages(socket.writes) == burst
-    assert link.send_now(b"next turn")
-    assert len(socket.writes) == 3  # a new turn's first message: at once again
+
+
+async def test_a_message_after_a_reply_goes_out_at_once() -> None:
+    link, socket, messages, _lost = _open_link()
+    for i in range(3):  # the pace of sequential calls: a call, its reply, the next call
+        assert link.send_now(f"call {i}".encode())
+        assert len(socket.writes) == i + 1
+        link.data_received(_server_bytes(lambda server, i=i: server.send_binary(b"reply %d" % i)))
+    assert messages == [b"reply 0", b"reply 1", b"reply 2"]
+    # A message with nothing received since the one before waits for the turn's end only.
+    assert link.send_now(b"call 3") and link.send_now(b"call 4")
+    assert len(socket.writes) == 4
+    await asyncio.sleep(0)
+    assert len(socket.writes) == 5
+    assert _client_messages(socket.writes) == [b"call %d" % i for i in range(5)]
 
 
 async def test_a_burst_is_written_whenever_its_held_bytes_reach_the_limit() -> None:

@@ -67,8 +67,8 @@ SUBPROTOCOL = "v1.bsatn.spacetimedb"
 CompressionName = Literal["None", "Gzip", "Brotli"]
 #: The default cap on one incoming WebSocket message, as it arrives (compressed or not).
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
-#: Calls framed after the first in one loop turn are held and written together at the
-#: turn's end, or as soon as this many bytes are held (see ``send_now``).
+#: Messages sent in a row (a pipelined burst) are held and written together when the
+#: loop's turn ends, or as soon as this many bytes are held (see ``send_now``).
 HOLD_LIMIT = 64 * 1024
 #: What a token is replaced with in logs and recordings.
 REDACTED = "<redacted>"
@@ -200,7 +200,8 @@ class WebSocketTransport(asyncio.Protocol):
         self._early: list[bytes] = []  # messages that arrived before start()
         self._fragments: list[bytes] = []  # a fragmented message so far
         self._paused = False  # the socket's write buffer is above its high-water mark
-        self._held: int | None = None  # bytes held back this turn; None: nothing written yet
+        self._held: int | None = None  # bytes held until the turn ends; None: none held
+        self._answered = True  # something arrived since the last write (see send_now)
         self._drained: asyncio.Future[None] | None = None
         self._ping_payload: bytes | None = None  # the ping waiting for its pong
         self._ping_timer: asyncio.TimerHandle | None = None  # next ping, or the pong's deadline
@@ -299,10 +300,12 @@ class WebSocketTransport(asyncio.Protocol):
     def send_now(self, data: bytes) -> bool:
         """Write ``data`` in this loop turn unless :meth:`send` would have to wait or fail.
 
-        The turn's first message goes to the socket at once: a lone call waits for
-        nothing. Messages framed after it in the same turn (a burst of pipelined calls)
-        are held and written together when the turn ends, one system call for the
-        burst instead of one each, or as soon as :data:`HOLD_LIMIT` bytes are held.
+        A message goes to the socket at once when something has arrived since the last
+        write: the request and reply pace of sequential calls, where nothing should
+        wait. A message that follows another with nothing received between them, as
+        the calls of a pipelined burst do, is held with those after it until the loop's
+        turn ends (or :data:`HOLD_LIMIT` bytes are held), and they go out in one system
+        call instead of one each.
         It declines (False) while the connection is not open (send() then raises the
         closing error) and while the write buffer is above its high-water mark (send()
         then waits for it to drain).
@@ -311,9 +314,11 @@ class WebSocketTransport(asyncio.Protocol):
             return False
         self._ws.send_binary(data)
         held = self._held
-        if held is None:  # the turn's first write
+        if self._answered:
+            self._answered = False
             self._write_pending()
-            self._held = 0
+        elif held is None:
+            self._held = len(data)
             self._loop.call_soon(self._release)
         elif held + len(data) < HOLD_LIMIT:
             self._held = held + len(data)
@@ -344,6 +349,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._socket = transport
 
     def data_received(self, data: bytes) -> None:
+        self._answered = True
         self._ws.receive_data(data)
         self._process()
 
@@ -424,7 +430,7 @@ class WebSocketTransport(asyncio.Protocol):
             self._on_message(data)
 
     def _release(self) -> None:
-        """The turn is over: write what ``send_now`` held back."""
+        """The turn is over: write what ``send_now`` held."""
         self._held = None
         if not self._lost.done():
             self._write_pending()
