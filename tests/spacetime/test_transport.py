@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
@@ -18,7 +19,12 @@ from websockets.uri import parse_uri
 from inner_universe.errors import ConnectionClosedError, MessageTooLargeError, UsageError
 from inner_universe.spacetime import messages as m
 from inner_universe.spacetime.connection import ConnectionBuilder, connect
-from inner_universe.spacetime.transport import REDACTED, WebSocketTransport, redact_tokens
+from inner_universe.spacetime.transport import (
+    HOLD_LIMIT,
+    REDACTED,
+    WebSocketTransport,
+    redact_tokens,
+)
 from inner_universe.spacetime.types import ConnectionId, Identity
 from tests.conftest import PublishedDatabase
 
@@ -260,3 +266,68 @@ async def test_a_text_frame_ends_the_link_with_a_typed_error() -> None:
     assert isinstance(lost[0], ConnectionClosedError)
     assert "text frame" in str(lost[0])
     assert not link.send_now(b"after")
+
+
+def _client_messages(writes: list[bytes]) -> list[bytes]:
+    """What a server reads from the client's writes (their frames unmasked, in order)."""
+    server = ServerProtocol(state=State.OPEN)
+    for data in writes:
+        server.receive_data(data)
+    return [bytes(frame.data) for frame in server.events_received() if isinstance(frame, Frame)]
+
+
+async def test_a_burst_of_messages_goes_out_in_two_writes() -> None:
+    link, socket, _messages, _lost = _open_link()
+    burst = [f"call {i}".encode() for i in range(50)]
+    for data in burst:
+        assert link.send_now(data)
+    assert len(socket.writes) == 1  # the first message: at once
+    assert _client_messages(socket.writes) == burst[:1]
+    await asyncio.sleep(0)  # the turn ends
+    assert len(socket.writes) == 2  # the other 49 together
+    assert _client_messages(socket.writes) == burst
+
+
+async def test_a_message_after_a_reply_goes_out_at_once() -> None:
+    link, socket, messages, _lost = _open_link()
+    for i in range(3):  # the pace of sequential calls: a call, its reply, the next call
+        assert link.send_now(f"call {i}".encode())
+        assert len(socket.writes) == i + 1
+        link.data_received(_server_bytes(lambda server, i=i: server.send_binary(b"reply %d" % i)))
+    assert messages == [b"reply 0", b"reply 1", b"reply 2"]
+    # A message with nothing received since the one before waits for the turn's end only.
+    assert link.send_now(b"call 3") and link.send_now(b"call 4")
+    assert len(socket.writes) == 4
+    await asyncio.sleep(0)
+    assert len(socket.writes) == 5
+    assert _client_messages(socket.writes) == [b"call %d" % i for i in range(5)]
+
+
+async def test_a_burst_is_written_whenever_its_held_bytes_reach_the_limit() -> None:
+    link, socket, _messages, _lost = _open_link()
+    big = bytes(HOLD_LIMIT // 4)
+    burst = [big] * 10
+    for data in burst:
+        assert link.send_now(data)
+    assert len(socket.writes) == 3  # the first at once, then each time 64 KiB were held
+    await asyncio.sleep(0)
+    assert len(socket.writes) == 4
+    assert _client_messages(socket.writes) == burst
+
+
+async def test_held_messages_go_out_ahead_of_a_pong_in_one_write() -> None:
+    link, socket, _messages, _lost = _open_link()
+    for data in (b"one", b"two", b"three"):
+        assert link.send_now(data)
+    link.data_received(_server_bytes(lambda server: server.send_ping(b"are you there")))
+    assert len(socket.writes) == 2  # "one" at once; then "two", "three" and the pong
+    server = ServerProtocol(state=State.OPEN)
+    server.receive_data(socket.writes[1])
+    frames = [frame for frame in server.events_received() if isinstance(frame, Frame)]
+    assert [(frame.opcode, bytes(frame.data)) for frame in frames] == [
+        (Opcode.BINARY, b"two"),
+        (Opcode.BINARY, b"three"),
+        (Opcode.PONG, b"are you there"),
+    ]
+    await asyncio.sleep(0)
+    assert len(socket.writes) == 2  # the turn's end found nothing left to write

@@ -49,6 +49,7 @@ from . import messages as m
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "HOLD_LIMIT",
     "REDACTED",
     "SUBPROTOCOL",
     "CompressionName",
@@ -66,6 +67,9 @@ SUBPROTOCOL = "v1.bsatn.spacetimedb"
 CompressionName = Literal["None", "Gzip", "Brotli"]
 #: The default cap on one incoming WebSocket message, as it arrives (compressed or not).
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+#: Messages sent in a row (a pipelined burst) are held and written together when the
+#: loop's turn ends, or as soon as this many bytes are held (see ``send_now``).
+HOLD_LIMIT = 64 * 1024
 #: What a token is replaced with in logs and recordings.
 REDACTED = "<redacted>"
 
@@ -159,8 +163,8 @@ class WebSocketTransport(asyncio.Protocol):
     the handshake's HTTP and the closing handshake; this class does the I/O it leaves
     to its user: the socket (ws:// or wss://), the opening and closing timeouts,
     keepalive pings, flow control. Each message reaches the driver in the turn its
-    bytes arrive, and each write goes to the socket in the caller's turn: no task,
-    queue, future or lock per message.
+    bytes arrive, and each message sent goes to the socket in the sender's turn (a
+    burst's together, as the turn ends): no task, queue, future or lock per message.
 
     Args:
         record_to: if given, every message received is also appended to files in
@@ -196,6 +200,8 @@ class WebSocketTransport(asyncio.Protocol):
         self._early: list[bytes] = []  # messages that arrived before start()
         self._fragments: list[bytes] = []  # a fragmented message so far
         self._paused = False  # the socket's write buffer is above its high-water mark
+        self._held: int | None = None  # bytes held until the turn ends; None: none held
+        self._answered = True  # something arrived since the last write (see send_now)
         self._drained: asyncio.Future[None] | None = None
         self._ping_payload: bytes | None = None  # the ping waiting for its pong
         self._ping_timer: asyncio.TimerHandle | None = None  # next ping, or the pong's deadline
@@ -292,8 +298,14 @@ class WebSocketTransport(asyncio.Protocol):
             raise self._error or ConnectionClosedError("connection closed: the link is closing")
 
     def send_now(self, data: bytes) -> bool:
-        """Write ``data`` now unless :meth:`send` would have to wait or fail.
+        """Write ``data`` in this loop turn unless :meth:`send` would have to wait or fail.
 
+        A message goes to the socket at once when something has arrived since the last
+        write: the request and reply pace of sequential calls, where nothing should
+        wait. A message that follows another with nothing received between them, as
+        the calls of a pipelined burst do, is held with those after it until the loop's
+        turn ends (or :data:`HOLD_LIMIT` bytes are held), and they go out in one system
+        call instead of one each.
         It declines (False) while the connection is not open (send() then raises the
         closing error) and while the write buffer is above its high-water mark (send()
         then waits for it to drain).
@@ -301,7 +313,18 @@ class WebSocketTransport(asyncio.Protocol):
         if self._paused or self._ws.state is not State.OPEN:
             return False
         self._ws.send_binary(data)
-        self._write_pending()
+        held = self._held
+        if self._answered:
+            self._answered = False
+            self._write_pending()
+        elif held is None:
+            self._held = len(data)
+            self._loop.call_soon(self._release)
+        elif held + len(data) < HOLD_LIMIT:
+            self._held = held + len(data)
+        else:
+            self._write_pending()
+            self._held = 0
         return True
 
     async def close(self) -> None:
@@ -326,6 +349,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._socket = transport
 
     def data_received(self, data: bytes) -> None:
+        self._answered = True
         self._ws.receive_data(data)
         self._process()
 
@@ -405,10 +429,21 @@ class WebSocketTransport(asyncio.Protocol):
         else:
             self._on_message(data)
 
+    def _release(self) -> None:
+        """The turn is over: write what ``send_now`` held."""
+        self._held = None
+        if not self._lost.done():
+            self._write_pending()
+
     def _write_pending(self) -> None:
+        """Hand websockets' framed output to the socket, several frames in one write."""
         socket = self._socket
         assert socket is not None
-        for data in self._ws.data_to_send():
+        pending = self._ws.data_to_send()
+        if len(pending) > 1 and all(pending):
+            socket.write(b"".join(pending))
+            return
+        for data in pending:
             if data:
                 socket.write(data)
             elif socket.can_write_eof():  # websockets' SEND_EOF: half-close
