@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import stat
@@ -10,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
@@ -331,3 +334,108 @@ async def test_held_messages_go_out_ahead_of_a_pong_in_one_write() -> None:
     ]
     await asyncio.sleep(0)
     assert len(socket.writes) == 2  # the turn's end found nothing left to write
+
+
+# --------------------------------------------------------------------------- unit, frame cutting
+
+# What a server may send: whole binary messages (every length class of the frame
+# header), fragmented ones, and pings, in any order; the stream is then cut anywhere.
+_messages = st.binary(max_size=70_000) | st.sampled_from(
+    [b"", bytes(125), bytes(126), bytes(65_536)]
+)
+_cuts = st.lists(st.floats(min_value=0, max_value=1), max_size=20)
+_actions = st.lists(
+    st.tuples(st.sampled_from(["whole", "fragments", "ping"]), _messages), max_size=12
+)
+
+
+def _serve(actions: list[tuple[str, bytes]], server: ServerProtocol) -> list[bytes]:
+    """Frame ``actions`` as a server would; returns the messages a client must get."""
+    expected = []
+    for kind, data in actions:
+        if kind == "ping":
+            server.send_ping(data[:125])
+        elif kind == "fragments":
+            third = len(data) // 3
+            server.send_binary(data[:third], fin=False)
+            server.send_ping(b"between")
+            server.send_continuation(data[third : 2 * third], fin=False)
+            server.send_continuation(data[2 * third :], fin=True)
+            expected.append(data)
+        else:
+            server.send_binary(data)
+            expected.append(data)
+    return expected
+
+
+def _cut(data: bytes, cuts: list[float]) -> list[bytes]:
+    """``data`` in pieces, cut at these fractions of its length."""
+    points = sorted({int(c * len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_actions, _cuts)
+def test_frames_cut_anywhere_arrive_as_websockets_would_deliver_them(
+    actions: list[tuple[str, bytes]], cuts: list[float]
+) -> None:
+    async def run() -> None:
+        link, socket, messages, lost = _open_link()
+        server = ServerProtocol(state=State.OPEN)
+        expected = _serve(actions, server)
+        for piece in _cut(b"".join(server.data_to_send()), cuts):
+            link.data_received(piece)
+        assert messages == expected
+        assert lost == []
+        pings = [a[1][:125] for a in actions if a[0] == "ping"]
+        pings += [b"between" for a in actions if a[0] == "fragments"]
+        server.receive_data(b"".join(socket.writes))
+        pongs = [bytes(f.data) for f in server.events_received() if isinstance(f, Frame)]
+        assert sorted(pongs) == sorted(pings)  # each ping answered
+
+    asyncio.run(run())
+
+
+@settings(max_examples=30, deadline=None)
+@given(_actions, _cuts)
+def test_frames_right_after_the_handshake_response_are_not_lost(
+    actions: list[tuple[str, bytes]], cuts: list[float]
+) -> None:
+    async def run() -> None:
+        ws = ClientProtocol(parse_uri("ws://127.0.0.1:1/"))
+        link = WebSocketTransport(ws)
+        socket = _RecordingSocket()
+        link.connection_made(socket)
+        ws.send_request(ws.connect())
+        server = ServerProtocol()
+        for data in ws.data_to_send():
+            server.receive_data(data)
+        [request] = server.events_received()
+        server.send_response(server.accept(request))
+        expected = _serve(actions, server)
+        for piece in _cut(b"".join(server.data_to_send()), cuts):
+            link.data_received(piece)
+        await asyncio.wait_for(link._handshake, 1)
+        messages: list[bytes] = []
+        link.start(messages.append, lambda error: None)
+        assert messages == expected
+
+    asyncio.run(run())
+
+
+def test_a_masked_frame_from_the_server_ends_the_link() -> None:
+    async def run() -> None:
+        link, socket, messages, lost = _open_link()
+        client = ClientProtocol(parse_uri("ws://127.0.0.1:1/"), state=State.OPEN)
+        client.send_binary(b"masked, as only a client may send")
+        link.data_received(b"".join(client.data_to_send()))
+        assert messages == []
+        server = ServerProtocol(state=State.OPEN)  # websockets failed the link: it says why
+        server.receive_data(b"".join(socket.writes))
+        [close] = [f for f in server.events_received() if isinstance(f, Frame)]
+        assert close.opcode is Opcode.CLOSE
+        assert int.from_bytes(close.data[:2]) == CloseCode.PROTOCOL_ERROR
+        link.connection_lost(None)
+        assert len(lost) == 1 and isinstance(lost[0], ConnectionClosedError)
+
+    asyncio.run(run())

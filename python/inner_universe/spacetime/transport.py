@@ -67,6 +67,10 @@ SUBPROTOCOL = "v1.bsatn.spacetimedb"
 CompressionName = Literal["None", "Gzip", "Brotli"]
 #: The default cap on one incoming WebSocket message, as it arrives (compressed or not).
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+#: The first byte of an unfragmented binary frame: FIN, no reserved bits, opcode 2.
+_WHOLE_BINARY = 0x82
+#: The longest handshake response head read before handing it to websockets as it is.
+_MAX_RESPONSE_HEAD = 64 * 1024
 #: Messages sent in a row (a pipelined burst) are held and written together when the
 #: loop's turn ends, or as soon as this many bytes are held (see ``send_now``).
 HOLD_LIMIT = 64 * 1024
@@ -199,6 +203,12 @@ class WebSocketTransport(asyncio.Protocol):
         self._on_lost: LostHandler | None = None
         self._early: list[bytes] = []  # messages that arrived before start()
         self._fragments: list[bytes] = []  # a fragmented message so far
+        # Past the handshake, whole frames are cut from the stream here (see _take_frames);
+        # a protocol built already open (no handshake to read) starts that way.
+        self._framing = ws.state is State.OPEN
+        self._head = b""  # the handshake's response so far, until its end is found
+        self._partial = bytearray()  # the start of a frame whose end has not arrived yet
+        self._needed = 0  # the bytes that frame needs in all (0: its header is not whole)
         self._paused = False  # the socket's write buffer is above its high-water mark
         self._held: int | None = None  # bytes held until the turn ends; None: none held
         self._answered = True  # something arrived since the last write (see send_now)
@@ -350,8 +360,13 @@ class WebSocketTransport(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._answered = True
-        self._ws.receive_data(data)
-        self._process()
+        if self._framing:
+            self._take_frames(data)
+        elif not self._handshake.done() and self._failure is None:
+            self._take_response(data)
+        else:
+            self._ws.receive_data(data)
+            self._process()
 
     def eof_received(self) -> None:
         self._ws.receive_eof()
@@ -399,6 +414,81 @@ class WebSocketTransport(asyncio.Protocol):
                     self._handshake.set_exception(failure)
         if self._ws.close_expected() and self._close_timer is None:
             self._close_timer = self._loop.call_later(self._close_timeout, self._abort)
+
+    def _take_response(self, data: bytes) -> None:
+        """Give websockets the handshake's response and nothing past it.
+
+        What follows the response's blank line is the first frames; once the handshake
+        has succeeded they go to :meth:`_take_frames`, so websockets' parser is always
+        at a frame boundary when it is handed a frame. A refusal (its body) or a head
+        longer than websockets accepts goes to websockets whole, which reports it.
+        """
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0 and len(head) <= _MAX_RESPONSE_HEAD:
+            self._head = head
+            return
+        self._head = b""
+        cut = end + 4 if end >= 0 else len(head)
+        self._ws.receive_data(head[:cut])
+        self._process()
+        rest = head[cut:]
+        if self._handshake.done() and self._ws.state is State.OPEN:
+            self._framing = True
+            if rest:
+                self._take_frames(rest)
+        elif rest:
+            self._ws.receive_data(rest)
+            self._process()
+
+    def _take_frames(self, data: bytes) -> None:
+        """Cut whole frames from the stream; a whole binary message goes straight to the driver.
+
+        The common frame, an unfragmented binary message within the size limit, is
+        read here in a few operations (websockets' parser costs several microseconds a
+        frame). Every other frame, once whole, goes to websockets, which applies the
+        protocol's rules to it: pings and pongs, the closing handshake, fragments, text,
+        reserved bits. A masked frame or one over the limit hands websockets the rest of
+        the stream, and it fails the link as it should.
+        """
+        partial = self._partial
+        if partial:  # a large message arrives in many reads: gather, join once
+            partial += data
+            if len(partial) < self._needed:
+                return
+            buf, self._partial = bytes(partial), bytearray()
+        else:
+            buf = data
+        pos, end, needed = 0, len(buf), 0
+        while end - pos >= 2:
+            first, second = buf[pos], buf[pos + 1]
+            size, start = second & 0x7F, pos + 2
+            if size == 126:
+                if end - pos < 4:
+                    break
+                size, start = int.from_bytes(buf[pos + 2 : pos + 4]), pos + 4
+            elif size == 127:
+                if end - pos < 10:
+                    break
+                size, start = int.from_bytes(buf[pos + 2 : pos + 10]), pos + 10
+            if second & 0x80 or size > self._max_frame_size:
+                self._framing = False
+                self._ws.receive_data(buf[pos:])
+                self._process()
+                return
+            stop = start + size
+            if stop > end:
+                needed = stop - pos
+                break
+            if first == _WHOLE_BINARY and not self._fragments and self._ws.state is State.OPEN:
+                if self._failure is None:
+                    self._deliver(buf[start:stop])
+            else:
+                self._ws.receive_data(buf[pos:stop])
+                self._process()
+            pos = stop
+        if pos < end:
+            self._partial, self._needed = bytearray(memoryview(buf)[pos:]), needed
 
     def _frame(self, frame: Frame) -> None:
         if self._failure is not None:
