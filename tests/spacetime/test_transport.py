@@ -439,3 +439,27 @@ def test_a_masked_frame_from_the_server_ends_the_link() -> None:
         assert len(lost) == 1 and isinstance(lost[0], ConnectionClosedError)
 
     asyncio.run(run())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_messages, min_size=1, max_size=8))
+def test_messages_sent_are_frames_a_server_reads_back(burst: list[bytes]) -> None:
+    async def run() -> None:
+        link, socket, _messages, _lost = _open_link()
+        for data in burst:
+            assert link.send_now(data)
+        await asyncio.sleep(0)
+        assert _client_messages(socket.writes) == burst  # masked, as a server requires
+
+    asyncio.run(run())
+
+
+async def test_each_frame_sent_has_a_mask_of_its_own() -> None:
+    link, socket, _messages, _lost = _open_link()
+    for _ in range(2000):  # past one draw of random bytes for the masks
+        assert link.send_now(b"\0\0\0\0")
+    await asyncio.sleep(0)
+    data = b"".join(socket.writes)
+    masks = {data[i + 2 : i + 6] for i in range(0, len(data), 10)}  # 2 + 4 + 4 bytes a frame
+    assert len(masks) > 1900  # random 32-bit masks: a few repeats at most
+    assert _client_messages(socket.writes) == [b"\0\0\0\0"] * 2000
