@@ -1,7 +1,7 @@
 """Transports move whole binary messages between the protocol and a server; nothing more.
 
 :class:`WebSocketTransport` speaks to a real server with ``websockets``' sans-I/O
-protocol, reading the common frame (a whole binary message) itself. SpacetimeDB
+protocol, writing and reading the common frame (a whole binary message) itself. SpacetimeDB
 sends a large subscription as one message, so the cap on an incoming message is
 generous (:data:`DEFAULT_MAX_FRAME_SIZE`, 64 MiB, set with
 ``ConnectionBuilder.with_limits``); a larger one closes the connection with
