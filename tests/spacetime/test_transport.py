@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -217,6 +218,9 @@ class _RecordingSocket(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def can_write_eof(self) -> bool:
+        return False
 
     def close(self) -> None:
         self.closed = True
@@ -463,3 +467,25 @@ async def test_each_frame_sent_has_a_mask_of_its_own() -> None:
     masks = {data[i + 2 : i + 6] for i in range(0, len(data), 10)}  # 2 + 4 + 4 bytes a frame
     assert len(masks) > 1900  # random 32-bit masks: a few repeats at most
     assert _client_messages(socket.writes) == [b"\0\0\0\0"] * 2000
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_a_refusal_whose_body_arrives_apart_is_read_whole(split: bool) -> None:
+    ws = ClientProtocol(parse_uri("ws://127.0.0.1:1/"))
+    link = WebSocketTransport(ws)
+    link.connection_made(_RecordingSocket())
+    ws.send_request(ws.connect())
+    server = ServerProtocol()
+    for data in ws.data_to_send():
+        server.receive_data(data)
+    server.events_received()
+    server.send_response(server.reject(404, "no such database"))
+    response = b"".join(server.data_to_send())
+    head_end = response.index(b"\r\n\r\n") + 4
+    pieces = [response[:head_end], response[head_end:]] if split else [response]
+    for piece in pieces:
+        link.data_received(piece)
+    with pytest.raises(InvalidStatus) as refused:
+        await asyncio.wait_for(link._handshake, 1)
+    assert refused.value.response.status_code == 404
+    assert bytes(refused.value.response.body or b"") == b"no such database"

@@ -217,7 +217,8 @@ class WebSocketTransport(asyncio.Protocol):
         # Past the handshake, whole frames are cut from the stream here (see _take_frames);
         # a protocol built already open (no handshake to read) starts that way.
         self._framing = ws.state is State.OPEN
-        self._head = b""  # the handshake's response so far, until its end is found
+        # The handshake response's head so far; None once websockets has it (or no handshake).
+        self._head: bytes | None = None if self._framing else b""
         self._partial = bytearray()  # the start of a frame whose end has not arrived yet
         self._needed = 0  # the bytes that frame needs in all (0: its header is not whole)
         self._paused = False  # the socket's write buffer is above its high-water mark
@@ -405,7 +406,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._answered = True
         if self._framing:
             self._take_frames(data)
-        elif not self._handshake.done() and self._failure is None:
+        elif self._head is not None:
             self._take_response(data)
         else:
             self._ws.receive_data(data)
@@ -466,12 +467,13 @@ class WebSocketTransport(asyncio.Protocol):
         at a frame boundary when it is handed a frame. A refusal (its body) or a head
         longer than websockets accepts goes to websockets whole, which reports it.
         """
+        assert self._head is not None
         head = self._head + data
         end = head.find(b"\r\n\r\n")
         if end < 0 and len(head) <= _MAX_RESPONSE_HEAD:
             self._head = head
             return
-        self._head = b""
+        self._head = None  # from here on, websockets or _take_frames reads what comes
         cut = end + 4 if end >= 0 else len(head)
         self._ws.receive_data(head[:cut])
         self._process()
