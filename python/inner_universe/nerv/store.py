@@ -567,29 +567,19 @@ class StoreReplica:
     def _event_runs(
         stored_events: Sequence[StoredEvent],
     ) -> list[tuple[str, int, list[str], list[bytes]]]:
-        """The ``append_runs`` reducer's NewRun tuples: each is consecutive events of the
-        batch from one originator with consecutive versions (a save of one aggregate is
-        one run), its originator id made text once.
-
-        Ids are compared by identity first, as in :meth:`_rows`.
-        """
-        texts: dict[UUID | str, str] = {}
+        """The ``append_runs`` reducer's NewRun tuples: :meth:`_rows` grouped into runs of
+        consecutive versions of one originator (a save of one aggregate is one run)."""
         runs: list[tuple[str, int, list[str], list[bytes]]] = []
         topics: list[str] = []
         states: list[bytes] = []
-        last: UUID | str | None = None
-        text = ""
+        last = ""
         expected: int | None = None  # the version that would continue the current run
-        for e in stored_events:
-            oid, version = e.originator_id, e.originator_version
-            if (oid is last or oid == last) and version == expected:
-                topics.append(e.topic)
-                states.append(e.state)
+        for text, version, topic, state in StoreReplica._rows(stored_events):
+            if text == last and version == expected:
+                topics.append(topic)
+                states.append(state)
             else:
-                if oid is not last:
-                    text = texts.get(oid) or texts.setdefault(oid, str(oid))
-                    last = oid
-                topics, states = [e.topic], [e.state]
+                topics, states, last = [topic], [state], text
                 runs.append((text, version, topics, states))
             expected = version + 1 if isinstance(version, int) else None
         return runs

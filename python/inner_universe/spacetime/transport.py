@@ -525,9 +525,9 @@ class WebSocketTransport(asyncio.Protocol):
             if stop > end:
                 needed = stop - pos
                 break
+            # (Once this side fails the link, websockets is no longer OPEN: nothing is delivered.)
             if first == _WHOLE_BINARY and not self._fragments and self._ws.state is State.OPEN:
-                if self._failure is None:
-                    self._deliver(buf[start:stop])
+                self._deliver(buf[start:stop])
             else:
                 self._ws.receive_data(buf[pos:stop])
                 self._process()
